@@ -1,0 +1,200 @@
+//! Who is asking, and the kernel's own permission rule for IPC objects.
+//!
+//! The rule is ipc/util.c: `ipcperms` for reading and writing, and
+//! `ipcctl_obtain_check` for IPC_SET and IPC_RMID. FUSE's default_permissions
+//! is not this rule (it knows nothing of the creator's uid and gid or of
+//! CAP_IPC_OWNER), so ipcfs applies it itself.
+
+use std::sync::OnceLock;
+
+use super::error::{Error, Result};
+use crate::ipc::IpcPerm;
+use crate::ipc::creds::Identity;
+
+const CAP_IPC_OWNER: u32 = 15;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// The process behind a request, as FUSE names it (fsuid, fsgid, thread id).
+#[derive(Debug)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+    pub pid: u32,
+    status: OnceLock<ProcStatus>,
+}
+
+/// What /proc/<pid>/status adds to a request: supplementary groups and
+/// effective capabilities. Read only when a decision needs it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProcStatus {
+    pub groups: Vec<u32>,
+    pub cap_eff: u64,
+}
+
+/// The access a caller asks for, as the `rwx` bits of one class (4, 2, 1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Want(pub u32);
+
+impl Want {
+    pub const READ: Want = Want(4);
+    pub const WRITE: Want = Want(2);
+    pub const READ_WRITE: Want = Want(6);
+
+    /// From open(2) flags.
+    pub fn from_open_flags(flags: i32) -> Want {
+        match flags & libc::O_ACCMODE {
+            libc::O_WRONLY => Want::WRITE,
+            libc::O_RDWR => Want::READ_WRITE,
+            _ => Want::READ,
+        }
+    }
+
+    /// From access(2)'s mask (R_OK, W_OK, X_OK have the same values).
+    pub fn from_access_mask(mask: i32) -> Want {
+        Want((mask & 0o7) as u32)
+    }
+
+    pub fn includes_write(self) -> bool {
+        self.0 & 2 != 0
+    }
+}
+
+impl Caller {
+    pub fn new(uid: u32, gid: u32, pid: u32) -> Caller {
+        Caller { uid, gid, pid, status: OnceLock::new() }
+    }
+
+    /// A caller whose /proc entry is already known (tests, and the daemon itself).
+    pub fn with_status(uid: u32, gid: u32, status: ProcStatus) -> Caller {
+        let caller = Caller::new(uid, gid, 0);
+        let _ = caller.status.set(status);
+        caller
+    }
+
+    fn status(&self) -> &ProcStatus {
+        self.status.get_or_init(|| {
+            let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid));
+            match text {
+                Ok(text) if self.pid != 0 => parse_status(&text),
+                // The process is gone or invisible: fall back to what the request says.
+                _ => ProcStatus {
+                    groups: Vec::new(),
+                    cap_eff: if self.uid == 0 { u64::MAX } else { 0 },
+                },
+            }
+        })
+    }
+
+    pub fn in_group(&self, gid: u32) -> bool {
+        gid == self.gid || self.status().groups.contains(&gid)
+    }
+
+    fn has_cap(&self, cap: u32) -> bool {
+        self.status().cap_eff & (1 << cap) != 0
+    }
+
+    /// The ids to act as when creating an object on the caller's behalf.
+    pub fn identity(&self) -> Identity {
+        Identity { uid: self.uid, gid: self.gid, groups: self.status().groups.clone() }
+    }
+}
+
+/// `ipcperms`: may the caller read and/or write the object?
+pub fn check_access(perm: &IpcPerm, caller: &Caller, want: Want) -> Result<()> {
+    let requested = want.0;
+    let granted = if caller.uid == perm.uid || caller.uid == perm.cuid {
+        perm.mode >> 6
+    } else if caller.in_group(perm.cgid) || caller.in_group(perm.gid) {
+        perm.mode >> 3
+    } else {
+        perm.mode
+    };
+    if requested & !granted & 0o7 == 0 || caller.has_cap(CAP_IPC_OWNER) {
+        Ok(())
+    } else {
+        Err(Error::AccessDenied)
+    }
+}
+
+/// `ipcctl_obtain_check`: may the caller change or remove the object?
+pub fn check_owner(perm: &IpcPerm, caller: &Caller) -> Result<()> {
+    if caller.uid == perm.uid || caller.uid == perm.cuid || caller.has_cap(CAP_SYS_ADMIN) {
+        Ok(())
+    } else {
+        Err(Error::NotPermitted)
+    }
+}
+
+/// Parses the `Groups:` and `CapEff:` lines of /proc/<pid>/status.
+pub fn parse_status(text: &str) -> ProcStatus {
+    let mut status = ProcStatus::default();
+    for line in text.lines() {
+        if let Some(groups) = line.strip_prefix("Groups:") {
+            status.groups = groups.split_whitespace().filter_map(|g| g.parse().ok()).collect();
+        } else if let Some(caps) = line.strip_prefix("CapEff:") {
+            status.cap_eff = u64::from_str_radix(caps.trim(), 16).unwrap_or(0);
+        }
+    }
+    status
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipc::Key;
+
+    fn perm(uid: u32, gid: u32, cuid: u32, cgid: u32, mode: u32) -> IpcPerm {
+        IpcPerm { key: Key(1), uid, gid, cuid, cgid, mode }
+    }
+
+    fn user(uid: u32, gid: u32, groups: &[u32]) -> Caller {
+        Caller::with_status(uid, gid, ProcStatus { groups: groups.to_vec(), cap_eff: 0 })
+    }
+
+    #[test]
+    fn owner_group_and_other_bits() {
+        let p = perm(1000, 100, 2000, 200, 0o640);
+        assert!(check_access(&p, &user(1000, 5, &[]), Want::READ_WRITE).is_ok());
+        assert!(check_access(&p, &user(2000, 5, &[]), Want::WRITE).is_ok(), "creator counts as owner");
+        assert!(check_access(&p, &user(3000, 100, &[]), Want::READ).is_ok());
+        assert_eq!(check_access(&p, &user(3000, 100, &[]), Want::WRITE), Err(Error::AccessDenied));
+        assert!(check_access(&p, &user(3000, 7, &[200]), Want::READ).is_ok(), "creator's group, supplementary");
+        assert_eq!(check_access(&p, &user(3000, 7, &[8]), Want::READ), Err(Error::AccessDenied));
+    }
+
+    #[test]
+    fn owner_class_is_not_widened_by_other_bits() {
+        // Like files: an owner with no owner bits is refused even if others may.
+        let p = perm(1000, 100, 1000, 100, 0o066);
+        assert_eq!(check_access(&p, &user(1000, 100, &[]), Want::READ), Err(Error::AccessDenied));
+        assert!(check_access(&p, &user(5, 5, &[]), Want::READ).is_ok());
+    }
+
+    #[test]
+    fn cap_ipc_owner_bypasses_the_mode_and_cap_sys_admin_the_owner_check() {
+        let p = perm(1000, 100, 1000, 100, 0o000);
+        let owner_cap = Caller::with_status(0, 0, ProcStatus { groups: vec![], cap_eff: 1 << CAP_IPC_OWNER });
+        assert!(check_access(&p, &owner_cap, Want::READ_WRITE).is_ok());
+        assert_eq!(check_owner(&p, &owner_cap), Err(Error::NotPermitted));
+        let admin = Caller::with_status(0, 0, ProcStatus { groups: vec![], cap_eff: 1 << CAP_SYS_ADMIN });
+        assert!(check_owner(&p, &admin).is_ok());
+        assert_eq!(check_access(&p, &admin, Want::READ), Err(Error::AccessDenied));
+    }
+
+    #[test]
+    fn owner_check_takes_uid_or_cuid() {
+        let p = perm(1000, 100, 2000, 200, 0o000);
+        assert!(check_owner(&p, &user(1000, 1, &[])).is_ok());
+        assert!(check_owner(&p, &user(2000, 1, &[])).is_ok());
+        assert_eq!(check_owner(&p, &user(3000, 100, &[100, 200])), Err(Error::NotPermitted));
+    }
+
+    #[test]
+    fn parses_proc_status() {
+        let text = "Name:\tcat\nUid:\t0\t0\t0\t0\nGroups:\t4 24 27 \nCapEff:\t000001ffffffffff\n";
+        let s = parse_status(text);
+        assert_eq!(s.groups, vec![4, 24, 27]);
+        assert_eq!(s.cap_eff, 0x1ff_ffff_ffff);
+        assert_eq!(parse_status("Groups:\n").groups, Vec::<u32>::new());
+    }
+}

@@ -1,0 +1,110 @@
+//! What can go wrong in the filesystem model, and the errno each becomes.
+//!
+//! The match in [`Error::errno`] has no catch-all arm on purpose: a new variant
+//! must decide its errno.
+
+use crate::ipc::Errno;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("no such file or IPC object")]
+    NotFound,
+    #[error("an object with that key already exists")]
+    Exists,
+    #[error("the object's mode does not grant this access")]
+    AccessDenied,
+    #[error("only the owner, the creator or a privileged user may do this")]
+    NotPermitted,
+    #[error("write at or past the end of a fixed-size segment")]
+    NoSpace,
+    #[error("invalid argument")]
+    Invalid,
+    #[error("a segment's size is fixed")]
+    TooBig,
+    #[error("no such extended attribute")]
+    NoAttribute,
+    #[error("buffer too small for the attribute")]
+    Range,
+    #[error("operation not supported here")]
+    NotSupported,
+    #[error("is a directory")]
+    IsDirectory,
+    #[error("not a directory")]
+    NotDirectory,
+    #[error("unknown or unsuitable file handle")]
+    BadHandle,
+    #[error("name too long")]
+    NameTooLong,
+    #[error("the kernel refused: {0}")]
+    Kernel(Errno),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    pub fn errno(self) -> i32 {
+        match self {
+            Error::NotFound => libc::ENOENT,
+            Error::Exists => libc::EEXIST,
+            Error::AccessDenied => libc::EACCES,
+            Error::NotPermitted => libc::EPERM,
+            Error::NoSpace => libc::ENOSPC,
+            Error::Invalid => libc::EINVAL,
+            Error::TooBig => libc::EFBIG,
+            Error::NoAttribute => libc::ENODATA,
+            Error::Range => libc::ERANGE,
+            Error::NotSupported => libc::EOPNOTSUPP,
+            Error::IsDirectory => libc::EISDIR,
+            Error::NotDirectory => libc::ENOTDIR,
+            Error::BadHandle => libc::EBADF,
+            Error::NameTooLong => libc::ENAMETOOLONG,
+            Error::Kernel(e) => e as i32,
+        }
+    }
+
+    /// For a call on an object by id: the kernel says EINVAL or EIDRM when the
+    /// id no longer names an object, which for a file is "no such file".
+    pub fn from_id_call(e: Errno) -> Error {
+        match e {
+            Errno::EINVAL | Errno::EIDRM | Errno::ENOENT => Error::NotFound,
+            Errno::EACCES => Error::AccessDenied,
+            Errno::EPERM => Error::NotPermitted,
+            other => Error::Kernel(other),
+        }
+    }
+
+    /// Whether a failure is part of normal use (logged at debug) rather than a
+    /// sign of trouble in the daemon (logged at warn).
+    pub fn is_expected(self) -> bool {
+        !matches!(self, Error::Kernel(_))
+    }
+}
+
+impl From<Errno> for Error {
+    fn from(e: Errno) -> Error {
+        Error::Kernel(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errnos_are_the_ones_users_expect() {
+        assert_eq!(Error::NotFound.errno(), libc::ENOENT);
+        assert_eq!(Error::AccessDenied.errno(), libc::EACCES);
+        assert_eq!(Error::NotPermitted.errno(), libc::EPERM);
+        assert_eq!(Error::NoSpace.errno(), libc::ENOSPC);
+        assert_eq!(Error::Exists.errno(), libc::EEXIST);
+        assert_eq!(Error::Kernel(Errno::ENOMEM).errno(), libc::ENOMEM);
+    }
+
+    #[test]
+    fn vanished_ids_read_as_not_found() {
+        assert_eq!(Error::from_id_call(Errno::EINVAL), Error::NotFound);
+        assert_eq!(Error::from_id_call(Errno::EIDRM), Error::NotFound);
+        assert_eq!(Error::from_id_call(Errno::EPERM), Error::NotPermitted);
+        assert_eq!(Error::from_id_call(Errno::ENOSPC), Error::Kernel(Errno::ENOSPC));
+    }
+}

@@ -1,0 +1,224 @@
+//! The inode table: inode numbers for the objects the kernel has looked up.
+//!
+//! Numbers come from a counter and are never reused, so an id the kernel
+//! recycles for a new object (which has a different [`Node`]) gets a new
+//! inode. Each entry counts the kernel's lookups and goes away when the kernel
+//! forgets it, so the table only holds what the kernel holds.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::shm::PendingSegment;
+use crate::ipc::shm::{ShmId, ShmStat};
+
+/// Inode numbers of the fixed directories; dynamic numbers start above them.
+pub const ROOT: u64 = 1;
+const FIRST_DYNAMIC: u64 = 64;
+
+/// The fixed directories of the tree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dir {
+    Root,
+    Shm,
+    Sem,
+    Msg,
+    ByKey,
+    ByKeyShm,
+    ByKeySem,
+    ByKeyMsg,
+}
+
+impl Dir {
+    pub const ALL: [Dir; 8] =
+        [Dir::Root, Dir::Shm, Dir::Sem, Dir::Msg, Dir::ByKey, Dir::ByKeyShm, Dir::ByKeySem, Dir::ByKeyMsg];
+
+    pub fn ino(self) -> u64 {
+        ROOT + Dir::ALL.iter().position(|d| *d == self).unwrap_or(0) as u64
+    }
+
+    pub fn from_ino(ino: u64) -> Option<Dir> {
+        let index = usize::try_from(ino.checked_sub(ROOT)?).ok()?;
+        Dir::ALL.get(index).copied()
+    }
+
+    pub fn parent(self) -> Dir {
+        match self {
+            Dir::Root | Dir::Shm | Dir::Sem | Dir::Msg | Dir::ByKey => Dir::Root,
+            Dir::ByKeyShm | Dir::ByKeySem | Dir::ByKeyMsg => Dir::ByKey,
+        }
+    }
+
+    /// The fixed subdirectories and their names.
+    pub fn children(self) -> &'static [(&'static str, Dir)] {
+        match self {
+            Dir::Root => &[("shm", Dir::Shm), ("sem", Dir::Sem), ("msg", Dir::Msg), ("by-key", Dir::ByKey)],
+            Dir::ByKey => &[("shm", Dir::ByKeyShm), ("sem", Dir::ByKeySem), ("msg", Dir::ByKeyMsg)],
+            _ => &[],
+        }
+    }
+}
+
+/// What tells one segment from another that later gets the same id: the
+/// fields the kernel fixes at creation. (The key is not among them: the
+/// kernel sets it to IPC_PRIVATE when a segment is marked for destruction.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ShmIdent {
+    pub id: ShmId,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub cpid: i32,
+    pub segsz: u64,
+}
+
+impl ShmIdent {
+    pub fn of(stat: &ShmStat) -> ShmIdent {
+        ShmIdent { id: stat.id, cuid: stat.perm.cuid, cgid: stat.perm.cgid, cpid: stat.cpid, segsz: stat.segsz }
+    }
+}
+
+/// What a dynamic inode stands for.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    /// `shm/<id>`
+    Segment(ShmIdent),
+    /// `by-key/shm/0x%08x`
+    ShmKeyLink(ShmIdent),
+}
+
+/// What an inode number resolves to.
+#[derive(Clone, Debug)]
+pub enum Target {
+    Dir(Dir),
+    Node(Node),
+    /// A segment being created (see [`PendingSegment`]).
+    Pending(Arc<PendingSegment>),
+}
+
+struct Slot {
+    target: Target,
+    lookups: u64,
+}
+
+#[derive(Default)]
+pub struct InodeTable {
+    next: u64,
+    slots: HashMap<u64, Slot>,
+    by_node: HashMap<Node, u64>,
+}
+
+impl InodeTable {
+    pub fn new() -> InodeTable {
+        InodeTable { next: FIRST_DYNAMIC, ..Default::default() }
+    }
+
+    pub fn get(&self, ino: u64) -> Option<Target> {
+        if let Some(dir) = Dir::from_ino(ino) {
+            return Some(Target::Dir(dir));
+        }
+        self.slots.get(&ino).map(|slot| slot.target.clone())
+    }
+
+    /// The inode for `node`, counting one lookup by the kernel.
+    pub fn remember(&mut self, node: &Node) -> u64 {
+        if let Some(&ino) = self.by_node.get(node) {
+            if let Some(slot) = self.slots.get_mut(&ino) {
+                slot.lookups += 1;
+            }
+            return ino;
+        }
+        let ino = self.insert(Target::Node(node.clone()), 1);
+        self.by_node.insert(node.clone(), ino);
+        ino
+    }
+
+    /// The inode for `node` without counting a lookup (plain readdir, whose
+    /// entries the kernel does not count): an existing one if there is one.
+    pub fn peek(&mut self, node: &Node) -> u64 {
+        if let Some(&ino) = self.by_node.get(node) {
+            return ino;
+        }
+        let ino = self.insert(Target::Node(node.clone()), 0);
+        self.by_node.insert(node.clone(), ino);
+        ino
+    }
+
+    pub fn remember_pending(&mut self, pending: Arc<PendingSegment>) -> u64 {
+        self.insert(Target::Pending(pending), 1)
+    }
+
+    fn insert(&mut self, target: Target, lookups: u64) -> u64 {
+        let ino = self.next;
+        self.next += 1;
+        self.slots.insert(ino, Slot { target, lookups });
+        ino
+    }
+
+    /// The kernel dropped `n` lookups of `ino`.
+    pub fn forget(&mut self, ino: u64, n: u64) {
+        let Some(slot) = self.slots.get_mut(&ino) else { return };
+        slot.lookups = slot.lookups.saturating_sub(n);
+        if slot.lookups == 0 {
+            if let Some(Slot { target: Target::Node(node), .. }) = self.slots.remove(&ino) {
+                self.by_node.remove(&node);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.slots.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seg(id: i32, cpid: i32) -> Node {
+        Node::Segment(ShmIdent { id: ShmId(id), cuid: 0, cgid: 0, cpid, segsz: 4096 })
+    }
+
+    #[test]
+    fn fixed_dirs_round_trip() {
+        for dir in Dir::ALL {
+            assert_eq!(Dir::from_ino(dir.ino()), Some(dir));
+        }
+        assert_eq!(Dir::Root.ino(), ROOT);
+        assert_eq!(Dir::from_ino(0), None);
+        assert_eq!(Dir::from_ino(FIRST_DYNAMIC), None);
+    }
+
+    #[test]
+    fn same_node_same_inode_until_forgotten() {
+        let mut table = InodeTable::new();
+        let a = table.remember(&seg(5, 1));
+        assert_eq!(table.remember(&seg(5, 1)), a);
+        table.forget(a, 1);
+        assert!(matches!(table.get(a), Some(Target::Node(_))));
+        table.forget(a, 1);
+        assert!(table.get(a).is_none());
+        assert!(table.is_empty());
+        let b = table.remember(&seg(5, 1));
+        assert_ne!(a, b, "numbers are never reused");
+    }
+
+    #[test]
+    fn recycled_id_is_a_new_inode() {
+        let mut table = InodeTable::new();
+        let old = table.remember(&seg(5, 1));
+        let new = table.remember(&seg(5, 2));
+        assert_ne!(old, new);
+    }
+
+    #[test]
+    fn forgetting_unknown_or_too_much_is_harmless() {
+        let mut table = InodeTable::new();
+        table.forget(12345, 3);
+        let a = table.remember(&seg(1, 1));
+        table.forget(a, 10);
+        assert_eq!(table.len(), 0);
+    }
+}

@@ -1,0 +1,486 @@
+//! The filesystem model: paths and inodes to IPC objects, attributes,
+//! listing, and what each read and write means.
+//!
+//! Plain Rust types in, `Result<plain, Error>` out: no fuser types here, so
+//! the model can be tested without a mount. Every answer comes from the kernel
+//! at the time of the call; the only state kept is the inode table (what the
+//! kernel has looked up) and the open handles (what the kernel has open).
+//!
+//! The tree:
+//! ```text
+//! /            shm/ sem/ msg/ by-key/
+//! shm/<id>     one file per segment          (see shm.rs)
+//! by-key/shm/0x%08x -> ../../shm/<id>        for segments with a key
+//! ```
+
+pub mod access;
+pub mod error;
+pub mod inode;
+pub mod names;
+mod shm;
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub use access::{Caller, Want};
+pub use error::{Error, Result};
+use inode::{Dir, InodeTable, Node, Target};
+use shm::OpenSegment;
+
+/// How long the kernel may trust what never changes: the fixed directories.
+const FIXED_TTL: Duration = Duration::from_secs(60);
+/// Live objects are never cached: every stat and lookup asks the kernel.
+const LIVE_TTL: Duration = Duration::ZERO;
+/// st_blksize: large, so that cat, cp and dd pick big buffers.
+pub const BLOCK_SIZE: u32 = 1 << 20;
+const NAME_MAX: usize = 255;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Directory,
+    RegularFile,
+    Symlink,
+}
+
+/// What stat(2) shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: FileKind,
+    pub size: u64,
+    /// Permission bits (and the sticky bit for shm/).
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub atime: SystemTime,
+    pub mtime: SystemTime,
+    pub ctime: SystemTime,
+    pub blksize: u32,
+}
+
+/// An attribute with how long the kernel may cache it (and the name, for
+/// lookups).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub attr: Attr,
+    pub ttl: Duration,
+}
+
+/// The changes of a setattr call (chmod, chown, truncate). Times are not
+/// settable: the kernel keeps them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+}
+
+/// An opened file: its handle and whether the kernel must bypass its page cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened {
+    pub fh: u64,
+    pub direct_io: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+}
+
+/// One directory entry of a listing, before it gets an inode number.
+#[derive(Clone, Debug)]
+struct Listed {
+    name: String,
+    target: ListedTarget,
+    attr: Attr,
+}
+
+#[derive(Clone, Debug)]
+enum ListedTarget {
+    Dir(Dir),
+    Node(Node),
+}
+
+enum Handle {
+    Segment(OpenSegment),
+    /// A directory listing, taken whole when read from offset 0, so that
+    /// objects coming and going never make readdir skip or repeat an entry.
+    Dir(Mutex<Vec<Listed>>),
+}
+
+pub struct IpcFs {
+    inodes: Mutex<InodeTable>,
+    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    next_fh: AtomicU64,
+    /// Times and owner shown on the fixed directories.
+    mounted_at: SystemTime,
+    uid: u32,
+    gid: u32,
+}
+
+impl Default for IpcFs {
+    fn default() -> Self {
+        IpcFs::new()
+    }
+}
+
+impl IpcFs {
+    pub fn new() -> IpcFs {
+        IpcFs {
+            inodes: Mutex::new(InodeTable::new()),
+            handles: Mutex::new(HashMap::new()),
+            next_fh: AtomicU64::new(1),
+            mounted_at: SystemTime::now(),
+            uid: nix::unistd::geteuid().as_raw(),
+            gid: nix::unistd::getegid().as_raw(),
+        }
+    }
+
+    fn inodes(&self) -> MutexGuard<'_, InodeTable> {
+        self.inodes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn target(&self, ino: u64) -> Result<Target> {
+        self.inodes().get(ino).ok_or(Error::NotFound)
+    }
+
+    fn handle(&self, fh: u64) -> Result<Arc<Handle>> {
+        let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        handles.get(&fh).cloned().ok_or(Error::BadHandle)
+    }
+
+    fn add_handle(&self, handle: Handle) -> u64 {
+        let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(handle));
+        fh
+    }
+
+    fn segment_handle(&self, fh: u64) -> Result<Arc<Handle>> {
+        let handle = self.handle(fh)?;
+        match *handle {
+            Handle::Segment(_) => Ok(handle),
+            Handle::Dir(_) => Err(Error::IsDirectory),
+        }
+    }
+
+    // ---- names ----
+
+    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Entry> {
+        let name = name_str(name)?;
+        let Target::Dir(dir) = self.target(parent)? else { return Err(Error::NotDirectory) };
+        if let Some((_, child)) = dir.children().iter().find(|(n, _)| *n == name) {
+            return Ok(self.dir_entry(*child));
+        }
+        let (node, attr) = match dir {
+            Dir::Shm => shm::lookup_segment(name)?,
+            Dir::ByKeyShm => shm::lookup_key_link(name)?,
+            _ => return Err(Error::NotFound),
+        };
+        Ok(self.remember(&node, attr))
+    }
+
+    pub fn forget(&self, ino: u64, nlookup: u64) {
+        self.inodes().forget(ino, nlookup);
+    }
+
+    fn remember(&self, node: &Node, mut attr: Attr) -> Entry {
+        attr.ino = self.inodes().remember(node);
+        Entry { attr, ttl: LIVE_TTL }
+    }
+
+    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+        match self.target(ino)? {
+            Target::Node(Node::ShmKeyLink(ident)) => shm::link_target(ident),
+            _ => Err(Error::Invalid),
+        }
+    }
+
+    // ---- attributes ----
+
+    pub fn getattr(&self, ino: u64) -> Result<Entry> {
+        let mut attr = match self.target(ino)? {
+            Target::Dir(dir) => return Ok(self.dir_entry(dir)),
+            Target::Node(node) => shm::node_attr(&node)?,
+            Target::Pending(pending) => pending.attr()?,
+        };
+        attr.ino = ino;
+        Ok(Entry { attr, ttl: LIVE_TTL })
+    }
+
+    pub fn setattr(&self, ino: u64, fh: Option<u64>, change: SetAttr, caller: &Caller) -> Result<Entry> {
+        let handle = fh.map(|fh| self.segment_handle(fh)).transpose()?;
+        let open = handle.as_deref().and_then(|h| match h {
+            Handle::Segment(open) => Some(open),
+            Handle::Dir(_) => None,
+        });
+        let mut attr = match self.target(ino)? {
+            Target::Dir(_) if change == SetAttr::default() => return self.getattr(ino),
+            Target::Dir(_) => return Err(Error::NotPermitted),
+            Target::Node(Node::Segment(ident)) => shm::setattr(ident, open, change, caller)?,
+            Target::Node(Node::ShmKeyLink(_)) if change == SetAttr::default() => return self.getattr(ino),
+            Target::Node(Node::ShmKeyLink(_)) => return Err(Error::NotPermitted),
+            Target::Pending(pending) => pending.setattr(open, change, caller)?,
+        };
+        attr.ino = ino;
+        Ok(Entry { attr, ttl: LIVE_TTL })
+    }
+
+    // ---- files ----
+
+    pub fn create(&self, parent: u64, name: &OsStr, mode: u32, flags: i32, caller: &Caller) -> Result<(Entry, Opened)> {
+        let name = name_str(name)?;
+        match self.target(parent)? {
+            Target::Dir(Dir::Shm) => {}
+            Target::Dir(_) => return Err(Error::NotPermitted),
+            _ => return Err(Error::NotDirectory),
+        }
+        let pending = Arc::new(shm::PendingSegment::new(name, mode, caller)?);
+        let mut attr = pending.attr()?;
+        let open = OpenSegment::pending(pending.clone(), Want::from_open_flags(flags));
+        attr.ino = self.inodes().remember_pending(pending);
+        let fh = self.add_handle(Handle::Segment(open));
+        Ok((Entry { attr, ttl: LIVE_TTL }, Opened { fh, direct_io: true }))
+    }
+
+    pub fn open(&self, ino: u64, flags: i32, caller: &Caller) -> Result<Opened> {
+        let want = Want::from_open_flags(flags);
+        let open = match self.target(ino)? {
+            Target::Dir(_) => return Err(Error::IsDirectory),
+            Target::Node(Node::Segment(ident)) => OpenSegment::open(ident, want, caller)?,
+            Target::Node(Node::ShmKeyLink(_)) => return Err(Error::Invalid),
+            Target::Pending(pending) => OpenSegment::reopen_pending(pending, want, caller)?,
+        };
+        let fh = self.add_handle(Handle::Segment(open));
+        Ok(Opened { fh, direct_io: true })
+    }
+
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+        match &*self.segment_handle(fh)? {
+            Handle::Segment(open) => open.read(offset, size as usize),
+            Handle::Dir(_) => Err(Error::IsDirectory),
+        }
+    }
+
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<usize> {
+        match &*self.segment_handle(fh)? {
+            Handle::Segment(open) => open.write(offset, data),
+            Handle::Dir(_) => Err(Error::IsDirectory),
+        }
+    }
+
+    /// fallocate(2) mode 0: on a segment being created, gives it its size.
+    pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32, caller: &Caller) -> Result<()> {
+        if mode != 0 {
+            return Err(Error::NotSupported);
+        }
+        match &*self.segment_handle(fh)? {
+            Handle::Segment(open) => open.allocate(offset.checked_add(length).ok_or(Error::TooBig)?, caller),
+            Handle::Dir(_) => Err(Error::IsDirectory),
+        }
+    }
+
+    /// Closes a file or directory handle; a segment is detached here.
+    pub fn release(&self, fh: u64) {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+    }
+
+    /// The filesystem is going away: detach everything.
+    pub fn destroy(&self) {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    pub fn unlink(&self, parent: u64, name: &OsStr, caller: &Caller) -> Result<()> {
+        let name = name_str(name)?;
+        match self.target(parent)? {
+            Target::Dir(Dir::Shm) => shm::remove(name, caller),
+            Target::Dir(_) => Err(Error::NotPermitted),
+            _ => Err(Error::NotDirectory),
+        }
+    }
+
+    pub fn access(&self, ino: u64, mask: i32, caller: &Caller) -> Result<()> {
+        let want = Want::from_access_mask(mask);
+        match self.target(ino)? {
+            Target::Dir(dir) => {
+                let attr = self.dir_attr(dir);
+                let granted = u32::from(if caller.uid == 0 { 0o7 } else { attr.perm & 0o7 });
+                if want.0 & !granted == 0 { Ok(()) } else { Err(Error::AccessDenied) }
+            }
+            Target::Node(Node::Segment(ident)) => shm::access(ident, want, caller),
+            Target::Node(Node::ShmKeyLink(_)) => Ok(()),
+            Target::Pending(pending) => pending.access(want, caller),
+        }
+    }
+
+    // ---- extended attributes ----
+
+    pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
+        let names: Vec<&str> = match self.target(ino)? {
+            Target::Node(Node::Segment(ident)) => shm::xattr_names(ident)?,
+            Target::Pending(pending) => match pending.created() {
+                Some(ident) => shm::xattr_names(ident)?,
+                None => Vec::new(),
+            },
+            _ => Vec::new(),
+        };
+        Ok(names.iter().flat_map(|n| n.bytes().chain([0])).collect())
+    }
+
+    pub fn getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
+        let name = name.to_str().ok_or(Error::NoAttribute)?;
+        let ident = match self.target(ino)? {
+            Target::Node(Node::Segment(ident)) => ident,
+            Target::Pending(pending) => pending.created().ok_or(Error::NoAttribute)?,
+            _ => return Err(Error::NoAttribute),
+        };
+        shm::xattr(ident, name).map(String::into_bytes)
+    }
+
+    /// Every attribute ipcfs shows is the kernel's and read-only.
+    pub fn setxattr(&self, ino: u64, name: &OsStr) -> Result<()> {
+        let name = name.to_str().ok_or(Error::NotSupported)?;
+        match self.target(ino)? {
+            Target::Node(Node::Segment(_)) | Target::Pending(_) if shm::is_xattr_name(name) => {
+                Err(Error::NotPermitted)
+            }
+            _ => Err(Error::NotSupported),
+        }
+    }
+
+    // ---- directories ----
+
+    pub fn opendir(&self, ino: u64) -> Result<u64> {
+        match self.target(ino)? {
+            Target::Dir(_) => Ok(self.add_handle(Handle::Dir(Mutex::new(Vec::new())))),
+            _ => Err(Error::NotDirectory),
+        }
+    }
+
+    /// Lists directory `ino` from `offset`, handing each entry to `add` with
+    /// the offset of the entry after it until `add` says the buffer is full.
+    /// With `plus` (readdirplus) every entry handed over counts as a lookup.
+    pub fn readdir(
+        &self,
+        ino: u64,
+        fh: u64,
+        offset: u64,
+        plus: bool,
+        add: &mut dyn FnMut(u64, &str, &Entry) -> bool,
+    ) -> Result<()> {
+        let Target::Dir(dir) = self.target(ino)? else { return Err(Error::NotDirectory) };
+        let handle = self.handle(fh)?;
+        let Handle::Dir(listing) = &*handle else { return Err(Error::NotDirectory) };
+        let mut listing = listing.lock().unwrap_or_else(|p| p.into_inner());
+        if offset == 0 {
+            *listing = self.list(dir)?;
+        }
+        let start = usize::try_from(offset).unwrap_or(usize::MAX);
+        for (index, item) in listing.iter().enumerate().skip(start) {
+            let is_dot = item.name == "." || item.name == "..";
+            let mut entry = Entry { attr: item.attr, ttl: LIVE_TTL };
+            entry.attr.ino = match &item.target {
+                ListedTarget::Dir(d) => {
+                    entry.ttl = FIXED_TTL;
+                    d.ino()
+                }
+                ListedTarget::Node(node) if plus && !is_dot => self.inodes().remember(node),
+                ListedTarget::Node(node) => self.inodes().peek(node),
+            };
+            if add(index as u64 + 1, &item.name, &entry) {
+                if let (true, ListedTarget::Node(_)) = (plus, &item.target) {
+                    self.forget(entry.attr.ino, 1);
+                }
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    fn list(&self, dir: Dir) -> Result<Vec<Listed>> {
+        let mut items = vec![
+            Listed { name: ".".into(), target: ListedTarget::Dir(dir), attr: self.dir_attr(dir) },
+            Listed { name: "..".into(), target: ListedTarget::Dir(dir.parent()), attr: self.dir_attr(dir.parent()) },
+        ];
+        for (name, child) in dir.children() {
+            items.push(Listed { name: (*name).into(), target: ListedTarget::Dir(*child), attr: self.dir_attr(*child) });
+        }
+        let nodes = match dir {
+            Dir::Shm => shm::list_segments()?,
+            Dir::ByKeyShm => shm::list_key_links()?,
+            _ => Vec::new(),
+        };
+        items.extend(nodes.into_iter().map(|(name, node, attr)| Listed { name, target: ListedTarget::Node(node), attr }));
+        Ok(items)
+    }
+
+    fn dir_entry(&self, dir: Dir) -> Entry {
+        Entry { attr: self.dir_attr(dir), ttl: FIXED_TTL }
+    }
+
+    fn dir_attr(&self, dir: Dir) -> Attr {
+        // shm/ is like /tmp: anyone may create, only owners may remove, which
+        // is the kernel's own rule for segments.
+        let perm = if dir == Dir::Shm { 0o1777 } else { 0o555 };
+        Attr {
+            ino: dir.ino(),
+            kind: FileKind::Directory,
+            size: 0,
+            perm,
+            nlink: 2 + dir.children().len() as u32,
+            uid: self.uid,
+            gid: self.gid,
+            atime: self.mounted_at,
+            mtime: self.mounted_at,
+            ctime: self.mounted_at,
+            blksize: BLOCK_SIZE,
+        }
+    }
+
+    /// df(1): shared memory in pages against kernel.shmall, segments against
+    /// kernel.shmmni.
+    pub fn statfs(&self) -> Result<StatFs> {
+        let usage = crate::ipc::shm::usage()?;
+        let shmall = read_sysctl("shmall").unwrap_or(u64::MAX >> 12);
+        let shmmni = read_sysctl("shmmni").unwrap_or(4096);
+        Ok(StatFs {
+            blocks: shmall,
+            bfree: shmall.saturating_sub(usage.total_pages),
+            files: shmmni,
+            ffree: shmmni.saturating_sub(usage.used_ids),
+            bsize: page_size(),
+            namelen: NAME_MAX as u32,
+        })
+    }
+}
+
+fn name_str(name: &OsStr) -> Result<&str> {
+    if name.len() > NAME_MAX {
+        return Err(Error::NameTooLong);
+    }
+    // Every name ipcfs shows or accepts is ASCII.
+    name.to_str().ok_or(Error::NotFound)
+}
+
+fn read_sysctl(name: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/sys/kernel/{name}")).ok()?.trim().parse().ok()
+}
+
+fn page_size() -> u32 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u32
+}
+
+/// A kernel time in seconds; 0 (never set) shows as `fallback`.
+fn kernel_time(seconds: i64, fallback: i64) -> SystemTime {
+    let seconds = if seconds == 0 { fallback } else { seconds };
+    UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64)
+}

@@ -1,0 +1,251 @@
+//! Shared memory segments: `shmget`, `shmat`/`shmdt`, `shmctl`.
+//!
+//! An [`Attachment`] is the only way to reach a segment's bytes; it detaches
+//! when dropped, so the daemon holds a segment exactly as long as it holds the
+//! attachment and `shm_nattch` stays truthful.
+
+use std::mem::MaybeUninit;
+use std::ptr::NonNull;
+
+use super::{Errno, IpcPerm, Key, id_to_indexes};
+
+// Not (all) exported by the libc crate for Linux; values from <linux/shm.h>.
+const SHM_STAT_ANY: libc::c_int = 15;
+const SHM_INFO: libc::c_int = 14;
+/// Mode flag: the segment is marked for destruction (IPC_RMID while attached).
+pub const SHM_DEST: u32 = 0o1000;
+/// Mode flag: the segment is locked in memory (SHM_LOCK).
+pub const SHM_LOCKED: u32 = 0o2000;
+
+/// A segment id as `ipcs -m` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ShmId(pub i32);
+
+/// What `shmctl(IPC_STAT)` tells about a segment (`struct shmid_ds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShmStat {
+    pub id: ShmId,
+    pub perm: IpcPerm,
+    pub segsz: u64,
+    pub atime: i64,
+    pub dtime: i64,
+    pub ctime: i64,
+    pub cpid: i32,
+    pub lpid: i32,
+    pub nattch: u64,
+}
+
+impl ShmStat {
+    fn from_raw(id: ShmId, ds: &libc::shmid_ds) -> ShmStat {
+        ShmStat {
+            id,
+            perm: IpcPerm::from_raw(&ds.shm_perm),
+            segsz: ds.shm_segsz as u64,
+            atime: ds.shm_atime,
+            dtime: ds.shm_dtime,
+            ctime: ds.shm_ctime,
+            cpid: ds.shm_cpid,
+            lpid: ds.shm_lpid,
+            nattch: ds.shm_nattch,
+        }
+    }
+
+    /// Marked for destruction: it goes away when the last process detaches.
+    pub fn is_dest(&self) -> bool {
+        self.perm.mode & SHM_DEST != 0
+    }
+
+    pub fn is_locked(&self) -> bool {
+        self.perm.mode & SHM_LOCKED != 0
+    }
+}
+
+/// `shmget(key, size, flags)`: find or create a segment.
+pub fn get(key: Key, size: u64, flags: i32) -> Result<ShmId, Errno> {
+    let size = usize::try_from(size).map_err(|_| Errno::EINVAL)?;
+    // SAFETY: shmget takes no pointers.
+    let id = Errno::result(unsafe { libc::shmget(key.0, size, flags) })?;
+    Ok(ShmId(id))
+}
+
+/// `shmctl(IPC_STAT)`: needs read permission on the segment.
+pub fn stat(id: ShmId) -> Result<ShmStat, Errno> {
+    let mut ds = MaybeUninit::<libc::shmid_ds>::uninit();
+    // SAFETY: ds points to writable memory of the right type for IPC_STAT.
+    Errno::result(unsafe { libc::shmctl(id.0, libc::IPC_STAT, ds.as_mut_ptr()) })?;
+    // SAFETY: IPC_STAT succeeded, so the kernel filled in ds.
+    Ok(ShmStat::from_raw(id, unsafe { ds.assume_init_ref() }))
+}
+
+/// The segment with this id, whoever may read it (`SHM_STAT_ANY`, as
+/// /proc/sysvipc/shm shows every segment). `ENOENT` when no segment has the id.
+pub fn stat_any(id: ShmId) -> Result<ShmStat, Errno> {
+    if id.0 < 0 {
+        return Err(Errno::ENOENT);
+    }
+    for index in id_to_indexes(id.0) {
+        let mut ds = MaybeUninit::<libc::shmid_ds>::uninit();
+        // SAFETY: ds points to writable memory of the right type for SHM_STAT_ANY.
+        let found = unsafe { libc::shmctl(index, SHM_STAT_ANY, ds.as_mut_ptr()) };
+        match Errno::result(found) {
+            // SAFETY: SHM_STAT_ANY succeeded, so the kernel filled in ds.
+            Ok(found) if found == id.0 => {
+                return Ok(ShmStat::from_raw(id, unsafe { ds.assume_init_ref() }));
+            }
+            Ok(_) | Err(Errno::EINVAL) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Errno::ENOENT)
+}
+
+/// `shmctl(IPC_SET)`: set owner, group and permission bits.
+pub fn set(id: ShmId, uid: u32, gid: u32, mode: u32) -> Result<(), Errno> {
+    let mut ds = MaybeUninit::<libc::shmid_ds>::zeroed();
+    // SAFETY: shmid_ds is plain old data, for which all-zero bytes are valid.
+    let ds = unsafe { ds.assume_init_mut() };
+    ds.shm_perm.uid = uid;
+    ds.shm_perm.gid = gid;
+    ds.shm_perm.mode = (mode & 0o777) as u16;
+    // SAFETY: ds is a valid shmid_ds that IPC_SET only reads.
+    Errno::result(unsafe { libc::shmctl(id.0, libc::IPC_SET, ds) })?;
+    Ok(())
+}
+
+/// `shmctl(IPC_RMID)`: destroy now, or mark for destruction while attached.
+pub fn remove(id: ShmId) -> Result<(), Errno> {
+    // SAFETY: IPC_RMID takes no buffer.
+    Errno::result(unsafe { libc::shmctl(id.0, libc::IPC_RMID, std::ptr::null_mut()) })?;
+    Ok(())
+}
+
+/// System-wide usage, from `shmctl(SHM_INFO)` (`struct shm_info`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ShmUsage {
+    pub used_ids: u64,
+    /// Pages of shared memory in all segments.
+    pub total_pages: u64,
+}
+
+#[repr(C)]
+struct RawShmInfo {
+    used_ids: libc::c_int,
+    shm_tot: libc::c_ulong,
+    shm_rss: libc::c_ulong,
+    shm_swp: libc::c_ulong,
+    swap_attempts: libc::c_ulong,
+    swap_successes: libc::c_ulong,
+}
+
+pub fn usage() -> Result<ShmUsage, Errno> {
+    let mut info = MaybeUninit::<RawShmInfo>::uninit();
+    // SAFETY: SHM_INFO writes a struct shm_info, which RawShmInfo mirrors.
+    Errno::result(unsafe { libc::shmctl(0, SHM_INFO, info.as_mut_ptr().cast()) })?;
+    // SAFETY: SHM_INFO succeeded, so the kernel filled in info.
+    let info = unsafe { info.assume_init_ref() };
+    Ok(ShmUsage {
+        used_ids: info.used_ids as u64,
+        total_pages: info.shm_tot as u64,
+    })
+}
+
+/// A segment mapped into the daemon. Detaches on drop.
+#[derive(Debug)]
+pub struct Attachment {
+    addr: NonNull<u8>,
+    len: usize,
+    writable: bool,
+}
+
+// SAFETY: the mapping belongs to the whole process, and the bytes are only
+// reached through raw-pointer copies (never Rust references), so sharing the
+// attachment between threads is no different from sharing it with the other
+// processes attached to the segment.
+unsafe impl Send for Attachment {}
+// SAFETY: as for Send; no method hands out a reference into the mapping.
+unsafe impl Sync for Attachment {}
+
+impl Attachment {
+    /// `shmat` the segment; read-only unless `writable`. `len` must be the
+    /// segment's size (`shm_segsz`), which never changes.
+    pub fn attach(id: ShmId, len: u64, writable: bool) -> Result<Attachment, Errno> {
+        let len = usize::try_from(len).map_err(|_| Errno::EFBIG)?;
+        let flags = if writable { 0 } else { libc::SHM_RDONLY };
+        // SAFETY: a null address lets the kernel choose where to map.
+        let addr = unsafe { libc::shmat(id.0, std::ptr::null(), flags) };
+        if addr as isize == -1 {
+            return Err(Errno::last());
+        }
+        let addr = NonNull::new(addr.cast::<u8>()).ok_or(Errno::EFAULT)?;
+        Ok(Attachment {
+            addr,
+            len,
+            writable,
+        })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn is_writable(&self) -> bool {
+        self.writable
+    }
+
+    /// Copies up to `len` bytes from `offset`; fewer at the end, none past it.
+    pub fn read_at(&self, offset: u64, len: usize) -> Vec<u8> {
+        let (start, count) = self.clamp(offset, len);
+        let mut out = Vec::with_capacity(count);
+        // SAFETY: start..start+count lies inside the mapping (clamp), and out
+        // has capacity for count bytes, which the copy initialises.
+        unsafe {
+            std::ptr::copy_nonoverlapping(self.addr.as_ptr().add(start), out.as_mut_ptr(), count);
+            out.set_len(count);
+        }
+        out
+    }
+
+    /// Copies as much of `data` as fits from `offset`; returns the count.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+        if !self.writable {
+            return Err(Errno::EBADF);
+        }
+        let (start, count) = self.clamp(offset, data.len());
+        // SAFETY: start..start+count lies inside a writable mapping (clamp and
+        // the check above), and data holds at least count bytes.
+        unsafe {
+            std::ptr::copy_nonoverlapping(data.as_ptr(), self.addr.as_ptr().add(start), count);
+        }
+        Ok(count)
+    }
+
+    /// Sets every byte from `offset` to the end to zero.
+    pub fn zero_from(&self, offset: u64) -> Result<(), Errno> {
+        if !self.writable {
+            return Err(Errno::EBADF);
+        }
+        let (start, count) = self.clamp(offset, self.len);
+        // SAFETY: start..start+count lies inside a writable mapping.
+        unsafe { std::ptr::write_bytes(self.addr.as_ptr().add(start), 0, count) };
+        Ok(())
+    }
+
+    /// The part of `offset..offset+len` inside the segment, as (start, count).
+    fn clamp(&self, offset: u64, len: usize) -> (usize, usize) {
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len);
+        (start, len.min(self.len - start))
+    }
+}
+
+impl Drop for Attachment {
+    fn drop(&mut self) {
+        // SAFETY: addr came from a successful shmat and is detached only here.
+        if unsafe { libc::shmdt(self.addr.as_ptr().cast()) } != 0 {
+            log::warn!("shmdt failed: {}", Errno::last());
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! ipcfs: System V IPC objects as files.
+//!
+//! Three layers, one direction: [`ipc`] wraps the system calls (the only
+//! unsafe code), [`fs`] is the filesystem model in plain Rust types, and
+//! [`fuse`] adapts the model to fuser. [`options`] parses `-o`.
+
+#![deny(unsafe_op_in_unsafe_fn)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+pub mod fs;
+pub mod fuse;
+pub mod ipc;
+pub mod options;

@@ -1,0 +1,167 @@
+//! The `ipcfs` command: parse, mount, serve.
+//!
+//! Without `--foreground`, ipcfs starts itself again as the daemon and returns
+//! once that daemon reports the mount ready, so a script can use the mount on
+//! its next line.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+
+use clap::Parser;
+use nix::mount::{MntFlags, umount2};
+use nix::sys::signal::{SigSet, Signal};
+
+use ipcfs::fs::IpcFs;
+use ipcfs::fuse::IpcFuse;
+use ipcfs::options::{self, MountOptions};
+
+/// Event loops serving the kernel (the machine this was tuned on has 2 cores).
+const THREADS: usize = 2;
+const READY: &str = "ready";
+
+/// Mount the System V IPC objects of this IPC namespace as files.
+#[derive(Parser, Debug)]
+#[command(name = "ipcfs", version, about, long_about = None)]
+struct Cli {
+    /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
+    /// nosuid, nodev, noexec, noatime, fsname=NAME, ...
+    #[arg(short = 'o', value_name = "OPTIONS")]
+    options: Vec<String>,
+
+    /// Stay in the foreground until unmounted (or SIGINT/SIGTERM).
+    #[arg(short = 'f', long)]
+    foreground: bool,
+
+    /// Internal: run as the daemon of a background mount, reporting
+    /// readiness on stdout.
+    #[arg(long, hide = true)]
+    daemon: bool,
+
+    /// Where to mount.
+    mountpoint: PathBuf,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let options = match options::parse(&cli.options) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("ipcfs: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mountpoint = match cli.mountpoint.canonicalize() {
+        Ok(p) if p.is_dir() => p,
+        Ok(p) => return fail(&format!("{}: not a directory", p.display())),
+        Err(e) => return fail(&format!("{}: {e}", cli.mountpoint.display())),
+    };
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    if cli.foreground || cli.daemon {
+        serve(&mountpoint, &options, cli.daemon)
+    } else {
+        start_daemon(&mountpoint)
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("ipcfs: {message}");
+    ExitCode::FAILURE
+}
+
+/// Starts `ipcfs --daemon` and waits until it says the mount is ready (or dies).
+fn start_daemon(mountpoint: &Path) -> ExitCode {
+    let exe = match std::env::current_exe() {
+        Ok(exe) => exe,
+        Err(e) => return fail(&format!("cannot find my own executable: {e}")),
+    };
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    args.retain(|a| a != "-f" && a != "--foreground");
+    let child = Command::new(exe)
+        .arg("--daemon")
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn();
+    let mut child = match child {
+        Ok(child) => child,
+        Err(e) => return fail(&format!("cannot start the daemon: {e}")),
+    };
+    let mut line = String::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    if line.trim() == READY {
+        return ExitCode::SUCCESS;
+    }
+    match child.wait() {
+        Ok(status) if !status.success() => ExitCode::FAILURE,
+        _ => fail(&format!("the daemon for {} stopped before the mount was ready", mountpoint.display())),
+    }
+}
+
+/// Mounts and serves until unmounted.
+fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
+    // Block the stop signals before any thread starts, so that every thread
+    // inherits the mask and only the watcher below receives them.
+    let mut stop = SigSet::empty();
+    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        stop.add(signal);
+    }
+    if let Err(e) = stop.thread_block() {
+        return fail(&format!("cannot block signals: {e}"));
+    }
+    let fs = IpcFuse::new(IpcFs::new());
+    let session = match fuser::Session::new(fs, mountpoint, &options.config(THREADS)) {
+        Ok(session) => session,
+        Err(e) => return fail(&format!("cannot mount on {}: {e}", mountpoint.display())),
+    };
+    log::info!("mounted on {}", mountpoint.display());
+    let target = mountpoint.to_path_buf();
+    std::thread::spawn(move || unmount_on_signal(stop, &target));
+    if daemon && let Err(e) = detach() {
+        log::warn!("cannot detach from the terminal: {e}");
+    }
+    match session.run() {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => fail(&format!("serving {} failed: {e}", mountpoint.display())),
+    }
+}
+
+/// Reports readiness to `start_daemon` and lets go of the terminal: a new
+/// session, `/` as working directory, stdio on /dev/null (stderr stays when
+/// RUST_LOG asks for logs).
+fn detach() -> std::io::Result<()> {
+    let mut out = std::io::stdout();
+    writeln!(out, "{READY}")?;
+    out.flush()?;
+    nix::unistd::setsid()?;
+    std::env::set_current_dir("/")?;
+    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
+    nix::unistd::dup2_stdin(&null)?;
+    nix::unistd::dup2_stdout(&null)?;
+    if std::env::var_os("RUST_LOG").is_none() {
+        nix::unistd::dup2_stderr(&null)?;
+    }
+    Ok(())
+}
+
+/// The first SIGINT/SIGTERM/SIGHUP unmounts (lazily if files are still open,
+/// in which case the daemon serves them until they close); a second one ends
+/// the daemon at once.
+fn unmount_on_signal(stop: SigSet, mountpoint: &Path) {
+    if let Ok(signal) = stop.wait() {
+        log::info!("{signal}: unmounting {}", mountpoint.display());
+        if let Err(e) = umount2(mountpoint, MntFlags::empty()) {
+            log::info!("unmount: {e}; detaching the mount instead");
+            if let Err(e) = umount2(mountpoint, MntFlags::MNT_DETACH) {
+                log::error!("cannot unmount {}: {e}", mountpoint.display());
+            }
+        }
+    }
+    if let Ok(signal) = stop.wait() {
+        log::warn!("{signal} again: exiting now");
+        std::process::exit(1);
+    }
+}

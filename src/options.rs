@@ -1,0 +1,139 @@
+//! `-o` mount options, in the usual FUSE style: comma-separated, repeatable.
+//! An option ipcfs does not know is an error, never silently ignored.
+
+use fuser::{Config, MountOption, SessionACL};
+
+/// What `-o` asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountOptions {
+    pub read_only: bool,
+    pub acl: SessionACL,
+    /// Passed to the kernel as they are.
+    pub kernel: Vec<MountOption>,
+    pub fsname: String,
+}
+
+impl Default for MountOptions {
+    fn default() -> Self {
+        MountOptions { read_only: false, acl: SessionACL::Owner, kernel: Vec::new(), fsname: "ipcfs".into() }
+    }
+}
+
+/// Parses every `-o` argument given.
+pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<MountOptions, String> {
+    let mut opts = MountOptions::default();
+    for option in args.iter().flat_map(|a| a.as_ref().split(',')).filter(|o| !o.is_empty()) {
+        let kernel = match option {
+            "ro" => {
+                opts.read_only = true;
+                MountOption::RO
+            }
+            "rw" => {
+                opts.read_only = false;
+                MountOption::RW
+            }
+            "allow_other" | "allow_root" => {
+                let acl = if option == "allow_other" { SessionACL::All } else { SessionACL::RootAndOwner };
+                if opts.acl != SessionACL::Owner && opts.acl != acl {
+                    return Err("allow_other and allow_root cannot be used together".into());
+                }
+                opts.acl = acl;
+                continue;
+            }
+            "defaults" => continue,
+            "dev" => MountOption::Dev,
+            "nodev" => MountOption::NoDev,
+            "suid" => MountOption::Suid,
+            "nosuid" => MountOption::NoSuid,
+            "exec" => MountOption::Exec,
+            "noexec" => MountOption::NoExec,
+            "atime" => MountOption::Atime,
+            "noatime" => MountOption::NoAtime,
+            "sync" => MountOption::Sync,
+            "async" => MountOption::Async,
+            "dirsync" => MountOption::DirSync,
+            "default_permissions" => {
+                return Err("default_permissions is not supported: ipcfs applies the kernel's own IPC \
+                            permission rule, which default_permissions would replace with a different one"
+                    .into());
+            }
+            "auto_unmount" => {
+                return Err("auto_unmount is not supported: it needs the fusermount helper".into());
+            }
+            _ => match option.split_once('=') {
+                Some(("fsname", name)) if !name.is_empty() => {
+                    opts.fsname = name.into();
+                    continue;
+                }
+                Some((name, _)) => return Err(format!("unknown mount option '{name}' (in '{option}')")),
+                None => return Err(format!("unknown mount option '{option}'")),
+            },
+        };
+        opts.kernel.retain(|o| !conflicts(o, &kernel));
+        opts.kernel.push(kernel);
+    }
+    Ok(opts)
+}
+
+/// A later option overrides an earlier one it contradicts, as with mount(8).
+fn conflicts(earlier: &MountOption, later: &MountOption) -> bool {
+    use MountOption::*;
+    let pair = |a: &MountOption, b: &MountOption| {
+        matches!(
+            (a, b),
+            (RO, RW) | (Dev, NoDev) | (Suid, NoSuid) | (Exec, NoExec) | (Atime, NoAtime) | (Sync, Async)
+        )
+    };
+    earlier == later || pair(earlier, later) || pair(later, earlier)
+}
+
+impl MountOptions {
+    /// The fuser configuration: these options, on `threads` event loops.
+    pub fn config(&self, threads: usize) -> Config {
+        let mut config = Config::default();
+        config.mount_options = self.kernel.clone();
+        config.mount_options.push(MountOption::FSName(self.fsname.clone()));
+        config.mount_options.push(MountOption::Subtype("ipcfs".into()));
+        config.acl = self.acl;
+        config.n_threads = Some(threads);
+        config.clone_fd = true;
+        config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_read_write_and_owner_only() {
+        let o = parse::<&str>(&[]).unwrap();
+        assert!(!o.read_only);
+        assert_eq!(o.acl, SessionACL::Owner);
+    }
+
+    #[test]
+    fn comma_separated_and_repeated() {
+        let o = parse(&["ro,allow_other", "nosuid,fsname=myipc"]).unwrap();
+        assert!(o.read_only);
+        assert_eq!(o.acl, SessionACL::All);
+        assert_eq!(o.kernel, vec![MountOption::RO, MountOption::NoSuid]);
+        assert_eq!(o.fsname, "myipc");
+    }
+
+    #[test]
+    fn later_options_win() {
+        let o = parse(&["ro,rw"]).unwrap();
+        assert!(!o.read_only);
+        assert_eq!(o.kernel, vec![MountOption::RW]);
+    }
+
+    #[test]
+    fn unknown_options_are_errors() {
+        assert!(parse(&["ro,bogus"]).unwrap_err().contains("'bogus'"));
+        assert!(parse(&["uid=5"]).unwrap_err().contains("'uid'"));
+        assert!(parse(&["default_permissions"]).is_err());
+        assert!(parse(&["allow_other,allow_root"]).is_err());
+        assert!(parse(&["fsname="]).is_err());
+    }
+}
