@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         Ok(p) => return fail(&format!("{}: not a directory", p.display())),
         Err(e) => return fail(&format!("{}: {e}", cli.mountpoint.display())),
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser::session=error")).init();
     if cli.foreground || cli.daemon {
         serve(&mountpoint, &options, cli.daemon)
     } else {

@@ -450,7 +450,10 @@ impl IpcFs {
     /// kernel.shmmni.
     pub fn statfs(&self) -> Result<StatFs> {
         let usage = crate::ipc::shm::usage()?;
-        let shmall = read_sysctl("shmall").unwrap_or(u64::MAX >> 12);
+        // kernel.shmall defaults to nearly 2^64 pages, which would overflow
+        // df's arithmetic; no more than the machine's memory can be used.
+        let memory = nix::unistd::sysconf(nix::unistd::SysconfVar::_PHYS_PAGES).ok().flatten().unwrap_or(i64::MAX);
+        let shmall = read_sysctl("shmall").unwrap_or(u64::MAX).min(memory.max(0) as u64);
         let shmmni = read_sysctl("shmmni").unwrap_or(4096);
         Ok(StatFs {
             blocks: shmall,

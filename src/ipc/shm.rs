@@ -119,6 +119,14 @@ pub fn remove(id: ShmId) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `shmctl(SHM_LOCK)` / `shmctl(SHM_UNLOCK)`: keep the segment in memory.
+pub fn set_locked(id: ShmId, locked: bool) -> Result<(), Errno> {
+    let cmd = if locked { libc::SHM_LOCK } else { libc::SHM_UNLOCK };
+    // SAFETY: SHM_LOCK and SHM_UNLOCK take no buffer.
+    Errno::result(unsafe { libc::shmctl(id.0, cmd, std::ptr::null_mut()) })?;
+    Ok(())
+}
+
 /// System-wide usage, from `shmctl(SHM_INFO)` (`struct shm_info`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShmUsage {

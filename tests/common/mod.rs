@@ -1,0 +1,241 @@
+//! Mounted tests: the real `ipcfs` binary on a temporary mount point, in an
+//! IPC and mount namespace of the test's own.
+//!
+//! [`Mounted::new`] first moves the calling test thread into fresh IPC and
+//! mount namespaces (unshare affects only the calling thread, and libtest runs
+//! each test on a thread of its own). Everything the test then does, and every
+//! process it starts, sees only that namespace's objects and mounts: tests run
+//! in parallel, never touch the host's IPC objects and leave nothing behind.
+//! The daemon runs in the foreground as the thread's child with a parent-death
+//! signal, and `Drop` unmounts and stops it even when the test fails.
+#![allow(dead_code)]
+
+use std::ffi::OsStr;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use nix::sched::{CloneFlags, unshare};
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
+
+pub use ipcfs::ipc::Key;
+pub use ipcfs::ipc::shm::{self, ShmId};
+
+/// The binary under test.
+pub fn ipcfs_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ipcfs")
+}
+
+/// Moves the calling thread into new IPC and mount namespaces, with every
+/// mount private so nothing propagates back to the host. Idempotent per thread.
+pub fn isolate() {
+    thread_local!(static DONE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if DONE.with(|d| d.replace(true)) {
+        return;
+    }
+    unshare(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNS).expect("unshare(IPC|NS): tests need root");
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .expect("make / private");
+}
+
+/// A temporary directory, removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "ipcfs-test-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.0);
+    }
+}
+
+/// A running ipcfs mount in the test thread's own namespaces.
+pub struct Mounted {
+    pub dir: TempDir,
+    daemon: Option<Child>,
+}
+
+impl Mounted {
+    pub fn new() -> Mounted {
+        Mounted::with_options(&[])
+    }
+
+    /// Mounts with extra command-line arguments (e.g. `["-o", "ro"]`).
+    pub fn with_options(args: &[&str]) -> Mounted {
+        isolate();
+        let dir = TempDir::new("mnt");
+        let daemon = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "--"])
+            .arg(ipcfs_bin())
+            .arg("--foreground")
+            .args(args)
+            .arg(&dir.0)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start ipcfs");
+        let mut mounted = Mounted { dir, daemon: Some(daemon) };
+        mounted.wait_until_mounted();
+        mounted
+    }
+
+    fn wait_until_mounted(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !is_mounted(&self.dir.0) {
+            if let Some(status) = self.daemon.as_mut().and_then(|d| d.try_wait().unwrap()) {
+                panic!("ipcfs exited before mounting: {status}");
+            }
+            assert!(Instant::now() < deadline, "ipcfs did not mount within 20 s");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.dir.0
+    }
+
+    /// A path inside the mount.
+    pub fn path(&self, relative: impl AsRef<Path>) -> PathBuf {
+        self.dir.0.join(relative)
+    }
+
+    pub fn shm(&self, id: ShmId) -> PathBuf {
+        self.path(format!("shm/{}", id.0))
+    }
+
+    pub fn daemon_pid(&self) -> Option<i32> {
+        self.daemon.as_ref().map(|d| d.id() as i32)
+    }
+
+    /// Sends SIGTERM and waits for the daemon to exit; returns its status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut daemon = self.daemon.take().expect("daemon already stopped");
+        kill(Pid::from_raw(daemon.id() as i32), Signal::SIGTERM).unwrap();
+        wait_timeout(&mut daemon, Duration::from_secs(20)).expect("daemon did not exit after SIGTERM")
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = umount2(&self.dir.0, MntFlags::MNT_DETACH);
+        if let Some(mut daemon) = self.daemon.take() {
+            if wait_timeout(&mut daemon, Duration::from_secs(10)).is_none() {
+                let _ = daemon.kill();
+                let _ = daemon.wait();
+            }
+        }
+    }
+}
+
+/// Waits for a child up to `limit`; `None` if it is still running.
+pub fn wait_timeout(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Whether `dir` is a FUSE mount point in this thread's mount namespace.
+pub fn is_mounted(dir: &Path) -> bool {
+    let table = std::fs::read_to_string("/proc/thread-self/mountinfo").unwrap();
+    let dir = dir.to_str().unwrap();
+    table.lines().any(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let fstype = line.split(" - ").nth(1).and_then(|rest| rest.split_whitespace().next());
+        fields.get(4) == Some(&dir) && fstype.is_some_and(|t| t.starts_with("fuse"))
+    })
+}
+
+/// Runs a shell command line in the test's namespaces.
+pub fn sh(script: &str) -> Output {
+    Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).output().unwrap()
+}
+
+/// Runs a shell command line and requires success; returns stdout.
+pub fn sh_ok(script: &str) -> String {
+    let out = sh(script);
+    assert!(
+        out.status.success(),
+        "`{script}` failed ({}): {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs a shell command line as another user (`setpriv`), with the given
+/// supplementary groups.
+pub fn sh_as(uid: u32, gid: u32, groups: &[u32], script: &str) -> Output {
+    let groups_arg = if groups.is_empty() {
+        "--clear-groups".to_string()
+    } else {
+        format!("--groups={}", groups.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
+    };
+    Command::new("setpriv")
+        .args([format!("--reuid={uid}"), format!("--regid={gid}"), groups_arg])
+        .args(["--", "sh", "-c", script])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+/// The errno a failed syscall returned.
+pub fn errno_of(e: &std::io::Error) -> i32 {
+    e.raw_os_error().unwrap_or_else(|| panic!("not an OS error: {e}"))
+}
+
+/// Creates a segment with the kernel directly (as ipcmk would).
+pub fn create_segment(key: i32, size: u64, mode: i32) -> ShmId {
+    shm::get(Key(key), size, libc::IPC_CREAT | libc::IPC_EXCL | mode).expect("shmget")
+}
+
+/// Reads an extended attribute through the filesystem, as text.
+pub fn xattr(path: &Path, name: &str) -> std::io::Result<String> {
+    let out = Command::new("getfattr")
+        .args(["--only-values", "--absolute-names", "-n", name])
+        .arg(path)
+        .output()?;
+    if out.status.success() {
+        Ok(String::from_utf8(out.stdout).unwrap())
+    } else {
+        Err(std::io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned()))
+    }
+}
+
+/// Names of a directory's entries, sorted.
+pub fn list(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    names
+}
+
+pub fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
+    status.signal()
+}
+
+pub fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
