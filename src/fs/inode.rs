@@ -29,8 +29,16 @@ pub enum Dir {
 }
 
 impl Dir {
-    pub const ALL: [Dir; 8] =
-        [Dir::Root, Dir::Shm, Dir::Sem, Dir::Msg, Dir::ByKey, Dir::ByKeyShm, Dir::ByKeySem, Dir::ByKeyMsg];
+    pub const ALL: [Dir; 8] = [
+        Dir::Root,
+        Dir::Shm,
+        Dir::Sem,
+        Dir::Msg,
+        Dir::ByKey,
+        Dir::ByKeyShm,
+        Dir::ByKeySem,
+        Dir::ByKeyMsg,
+    ];
 
     pub fn ino(self) -> u64 {
         ROOT + Dir::ALL.iter().position(|d| *d == self).unwrap_or(0) as u64
@@ -51,8 +59,17 @@ impl Dir {
     /// The fixed subdirectories and their names.
     pub fn children(self) -> &'static [(&'static str, Dir)] {
         match self {
-            Dir::Root => &[("shm", Dir::Shm), ("sem", Dir::Sem), ("msg", Dir::Msg), ("by-key", Dir::ByKey)],
-            Dir::ByKey => &[("shm", Dir::ByKeyShm), ("sem", Dir::ByKeySem), ("msg", Dir::ByKeyMsg)],
+            Dir::Root => &[
+                ("shm", Dir::Shm),
+                ("sem", Dir::Sem),
+                ("msg", Dir::Msg),
+                ("by-key", Dir::ByKey),
+            ],
+            Dir::ByKey => &[
+                ("shm", Dir::ByKeyShm),
+                ("sem", Dir::ByKeySem),
+                ("msg", Dir::ByKeyMsg),
+            ],
             _ => &[],
         }
     }
@@ -72,7 +89,13 @@ pub struct ShmIdent {
 
 impl ShmIdent {
     pub fn of(stat: &ShmStat) -> ShmIdent {
-        ShmIdent { id: stat.id, cuid: stat.perm.cuid, cgid: stat.perm.cgid, cpid: stat.cpid, segsz: stat.segsz }
+        ShmIdent {
+            id: stat.id,
+            cuid: stat.perm.cuid,
+            cgid: stat.perm.cgid,
+            cpid: stat.cpid,
+            segsz: stat.segsz,
+        }
     }
 }
 
@@ -108,7 +131,10 @@ pub struct InodeTable {
 
 impl InodeTable {
     pub fn new() -> InodeTable {
-        InodeTable { next: FIRST_DYNAMIC, ..Default::default() }
+        InodeTable {
+            next: FIRST_DYNAMIC,
+            ..Default::default()
+        }
     }
 
     pub fn get(&self, ino: u64) -> Option<Target> {
@@ -155,10 +181,16 @@ impl InodeTable {
 
     /// The kernel dropped `n` lookups of `ino`.
     pub fn forget(&mut self, ino: u64, n: u64) {
-        let Some(slot) = self.slots.get_mut(&ino) else { return };
+        let Some(slot) = self.slots.get_mut(&ino) else {
+            return;
+        };
         slot.lookups = slot.lookups.saturating_sub(n);
         if slot.lookups == 0 {
-            if let Some(Slot { target: Target::Node(node), .. }) = self.slots.remove(&ino) {
+            if let Some(Slot {
+                target: Target::Node(node),
+                ..
+            }) = self.slots.remove(&ino)
+            {
                 self.by_node.remove(&node);
             }
         }
@@ -178,7 +210,13 @@ mod tests {
     use super::*;
 
     fn seg(id: i32, cpid: i32) -> Node {
-        Node::Segment(ShmIdent { id: ShmId(id), cuid: 0, cgid: 0, cpid, segsz: 4096 })
+        Node::Segment(ShmIdent {
+            id: ShmId(id),
+            cuid: 0,
+            cgid: 0,
+            cpid,
+            segsz: 4096,
+        })
     }
 
     #[test]

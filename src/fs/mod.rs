@@ -147,7 +147,9 @@ impl IpcFs {
     }
 
     fn inodes(&self) -> MutexGuard<'_, InodeTable> {
-        self.inodes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inodes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn target(&self, ino: u64) -> Result<Target> {
@@ -161,7 +163,10 @@ impl IpcFs {
 
     fn add_handle(&self, handle: Handle) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(handle));
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(fh, Arc::new(handle));
         fh
     }
 
@@ -177,7 +182,9 @@ impl IpcFs {
 
     pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Entry> {
         let name = name_str(name)?;
-        let Target::Dir(dir) = self.target(parent)? else { return Err(Error::NotDirectory) };
+        let Target::Dir(dir) = self.target(parent)? else {
+            return Err(Error::NotDirectory);
+        };
         if let Some((_, child)) = dir.children().iter().find(|(n, _)| *n == name) {
             return Ok(self.dir_entry(*child));
         }
@@ -195,7 +202,10 @@ impl IpcFs {
 
     fn remember(&self, node: &Node, mut attr: Attr) -> Entry {
         attr.ino = self.inodes().remember(node);
-        Entry { attr, ttl: LIVE_TTL }
+        Entry {
+            attr,
+            ttl: LIVE_TTL,
+        }
     }
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
@@ -214,10 +224,19 @@ impl IpcFs {
             Target::Pending(pending) => pending.attr()?,
         };
         attr.ino = ino;
-        Ok(Entry { attr, ttl: LIVE_TTL })
+        Ok(Entry {
+            attr,
+            ttl: LIVE_TTL,
+        })
     }
 
-    pub fn setattr(&self, ino: u64, fh: Option<u64>, change: SetAttr, caller: &Caller) -> Result<Entry> {
+    pub fn setattr(
+        &self,
+        ino: u64,
+        fh: Option<u64>,
+        change: SetAttr,
+        caller: &Caller,
+    ) -> Result<Entry> {
         let handle = fh.map(|fh| self.segment_handle(fh)).transpose()?;
         let open = handle.as_deref().and_then(|h| match h {
             Handle::Segment(open) => Some(open),
@@ -227,17 +246,29 @@ impl IpcFs {
             Target::Dir(_) if change == SetAttr::default() => return self.getattr(ino),
             Target::Dir(_) => return Err(Error::NotPermitted),
             Target::Node(Node::Segment(ident)) => shm::setattr(ident, open, change, caller)?,
-            Target::Node(Node::ShmKeyLink(_)) if change == SetAttr::default() => return self.getattr(ino),
+            Target::Node(Node::ShmKeyLink(_)) if change == SetAttr::default() => {
+                return self.getattr(ino);
+            }
             Target::Node(Node::ShmKeyLink(_)) => return Err(Error::NotPermitted),
             Target::Pending(pending) => pending.setattr(open, change, caller)?,
         };
         attr.ino = ino;
-        Ok(Entry { attr, ttl: LIVE_TTL })
+        Ok(Entry {
+            attr,
+            ttl: LIVE_TTL,
+        })
     }
 
     // ---- files ----
 
-    pub fn create(&self, parent: u64, name: &OsStr, mode: u32, flags: i32, caller: &Caller) -> Result<(Entry, Opened)> {
+    pub fn create(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+        caller: &Caller,
+    ) -> Result<(Entry, Opened)> {
         let name = name_str(name)?;
         match self.target(parent)? {
             Target::Dir(Dir::Shm) => {}
@@ -249,7 +280,16 @@ impl IpcFs {
         let open = OpenSegment::pending(pending.clone(), Want::from_open_flags(flags));
         attr.ino = self.inodes().remember_pending(pending);
         let fh = self.add_handle(Handle::Segment(open));
-        Ok((Entry { attr, ttl: LIVE_TTL }, Opened { fh, direct_io: true }))
+        Ok((
+            Entry {
+                attr,
+                ttl: LIVE_TTL,
+            },
+            Opened {
+                fh,
+                direct_io: true,
+            },
+        ))
     }
 
     pub fn open(&self, ino: u64, flags: i32, caller: &Caller) -> Result<Opened> {
@@ -261,7 +301,10 @@ impl IpcFs {
             Target::Pending(pending) => OpenSegment::reopen_pending(pending, want, caller)?,
         };
         let fh = self.add_handle(Handle::Segment(open));
-        Ok(Opened { fh, direct_io: true })
+        Ok(Opened {
+            fh,
+            direct_io: true,
+        })
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
@@ -279,24 +322,39 @@ impl IpcFs {
     }
 
     /// fallocate(2) mode 0: on a segment being created, gives it its size.
-    pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32, caller: &Caller) -> Result<()> {
+    pub fn fallocate(
+        &self,
+        fh: u64,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        caller: &Caller,
+    ) -> Result<()> {
         if mode != 0 {
             return Err(Error::NotSupported);
         }
         match &*self.segment_handle(fh)? {
-            Handle::Segment(open) => open.allocate(offset.checked_add(length).ok_or(Error::TooBig)?, caller),
+            Handle::Segment(open) => {
+                open.allocate(offset.checked_add(length).ok_or(Error::TooBig)?, caller)
+            }
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
 
     /// Closes a file or directory handle; a segment is detached here.
     pub fn release(&self, fh: u64) {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&fh);
     }
 
     /// The filesystem is going away: detach everything.
     pub fn destroy(&self) {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.handles
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     pub fn unlink(&self, parent: u64, name: &OsStr, caller: &Caller) -> Result<()> {
@@ -313,8 +371,16 @@ impl IpcFs {
         match self.target(ino)? {
             Target::Dir(dir) => {
                 let attr = self.dir_attr(dir);
-                let granted = u32::from(if caller.uid == 0 { 0o7 } else { attr.perm & 0o7 });
-                if want.0 & !granted == 0 { Ok(()) } else { Err(Error::AccessDenied) }
+                let granted = u32::from(if caller.uid == 0 {
+                    0o7
+                } else {
+                    attr.perm & 0o7
+                });
+                if want.0 & !granted == 0 {
+                    Ok(())
+                } else {
+                    Err(Error::AccessDenied)
+                }
             }
             Target::Node(Node::Segment(ident)) => shm::access(ident, want, caller),
             Target::Node(Node::ShmKeyLink(_)) => Ok(()),
@@ -377,9 +443,13 @@ impl IpcFs {
         plus: bool,
         add: &mut dyn FnMut(u64, &str, &Entry) -> bool,
     ) -> Result<()> {
-        let Target::Dir(dir) = self.target(ino)? else { return Err(Error::NotDirectory) };
+        let Target::Dir(dir) = self.target(ino)? else {
+            return Err(Error::NotDirectory);
+        };
         let handle = self.handle(fh)?;
-        let Handle::Dir(listing) = &*handle else { return Err(Error::NotDirectory) };
+        let Handle::Dir(listing) = &*handle else {
+            return Err(Error::NotDirectory);
+        };
         let mut listing = listing.lock().unwrap_or_else(|p| p.into_inner());
         if offset == 0 {
             *listing = self.list(dir)?;
@@ -387,7 +457,10 @@ impl IpcFs {
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         for (index, item) in listing.iter().enumerate().skip(start) {
             let is_dot = item.name == "." || item.name == "..";
-            let mut entry = Entry { attr: item.attr, ttl: LIVE_TTL };
+            let mut entry = Entry {
+                attr: item.attr,
+                ttl: LIVE_TTL,
+            };
             entry.attr.ino = match &item.target {
                 ListedTarget::Dir(d) => {
                     entry.ttl = FIXED_TTL;
@@ -408,23 +481,42 @@ impl IpcFs {
 
     fn list(&self, dir: Dir) -> Result<Vec<Listed>> {
         let mut items = vec![
-            Listed { name: ".".into(), target: ListedTarget::Dir(dir), attr: self.dir_attr(dir) },
-            Listed { name: "..".into(), target: ListedTarget::Dir(dir.parent()), attr: self.dir_attr(dir.parent()) },
+            Listed {
+                name: ".".into(),
+                target: ListedTarget::Dir(dir),
+                attr: self.dir_attr(dir),
+            },
+            Listed {
+                name: "..".into(),
+                target: ListedTarget::Dir(dir.parent()),
+                attr: self.dir_attr(dir.parent()),
+            },
         ];
         for (name, child) in dir.children() {
-            items.push(Listed { name: (*name).into(), target: ListedTarget::Dir(*child), attr: self.dir_attr(*child) });
+            items.push(Listed {
+                name: (*name).into(),
+                target: ListedTarget::Dir(*child),
+                attr: self.dir_attr(*child),
+            });
         }
         let nodes = match dir {
             Dir::Shm => shm::list_segments()?,
             Dir::ByKeyShm => shm::list_key_links()?,
             _ => Vec::new(),
         };
-        items.extend(nodes.into_iter().map(|(name, node, attr)| Listed { name, target: ListedTarget::Node(node), attr }));
+        items.extend(nodes.into_iter().map(|(name, node, attr)| Listed {
+            name,
+            target: ListedTarget::Node(node),
+            attr,
+        }));
         Ok(items)
     }
 
     fn dir_entry(&self, dir: Dir) -> Entry {
-        Entry { attr: self.dir_attr(dir), ttl: FIXED_TTL }
+        Entry {
+            attr: self.dir_attr(dir),
+            ttl: FIXED_TTL,
+        }
     }
 
     fn dir_attr(&self, dir: Dir) -> Attr {
@@ -452,8 +544,13 @@ impl IpcFs {
         let usage = crate::ipc::shm::usage()?;
         // kernel.shmall defaults to nearly 2^64 pages, which would overflow
         // df's arithmetic; no more than the machine's memory can be used.
-        let memory = nix::unistd::sysconf(nix::unistd::SysconfVar::_PHYS_PAGES).ok().flatten().unwrap_or(i64::MAX);
-        let shmall = read_sysctl("shmall").unwrap_or(u64::MAX).min(memory.max(0) as u64);
+        let memory = nix::unistd::sysconf(nix::unistd::SysconfVar::_PHYS_PAGES)
+            .ok()
+            .flatten()
+            .unwrap_or(i64::MAX);
+        let shmall = read_sysctl("shmall")
+            .unwrap_or(u64::MAX)
+            .min(memory.max(0) as u64);
         let shmmni = read_sysctl("shmmni").unwrap_or(4096);
         Ok(StatFs {
             blocks: shmall,
@@ -475,11 +572,18 @@ fn name_str(name: &OsStr) -> Result<&str> {
 }
 
 fn read_sysctl(name: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/sys/kernel/{name}")).ok()?.trim().parse().ok()
+    std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 fn page_size() -> u32 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u32
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
+        .ok()
+        .flatten()
+        .unwrap_or(4096) as u32
 }
 
 /// A kernel time in seconds; 0 (never set) shows as `fallback`.

@@ -68,5 +68,7 @@ const IPCMNI_SHIFTS: [u32; 2] = [15, 24];
 
 /// The slot indexes an id may live at, most likely first.
 fn id_to_indexes(id: i32) -> impl Iterator<Item = i32> {
-    IPCMNI_SHIFTS.into_iter().map(move |shift| id & ((1 << shift) - 1))
+    IPCMNI_SHIFTS
+        .into_iter()
+        .map(move |shift| id & ((1 << shift) - 1))
 }

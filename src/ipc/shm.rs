@@ -88,9 +88,10 @@ pub fn stat_any(id: ShmId) -> Result<ShmStat, Errno> {
         // SAFETY: ds points to writable memory of the right type for SHM_STAT_ANY.
         let found = unsafe { libc::shmctl(index, SHM_STAT_ANY, ds.as_mut_ptr()) };
         match Errno::result(found) {
-            // SAFETY: SHM_STAT_ANY succeeded, so the kernel filled in ds.
             Ok(found) if found == id.0 => {
-                return Ok(ShmStat::from_raw(id, unsafe { ds.assume_init_ref() }));
+                // SAFETY: SHM_STAT_ANY succeeded, so the kernel filled in ds.
+                let ds = unsafe { ds.assume_init_ref() };
+                return Ok(ShmStat::from_raw(id, ds));
             }
             Ok(_) | Err(Errno::EINVAL) => continue,
             Err(e) => return Err(e),
@@ -121,7 +122,11 @@ pub fn remove(id: ShmId) -> Result<(), Errno> {
 
 /// `shmctl(SHM_LOCK)` / `shmctl(SHM_UNLOCK)`: keep the segment in memory.
 pub fn set_locked(id: ShmId, locked: bool) -> Result<(), Errno> {
-    let cmd = if locked { libc::SHM_LOCK } else { libc::SHM_UNLOCK };
+    let cmd = if locked {
+        libc::SHM_LOCK
+    } else {
+        libc::SHM_UNLOCK
+    };
     // SAFETY: SHM_LOCK and SHM_UNLOCK take no buffer.
     Errno::result(unsafe { libc::shmctl(id.0, cmd, std::ptr::null_mut()) })?;
     Ok(())
@@ -153,7 +158,7 @@ pub fn usage() -> Result<ShmUsage, Errno> {
     let info = unsafe { info.assume_init_ref() };
     Ok(ShmUsage {
         used_ids: info.used_ids as u64,
-        total_pages: info.shm_tot as u64,
+        total_pages: info.shm_tot,
     })
 }
 
