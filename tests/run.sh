@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Runs every test of ipcfs: unit tests, and mounted tests that start the real
+# binary in IPC and mount namespaces of their own.
+#
+# Needs root (mounts, namespaces, acting as other users) and /dev/fuse. The
+# tests drive the tools users use; any that are missing are installed here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+missing=()
+command -v getfattr >/dev/null || missing+=(attr)
+for tool in ipcs ipcmk ipcrm lsipc unshare setpriv fallocate; do
+    command -v "$tool" >/dev/null || { missing+=(util-linux); break; }
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
+        echo "tests/run.sh: installing ${missing[*]}" >&2
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+    else
+        echo "tests/run.sh: the tests need ${missing[*]}; please install them" >&2
+        exit 1
+    fi
+fi
+if [[ $(id -u) != 0 ]]; then
+    echo "tests/run.sh: the mounted tests need root (mounts, namespaces, other users)" >&2
+    exit 1
+fi
+
+cargo test "$@"
