@@ -200,6 +200,16 @@ impl IpcFs {
         self.inodes().forget(ino, nlookup);
     }
 
+    /// How many dynamic inodes the kernel holds (for tests and diagnostics).
+    pub fn inode_count(&self) -> usize {
+        self.inodes().len()
+    }
+
+    /// How many files and directories are open.
+    pub fn handle_count(&self) -> usize {
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
     fn remember(&self, node: &Node, mut attr: Attr) -> Entry {
         attr.ino = self.inodes().remember(node);
         Entry {
