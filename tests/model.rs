@@ -224,3 +224,21 @@ fn attributes_are_the_kernels() {
         Error::NoAttribute
     );
 }
+
+#[test]
+fn a_removed_segment_still_attached_keeps_its_inode() {
+    isolate();
+    let fs = IpcFs::new();
+    let id = create_segment(0x700, 4096, 0o600);
+    let ino = fs
+        .lookup(SHM_DIR, OsStr::new(&id.0.to_string()))
+        .unwrap()
+        .attr
+        .ino;
+    let opened = fs.open(ino, libc::O_RDONLY, &root_caller()).unwrap();
+    shm::remove(id).unwrap();
+    let stat = shm::stat_any(id).unwrap();
+    assert!(stat.is_dest(), "{stat:?}");
+    assert_eq!(fs.getattr(ino).unwrap().attr.size, 4096);
+    fs.release(opened.fh);
+}

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::shm::PendingSegment;
+use crate::ipc::Key;
 use crate::ipc::shm::{ShmId, ShmStat};
 
 /// Inode numbers of the fixed directories; dynamic numbers start above them.
@@ -76,11 +77,11 @@ impl Dir {
 }
 
 /// What tells one segment from another that later gets the same id: the
-/// fields the kernel fixes at creation. (The key is not among them: the
-/// kernel sets it to IPC_PRIVATE when a segment is marked for destruction.)
+/// fields the kernel fixes at creation, and the key as it was seen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct ShmIdent {
     pub id: ShmId,
+    pub key: Key,
     pub cuid: u32,
     pub cgid: u32,
     pub cpid: i32,
@@ -91,11 +92,25 @@ impl ShmIdent {
     pub fn of(stat: &ShmStat) -> ShmIdent {
         ShmIdent {
             id: stat.id,
+            key: stat.perm.key,
             cuid: stat.perm.cuid,
             cgid: stat.perm.cgid,
             cpid: stat.cpid,
             segsz: stat.segsz,
         }
+    }
+
+    /// Whether `stat` describes the segment this ident was taken from. The
+    /// key changes only one way: the kernel sets it to IPC_PRIVATE when it
+    /// marks a segment for destruction.
+    pub fn is(&self, stat: &ShmStat) -> bool {
+        let now = ShmIdent::of(stat);
+        let key_ok = now.key == self.key || (stat.is_dest() && now.key.is_private());
+        key_ok
+            && ShmIdent {
+                key: self.key,
+                ..now
+            } == *self
     }
 }
 
@@ -212,6 +227,7 @@ mod tests {
     fn seg(id: i32, cpid: i32) -> Node {
         Node::Segment(ShmIdent {
             id: ShmId(id),
+            key: Key(7),
             cuid: 0,
             cgid: 0,
             cpid,
@@ -249,6 +265,45 @@ mod tests {
         let old = table.remember(&seg(5, 1));
         let new = table.remember(&seg(5, 2));
         assert_ne!(old, new);
+    }
+
+    #[test]
+    fn a_key_only_ever_becomes_private_on_destruction() {
+        use crate::ipc::IpcPerm;
+        let mut stat = ShmStat {
+            id: ShmId(3),
+            perm: IpcPerm {
+                key: Key(0x8000),
+                uid: 0,
+                gid: 0,
+                cuid: 0,
+                cgid: 0,
+                mode: 0o600,
+            },
+            segsz: 4096,
+            atime: 0,
+            dtime: 0,
+            ctime: 1,
+            cpid: 10,
+            lpid: 0,
+            nattch: 0,
+        };
+        let ident = ShmIdent::of(&stat);
+        assert!(ident.is(&stat));
+        stat.perm.key = Key(0x8002);
+        assert!(!ident.is(&stat), "another key is another segment");
+        stat.perm.key = Key::PRIVATE;
+        assert!(
+            !ident.is(&stat),
+            "private but not destroyed: another segment"
+        );
+        stat.perm.mode |= crate::ipc::shm::SHM_DEST;
+        assert!(
+            ident.is(&stat),
+            "marked for destruction: the kernel made the key private"
+        );
+        stat.segsz = 8192;
+        assert!(!ident.is(&stat));
     }
 
     #[test]

@@ -24,7 +24,7 @@ use crate::ipc::{Errno, Key, sysvipc};
 /// is gone or now names another segment.
 fn current(ident: ShmIdent) -> Result<ShmStat> {
     let stat = shm::stat_any(ident.id).map_err(Error::from_id_call)?;
-    if ShmIdent::of(&stat) == ident {
+    if ident.is(&stat) {
         Ok(stat)
     } else {
         Err(Error::NotFound)
