@@ -7,6 +7,7 @@
 //! The calls act in the IPC namespace of the calling thread.
 
 pub mod creds;
+pub mod sem;
 pub mod shm;
 pub mod sysvipc;
 

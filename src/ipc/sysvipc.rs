@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::io;
 
+use super::sem::{SemId, SemStat};
 use super::shm::{ShmId, ShmStat};
 use super::{IpcPerm, Key};
 
@@ -15,6 +16,29 @@ pub fn list_shm() -> io::Result<Vec<ShmStat>> {
     // The kernel shows the namespace of the thread that opens the file.
     let text = std::fs::read_to_string("/proc/sysvipc/shm")?;
     parse_shm(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Every semaphore set of the calling thread's IPC namespace.
+pub fn list_sem() -> io::Result<Vec<SemStat>> {
+    let text = std::fs::read_to_string("/proc/sysvipc/sem")?;
+    parse_sem(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Parses the text of /proc/sysvipc/sem.
+pub fn parse_sem(text: &str) -> Result<Vec<SemStat>, String> {
+    let table = Table::new(text)?;
+    table
+        .rows()
+        .map(|row| {
+            Ok(SemStat {
+                id: SemId(row.get("semid")?),
+                perm: row.perm()?,
+                nsems: row.get("nsems")?,
+                otime: row.get("otime")?,
+                ctime: row.get("ctime")?,
+            })
+        })
+        .collect()
 }
 
 /// Parses the text of /proc/sysvipc/shm.
@@ -140,6 +164,28 @@ mod tests {
         assert_eq!(rows[1].perm.gid, 100);
         assert_eq!(rows[2].perm.key.to_string(), "0xffffffff");
         assert!(rows[2].is_dest() && rows[2].is_locked());
+    }
+
+    const SEM: &str =
+        "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime
+      4660          0   600          3     0     0     0     0          0 1700000000
+         0      32769   666          1  1000   100  1000   100 1700000500 1700000400
+";
+
+    #[test]
+    fn parses_semaphore_sets() {
+        let rows = parse_sem(SEM).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].id, SemId(0));
+        assert_eq!(rows[0].perm.key.to_string(), "0x00001234");
+        assert_eq!((rows[0].nsems, rows[0].perm.mode), (3, 0o600));
+        assert_eq!((rows[0].otime, rows[0].ctime), (0, 1700000000));
+        assert_eq!(rows[1].id, SemId(32769));
+        assert!(rows[1].perm.key.is_private());
+        assert_eq!(
+            (rows[1].perm.uid, rows[1].perm.gid, rows[1].otime),
+            (1000, 100, 1700000500)
+        );
     }
 
     #[test]

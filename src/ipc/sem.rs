@@ -1,0 +1,155 @@
+//! Semaphore sets: `semget`, `semctl`, `semtimedop`.
+
+use std::mem::MaybeUninit;
+use std::time::Duration;
+
+use super::{Errno, IpcPerm, Key, id_to_indexes};
+
+/// Not exported by the libc crate for Linux; value from <linux/sem.h>.
+const SEM_STAT_ANY: libc::c_int = 20;
+/// The largest value a semaphore can hold (SEMVMX in <linux/sem.h>).
+pub const SEMVMX: i32 = 32767;
+
+/// A semaphore set id as `ipcs -s` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SemId(pub i32);
+
+/// What `semctl(IPC_STAT)` tells about a set (`struct semid_ds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SemStat {
+    pub id: SemId,
+    pub perm: IpcPerm,
+    pub nsems: u64,
+    pub otime: i64,
+    pub ctime: i64,
+}
+
+impl SemStat {
+    fn from_raw(id: SemId, ds: &libc::semid_ds) -> SemStat {
+        SemStat {
+            id,
+            perm: IpcPerm::from_raw(&ds.sem_perm),
+            nsems: ds.sem_nsems,
+            otime: ds.sem_otime,
+            ctime: ds.sem_ctime,
+        }
+    }
+}
+
+/// `semget(key, nsems, flags)`: find or create a set.
+pub fn get(key: Key, nsems: i32, flags: i32) -> Result<SemId, Errno> {
+    // SAFETY: semget takes no pointers.
+    let id = Errno::result(unsafe { libc::semget(key.0, nsems, flags) })?;
+    Ok(SemId(id))
+}
+
+/// The set with this id, whoever may read it (`SEM_STAT_ANY`). `ENOENT`
+/// when no set has the id.
+pub fn stat_any(id: SemId) -> Result<SemStat, Errno> {
+    if id.0 < 0 {
+        return Err(Errno::ENOENT);
+    }
+    for index in id_to_indexes(id.0) {
+        let mut ds = MaybeUninit::<libc::semid_ds>::uninit();
+        // SAFETY: SEM_STAT_ANY writes a semid_ds through the pointer argument.
+        let found = unsafe { libc::semctl(index, 0, SEM_STAT_ANY, ds.as_mut_ptr()) };
+        match Errno::result(found) {
+            Ok(found) if found == id.0 => {
+                // SAFETY: SEM_STAT_ANY succeeded, so the kernel filled in ds.
+                let ds = unsafe { ds.assume_init_ref() };
+                return Ok(SemStat::from_raw(id, ds));
+            }
+            Ok(_) | Err(Errno::EINVAL) => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(Errno::ENOENT)
+}
+
+/// `semctl(IPC_SET)`: set owner, group and permission bits.
+pub fn set(id: SemId, uid: u32, gid: u32, mode: u32) -> Result<(), Errno> {
+    let mut ds = MaybeUninit::<libc::semid_ds>::zeroed();
+    // SAFETY: semid_ds is plain old data, for which all-zero bytes are valid.
+    let ds = unsafe { ds.assume_init_mut() };
+    ds.sem_perm.uid = uid;
+    ds.sem_perm.gid = gid;
+    ds.sem_perm.mode = (mode & 0o777) as u16;
+    // SAFETY: ds is a valid semid_ds that IPC_SET only reads.
+    Errno::result(unsafe { libc::semctl(id.0, 0, libc::IPC_SET, ds as *mut libc::semid_ds) })?;
+    Ok(())
+}
+
+/// `semctl(IPC_RMID)`: remove the set; waiters wake with EIDRM.
+pub fn remove(id: SemId) -> Result<(), Errno> {
+    // SAFETY: IPC_RMID takes no argument.
+    Errno::result(unsafe { libc::semctl(id.0, 0, libc::IPC_RMID) })?;
+    Ok(())
+}
+
+/// One of the per-semaphore queries of `semctl`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Query {
+    /// GETVAL: the value.
+    Value,
+    /// GETPID: the pid of the last operation.
+    Pid,
+    /// GETNCNT: processes waiting for the value to grow.
+    WaitingToTake,
+    /// GETZCNT: processes waiting for the value to be zero.
+    WaitingForZero,
+}
+
+/// `semctl(GETVAL | GETPID | GETNCNT | GETZCNT)` on semaphore `num`.
+pub fn query(id: SemId, num: u16, what: Query) -> Result<i32, Errno> {
+    let cmd = match what {
+        Query::Value => libc::GETVAL,
+        Query::Pid => libc::GETPID,
+        Query::WaitingToTake => libc::GETNCNT,
+        Query::WaitingForZero => libc::GETZCNT,
+    };
+    // SAFETY: these commands take no argument.
+    Errno::result(unsafe { libc::semctl(id.0, libc::c_int::from(num), cmd) })
+}
+
+/// `semctl(SETVAL)`: set semaphore `num` to `value`.
+pub fn set_value(id: SemId, num: u16, value: i32) -> Result<(), Errno> {
+    // SAFETY: SETVAL takes an int (the `val` member of union semun).
+    Errno::result(unsafe { libc::semctl(id.0, libc::c_int::from(num), libc::SETVAL, value) })?;
+    Ok(())
+}
+
+/// `semtimedop` with one operation on semaphore `num`: add `delta` (a V when
+/// positive, a P when negative) or, when `delta` is 0, wait for zero.
+/// `IPC_NOWAIT` unless `wait` is given; with `wait`, gives up after that long
+/// with `EAGAIN`.
+pub fn operate(id: SemId, num: u16, delta: i16, wait: Option<Duration>) -> Result<(), Errno> {
+    let mut op = libc::sembuf {
+        sem_num: num,
+        sem_op: delta,
+        sem_flg: if wait.is_some() {
+            0
+        } else {
+            libc::IPC_NOWAIT as i16
+        },
+    };
+    let timeout = wait.map(|w| libc::timespec {
+        tv_sec: w.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(w.subsec_nanos() as i32),
+    });
+    let timeout_ptr = timeout
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY: op is one valid sembuf, and timeout_ptr is null or points to a
+    // timespec that lives until the call returns.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_semtimedop,
+            id.0,
+            &mut op as *mut libc::sembuf,
+            1usize,
+            timeout_ptr,
+        )
+    };
+    Errno::result(r)?;
+    Ok(())
+}
