@@ -12,7 +12,7 @@ use fuser::{
     ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::fs::{Attr, Caller, Entry, Error, FileKind, IpcFs, Opened, SetAttr};
+use crate::fs::{Attr, Caller, Entry, Error, FileKind, IpcFs, Opened, Outcome, SetAttr, Wait};
 
 /// Largest read and write the kernel sends in one request.
 const MAX_IO: u32 = 1 << 20;
@@ -61,6 +61,28 @@ fn file_attr(a: &Attr) -> FileAttr {
         rdev: 0,
         blksize: a.blksize,
         flags: 0,
+    }
+}
+
+/// Stack for a thread that runs one waiting operation (a semaphore P): it
+/// only makes system calls and reads small /proc files.
+const WAITER_STACK: usize = 64 * 1024;
+
+/// Runs an operation that waits on a thread of its own, and replies from
+/// there, so that the event loops never block.
+fn run_elsewhere<T: Send + 'static, R: Send + 'static>(
+    wait: Wait<T>,
+    reply: R,
+    reply_with: impl FnOnce(R, Result<T, Error>) + Send + 'static,
+) {
+    let spawned = std::thread::Builder::new()
+        .name("ipcfs-wait".into())
+        .stack_size(WAITER_STACK)
+        .spawn(move || reply_with(reply, wait.run()));
+    if let Err(e) = spawned {
+        // The reply went down with the closure; fuser answers a dropped
+        // reply with EIO, so the caller is not left waiting.
+        log::error!("cannot start a thread for a waiting operation: {e}");
     }
 }
 
@@ -191,8 +213,11 @@ impl Filesystem for IpcFuse {
         }
     }
 
-    fn rmdir(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, reply: ReplyEmpty) {
-        reply.error(errno("rmdir", Error::NotPermitted));
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.rmdir(parent.0, name, &caller(req)) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("rmdir", e)),
+        }
     }
 
     fn symlink(
@@ -256,18 +281,24 @@ impl Filesystem for IpcFuse {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
         _write_flags: WriteFlags,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        match self.fs.write(fh.0, offset, data) {
+        let nonblocking = flags.0 & libc::O_NONBLOCK != 0;
+        let reply_with = |reply: ReplyWrite, result: Result<usize, Error>| match result {
             Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(errno("write", e)),
+        };
+        match self.fs.write(fh.0, offset, data, nonblocking, &caller(req)) {
+            Ok(Outcome::Ready(n)) => reply.written(n as u32),
+            Ok(Outcome::Wait(wait)) => run_elsewhere(wait, reply, reply_with),
             Err(e) => reply.error(errno("write", e)),
         }
     }
@@ -309,8 +340,8 @@ impl Filesystem for IpcFuse {
         reply.ok();
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.opendir(ino.0) {
+    fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.opendir(ino.0, &caller(req)) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(errno("opendir", e)),
         }
@@ -318,7 +349,7 @@ impl Filesystem for IpcFuse {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -328,7 +359,10 @@ impl Filesystem for IpcFuse {
             let kind = file_attr(&e.attr).kind;
             reply.add(INodeNo(e.attr.ino), next, kind, name)
         };
-        match self.fs.readdir(ino.0, fh.0, offset, false, &mut add) {
+        match self
+            .fs
+            .readdir(ino.0, fh.0, offset, false, &caller(req), &mut add)
+        {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("readdir", e)),
         }
@@ -336,7 +370,7 @@ impl Filesystem for IpcFuse {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -352,7 +386,10 @@ impl Filesystem for IpcFuse {
                 Generation(0),
             )
         };
-        match self.fs.readdir(ino.0, fh.0, offset, true, &mut add) {
+        match self
+            .fs
+            .readdir(ino.0, fh.0, offset, true, &caller(req), &mut add)
+        {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("readdirplus", e)),
         }

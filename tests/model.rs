@@ -7,7 +7,7 @@ use std::ffi::OsStr;
 
 use common::*;
 use ipcfs::fs::access::ProcStatus;
-use ipcfs::fs::{Caller, Error, FileKind, IpcFs, SetAttr};
+use ipcfs::fs::{Caller, Error, FileKind, IpcFs, Outcome, SetAttr};
 
 const SHM_DIR: u64 = 2;
 
@@ -26,20 +26,35 @@ fn user(uid: u32) -> Caller {
     Caller::with_status(uid, uid, ProcStatus::default())
 }
 
+/// A write that must not wait.
+fn write(fs: &IpcFs, fh: u64, offset: u64, data: &[u8]) -> Result<usize, Error> {
+    match fs.write(fh, offset, data, false, &root_caller())? {
+        Outcome::Ready(n) => Ok(n),
+        Outcome::Wait(_) => panic!("a segment write waited"),
+    }
+}
+
 fn listing(fs: &IpcFs, dir: u64, plus: bool) -> Vec<(String, u64)> {
-    let fh = fs.opendir(dir).unwrap();
+    let fh = fs.opendir(dir, &root_caller()).unwrap();
     let mut out = Vec::new();
     let mut offset = 0;
     loop {
         let mut batch = Vec::new();
-        fs.readdir(dir, fh, offset, plus, &mut |next, name, e| {
-            // A tiny buffer: three entries per call, like a full reply.
-            if batch.len() == 3 {
-                return true;
-            }
-            batch.push((next, name.to_string(), e.attr.ino));
-            false
-        })
+        fs.readdir(
+            dir,
+            fh,
+            offset,
+            plus,
+            &root_caller(),
+            &mut |next, name, e| {
+                // A tiny buffer: three entries per call, like a full reply.
+                if batch.len() == 3 {
+                    return true;
+                }
+                batch.push((next, name.to_string(), e.attr.ino));
+                false
+            },
+        )
         .unwrap();
         let Some(&(next, _, _)) = batch.last() else {
             break;
@@ -138,11 +153,14 @@ fn open_attaches_and_release_detaches() {
     assert!(opened.direct_io);
     assert_eq!(shm::stat(id).unwrap().nattch, 1);
     assert_eq!(
-        fs.write(opened.fh, 4090, b"0123456789").unwrap(),
+        write(&fs, opened.fh, 4090, b"0123456789").unwrap(),
         6,
         "a write crossing the end is cut"
     );
-    assert_eq!(fs.write(opened.fh, 4096, b"x").unwrap_err(), Error::NoSpace);
+    assert_eq!(
+        write(&fs, opened.fh, 4096, b"x").unwrap_err(),
+        Error::NoSpace
+    );
     assert_eq!(fs.read(opened.fh, 4090, 100).unwrap(), b"012345");
     fs.release(opened.fh);
     assert_eq!(fs.handle_count(), 0);

@@ -23,8 +23,12 @@ pub enum Error {
     TooBig,
     #[error("no such extended attribute")]
     NoAttribute,
-    #[error("buffer too small for the attribute")]
-    Range,
+    #[error("a number or size out of range")]
+    OutOfRange,
+    #[error("interrupted: the caller has a signal to handle")]
+    Interrupted,
+    #[error("would have to wait, and the file is non-blocking")]
+    WouldBlock,
     #[error("operation not supported here")]
     NotSupported,
     #[error("is a directory")]
@@ -52,7 +56,9 @@ impl Error {
             Error::Invalid => libc::EINVAL,
             Error::TooBig => libc::EFBIG,
             Error::NoAttribute => libc::ENODATA,
-            Error::Range => libc::ERANGE,
+            Error::OutOfRange => libc::ERANGE,
+            Error::Interrupted => libc::EINTR,
+            Error::WouldBlock => libc::EAGAIN,
             Error::NotSupported => libc::EOPNOTSUPP,
             Error::IsDirectory => libc::EISDIR,
             Error::NotDirectory => libc::ENOTDIR,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::shm::PendingSegment;
 use crate::ipc::Key;
+use crate::ipc::sem::{SemId, SemStat};
 use crate::ipc::shm::{ShmId, ShmStat};
 
 /// Inode numbers of the fixed directories; dynamic numbers start above them.
@@ -114,6 +115,29 @@ impl ShmIdent {
     }
 }
 
+/// What tells one semaphore set from a later one with the same id. (A set's
+/// key never changes: IPC_RMID destroys it at once.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct SemIdent {
+    pub id: SemId,
+    pub key: Key,
+    pub cuid: u32,
+    pub cgid: u32,
+    pub nsems: u64,
+}
+
+impl SemIdent {
+    pub fn of(stat: &SemStat) -> SemIdent {
+        SemIdent {
+            id: stat.id,
+            key: stat.perm.key,
+            cuid: stat.perm.cuid,
+            cgid: stat.perm.cgid,
+            nsems: stat.nsems,
+        }
+    }
+}
+
 /// What a dynamic inode stands for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Node {
@@ -121,6 +145,12 @@ pub enum Node {
     Segment(ShmIdent),
     /// `by-key/shm/0x%08x`
     ShmKeyLink(ShmIdent),
+    /// `sem/<id>/`
+    SemSet(SemIdent),
+    /// `sem/<id>/<num>`
+    Semaphore(SemIdent, u16),
+    /// `by-key/sem/0x%08x`
+    SemKeyLink(SemIdent),
 }
 
 /// What an inode number resolves to.

@@ -9,26 +9,33 @@
 //! The tree:
 //! ```text
 //! /            shm/ sem/ msg/ by-key/
-//! shm/<id>     one file per segment          (see shm.rs)
-//! by-key/shm/0x%08x -> ../../shm/<id>        for segments with a key
+//! shm/<id>     one file per segment            (shm.rs)
+//! sem/<id>/<n> one directory per set, a file per semaphore (sem.rs)
+//! by-key/{shm,sem}/0x%08x -> ../../{shm,sem}/<id>  for objects with a key
 //! ```
 
 pub mod access;
 pub mod error;
 pub mod inode;
 pub mod names;
+mod nodes;
+mod sem;
 mod shm;
+pub mod signals;
+mod types;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use access::{Caller, Want};
 pub use error::{Error, Result};
 use inode::{Dir, InodeTable, Node, Target};
+use sem::OpenSemaphore;
 use shm::OpenSegment;
+pub use types::{Attr, Entry, FileKind, Opened, Outcome, SetAttr, StatFs, Wait, Written};
 
 /// How long the kernel may trust what never changes: the fixed directories.
 const FIXED_TTL: Duration = Duration::from_secs(60);
@@ -38,81 +45,17 @@ const LIVE_TTL: Duration = Duration::ZERO;
 pub const BLOCK_SIZE: u32 = 1 << 20;
 const NAME_MAX: usize = 255;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FileKind {
-    Directory,
-    RegularFile,
-    Symlink,
-}
-
-/// What stat(2) shows.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Attr {
-    pub ino: u64,
-    pub kind: FileKind,
-    pub size: u64,
-    /// Permission bits (and the sticky bit for shm/).
-    pub perm: u16,
-    pub nlink: u32,
-    pub uid: u32,
-    pub gid: u32,
-    pub atime: SystemTime,
-    pub mtime: SystemTime,
-    pub ctime: SystemTime,
-    pub blksize: u32,
-}
-
-/// An attribute with how long the kernel may cache it (and the name, for
-/// lookups).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Entry {
-    pub attr: Attr,
-    pub ttl: Duration,
-}
-
-/// The changes of a setattr call (chmod, chown, truncate). Times are not
-/// settable: the kernel keeps them.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SetAttr {
-    pub mode: Option<u32>,
-    pub uid: Option<u32>,
-    pub gid: Option<u32>,
-    pub size: Option<u64>,
-}
-
-/// An opened file: its handle and whether the kernel must bypass its page cache.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Opened {
-    pub fh: u64,
-    pub direct_io: bool,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct StatFs {
-    pub blocks: u64,
-    pub bfree: u64,
-    pub files: u64,
-    pub ffree: u64,
-    pub bsize: u32,
-    pub namelen: u32,
-}
-
 /// One directory entry of a listing, before it gets an inode number.
 #[derive(Clone, Debug)]
 struct Listed {
     name: String,
-    target: ListedTarget,
+    target: Target,
     attr: Attr,
-}
-
-#[derive(Clone, Debug)]
-enum ListedTarget {
-    Dir(Dir),
-    Node(Node),
 }
 
 enum Handle {
     Segment(OpenSegment),
+    Semaphore(OpenSemaphore),
     /// A directory listing, taken whole when read from offset 0, so that
     /// objects coming and going never make readdir skip or repeat an entry.
     Dir(Mutex<Vec<Listed>>),
@@ -122,6 +65,8 @@ pub struct IpcFs {
     inodes: Mutex<InodeTable>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
+    /// Set when the filesystem goes away: waiting operations give up.
+    stopping: Arc<AtomicBool>,
     /// Times and owner shown on the fixed directories.
     mounted_at: SystemTime,
     uid: u32,
@@ -140,6 +85,7 @@ impl IpcFs {
             inodes: Mutex::new(InodeTable::new()),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
+            stopping: Arc::new(AtomicBool::new(false)),
             mounted_at: SystemTime::now(),
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
@@ -170,28 +116,25 @@ impl IpcFs {
         fh
     }
 
-    fn segment_handle(&self, fh: u64) -> Result<Arc<Handle>> {
-        let handle = self.handle(fh)?;
-        match *handle {
-            Handle::Segment(_) => Ok(handle),
-            Handle::Dir(_) => Err(Error::IsDirectory),
-        }
-    }
-
     // ---- names ----
 
     pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Entry> {
         let name = name_str(name)?;
-        let Target::Dir(dir) = self.target(parent)? else {
-            return Err(Error::NotDirectory);
-        };
-        if let Some((_, child)) = dir.children().iter().find(|(n, _)| *n == name) {
-            return Ok(self.dir_entry(*child));
-        }
-        let (node, attr) = match dir {
-            Dir::Shm => shm::lookup_segment(name)?,
-            Dir::ByKeyShm => shm::lookup_key_link(name)?,
-            _ => return Err(Error::NotFound),
+        let (node, attr) = match self.target(parent)? {
+            Target::Dir(dir) => {
+                if let Some((_, child)) = dir.children().iter().find(|(n, _)| *n == name) {
+                    return Ok(self.dir_entry(*child));
+                }
+                match dir {
+                    Dir::Shm => shm::lookup_segment(name)?,
+                    Dir::Sem => sem::lookup_set(name)?,
+                    Dir::ByKeyShm => shm::lookup_key_link(name)?,
+                    Dir::ByKeySem => sem::lookup_key_link(name)?,
+                    _ => return Err(Error::NotFound),
+                }
+            }
+            Target::Node(Node::SemSet(ident)) => sem::lookup_semaphore(ident, name)?,
+            _ => return Err(Error::NotDirectory),
         };
         Ok(self.remember(&node, attr))
     }
@@ -220,7 +163,7 @@ impl IpcFs {
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
         match self.target(ino)? {
-            Target::Node(Node::ShmKeyLink(ident)) => shm::link_target(ident),
+            Target::Node(node) => nodes::readlink(&node),
             _ => Err(Error::Invalid),
         }
     }
@@ -230,7 +173,7 @@ impl IpcFs {
     pub fn getattr(&self, ino: u64) -> Result<Entry> {
         let mut attr = match self.target(ino)? {
             Target::Dir(dir) => return Ok(self.dir_entry(dir)),
-            Target::Node(node) => shm::node_attr(&node)?,
+            Target::Node(node) => nodes::attr(&node)?,
             Target::Pending(pending) => pending.attr()?,
         };
         attr.ino = ino;
@@ -247,19 +190,16 @@ impl IpcFs {
         change: SetAttr,
         caller: &Caller,
     ) -> Result<Entry> {
-        let handle = fh.map(|fh| self.segment_handle(fh)).transpose()?;
+        let handle = fh.map(|fh| self.handle(fh)).transpose()?;
         let open = handle.as_deref().and_then(|h| match h {
             Handle::Segment(open) => Some(open),
-            Handle::Dir(_) => None,
+            _ => None,
         });
         let mut attr = match self.target(ino)? {
             Target::Dir(_) if change == SetAttr::default() => return self.getattr(ino),
             Target::Dir(_) => return Err(Error::NotPermitted),
             Target::Node(Node::Segment(ident)) => shm::setattr(ident, open, change, caller)?,
-            Target::Node(Node::ShmKeyLink(_)) if change == SetAttr::default() => {
-                return self.getattr(ino);
-            }
-            Target::Node(Node::ShmKeyLink(_)) => return Err(Error::NotPermitted),
+            Target::Node(node) => nodes::setattr(&node, change, caller)?,
             Target::Pending(pending) => pending.setattr(open, change, caller)?,
         };
         attr.ino = ino;
@@ -282,7 +222,7 @@ impl IpcFs {
         let name = name_str(name)?;
         match self.target(parent)? {
             Target::Dir(Dir::Shm) => {}
-            Target::Dir(_) => return Err(Error::NotPermitted),
+            Target::Dir(_) | Target::Node(Node::SemSet(_)) => return Err(Error::NotPermitted),
             _ => return Err(Error::NotDirectory),
         }
         let pending = Arc::new(shm::PendingSegment::new(name, mode, caller)?);
@@ -304,29 +244,50 @@ impl IpcFs {
 
     pub fn open(&self, ino: u64, flags: i32, caller: &Caller) -> Result<Opened> {
         let want = Want::from_open_flags(flags);
-        let open = match self.target(ino)? {
-            Target::Dir(_) => return Err(Error::IsDirectory),
-            Target::Node(Node::Segment(ident)) => OpenSegment::open(ident, want, caller)?,
-            Target::Node(Node::ShmKeyLink(_)) => return Err(Error::Invalid),
-            Target::Pending(pending) => OpenSegment::reopen_pending(pending, want, caller)?,
+        let handle = match self.target(ino)? {
+            Target::Dir(_) | Target::Node(Node::SemSet(_)) => return Err(Error::IsDirectory),
+            Target::Node(Node::Segment(ident)) => {
+                Handle::Segment(OpenSegment::open(ident, want, caller)?)
+            }
+            Target::Node(Node::Semaphore(ident, num)) => {
+                Handle::Semaphore(OpenSemaphore::open(ident, num, flags, caller)?)
+            }
+            Target::Node(_) => return Err(Error::Invalid),
+            Target::Pending(pending) => {
+                Handle::Segment(OpenSegment::reopen_pending(pending, want, caller)?)
+            }
         };
-        let fh = self.add_handle(Handle::Segment(open));
         Ok(Opened {
-            fh,
+            fh: self.add_handle(handle),
             direct_io: true,
         })
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
-        match &*self.segment_handle(fh)? {
+        match &*self.handle(fh)? {
             Handle::Segment(open) => open.read(offset, size as usize),
+            Handle::Semaphore(open) => open.read(offset, size as usize),
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
 
-    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> Result<usize> {
-        match &*self.segment_handle(fh)? {
-            Handle::Segment(open) => open.write(offset, data),
+    /// Writes `data`; `nonblocking` is the file's O_NONBLOCK now. A write
+    /// that must wait comes back as [`Outcome::Wait`], to be run off the
+    /// event loop.
+    pub fn write(
+        &self,
+        fh: u64,
+        offset: u64,
+        data: &[u8],
+        nonblocking: bool,
+        caller: &Caller,
+    ) -> Result<Written> {
+        match &*self.handle(fh)? {
+            Handle::Segment(open) => open.write(offset, data).map(Outcome::Ready),
+            Handle::Semaphore(open) => match open.write(data, nonblocking, caller)? {
+                Outcome::Wait(wait) => Ok(Outcome::Wait(wait.stopping_with(&self.stopping))),
+                ready => Ok(ready),
+            },
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
@@ -343,10 +304,11 @@ impl IpcFs {
         if mode != 0 {
             return Err(Error::NotSupported);
         }
-        match &*self.segment_handle(fh)? {
+        match &*self.handle(fh)? {
             Handle::Segment(open) => {
                 open.allocate(offset.checked_add(length).ok_or(Error::TooBig)?, caller)
             }
+            Handle::Semaphore(_) => Err(Error::NotSupported),
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
@@ -359,8 +321,9 @@ impl IpcFs {
             .remove(&fh);
     }
 
-    /// The filesystem is going away: detach everything.
+    /// The filesystem is going away: stop waiting, detach everything.
     pub fn destroy(&self) {
+        self.stopping.store(true, Ordering::Relaxed);
         self.handles
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -371,7 +334,30 @@ impl IpcFs {
         let name = name_str(name)?;
         match self.target(parent)? {
             Target::Dir(Dir::Shm) => shm::remove(name, caller),
+            Target::Node(Node::SemSet(ident)) => sem::unlink_semaphore(ident, name, caller),
             Target::Dir(_) => Err(Error::NotPermitted),
+            _ => Err(Error::NotDirectory),
+        }
+    }
+
+    /// `mkdir sem/KEY[:N]` creates a semaphore set.
+    pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32, caller: &Caller) -> Result<Entry> {
+        let name = name_str(name)?;
+        let (node, attr) = match self.target(parent)? {
+            Target::Dir(Dir::Sem) => sem::create_set(name, mode, caller)?,
+            Target::Dir(_) | Target::Node(Node::SemSet(_)) => return Err(Error::NotPermitted),
+            _ => return Err(Error::NotDirectory),
+        };
+        Ok(self.remember(&node, attr))
+    }
+
+    /// `rmdir sem/<id>` removes the set.
+    pub fn rmdir(&self, parent: u64, name: &OsStr, caller: &Caller) -> Result<()> {
+        let name = name_str(name)?;
+        match self.target(parent)? {
+            Target::Dir(Dir::Sem) => sem::remove_set(name, caller),
+            Target::Dir(_) => Err(Error::NotPermitted),
+            Target::Node(Node::SemSet(_)) => Err(Error::NotDirectory),
             _ => Err(Error::NotDirectory),
         }
     }
@@ -392,54 +378,54 @@ impl IpcFs {
                     Err(Error::AccessDenied)
                 }
             }
-            Target::Node(Node::Segment(ident)) => shm::access(ident, want, caller),
-            Target::Node(Node::ShmKeyLink(_)) => Ok(()),
+            Target::Node(node) => nodes::access(&node, want, caller),
             Target::Pending(pending) => pending.access(want, caller),
         }
     }
 
     // ---- extended attributes ----
 
+    fn xattr_node(&self, ino: u64) -> Result<Option<Node>> {
+        Ok(match self.target(ino)? {
+            Target::Node(node) => Some(node),
+            Target::Pending(pending) => pending.created().map(Node::Segment),
+            Target::Dir(_) => None,
+        })
+    }
+
     pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
-        let names: Vec<&str> = match self.target(ino)? {
-            Target::Node(Node::Segment(ident)) => shm::xattr_names(ident)?,
-            Target::Pending(pending) => match pending.created() {
-                Some(ident) => shm::xattr_names(ident)?,
-                None => Vec::new(),
-            },
-            _ => Vec::new(),
+        let names = match self.xattr_node(ino)? {
+            Some(node) => nodes::xattr_names(&node)?,
+            None => Vec::new(),
         };
         Ok(names.iter().flat_map(|n| n.bytes().chain([0])).collect())
     }
 
     pub fn getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
         let name = name.to_str().ok_or(Error::NoAttribute)?;
-        let ident = match self.target(ino)? {
-            Target::Node(Node::Segment(ident)) => ident,
-            Target::Pending(pending) => pending.created().ok_or(Error::NoAttribute)?,
-            _ => return Err(Error::NoAttribute),
-        };
-        shm::xattr(ident, name).map(String::into_bytes)
+        let node = self.xattr_node(ino)?.ok_or(Error::NoAttribute)?;
+        nodes::xattr(&node, name).map(String::into_bytes)
     }
 
     /// Every attribute ipcfs shows is the kernel's and read-only.
     pub fn setxattr(&self, ino: u64, name: &OsStr) -> Result<()> {
         let name = name.to_str().ok_or(Error::NotSupported)?;
         match self.target(ino)? {
-            Target::Node(Node::Segment(_)) | Target::Pending(_) if shm::is_xattr_name(name) => {
-                Err(Error::NotPermitted)
-            }
+            Target::Node(node) if nodes::is_xattr_name(&node, name) => Err(Error::NotPermitted),
+            Target::Pending(_) if shm::is_xattr_name(name) => Err(Error::NotPermitted),
             _ => Err(Error::NotSupported),
         }
     }
 
     // ---- directories ----
 
-    pub fn opendir(&self, ino: u64) -> Result<u64> {
+    pub fn opendir(&self, ino: u64, caller: &Caller) -> Result<u64> {
         match self.target(ino)? {
-            Target::Dir(_) => Ok(self.add_handle(Handle::Dir(Mutex::new(Vec::new())))),
-            _ => Err(Error::NotDirectory),
+            Target::Dir(_) => {}
+            Target::Node(Node::SemSet(ident)) => sem::check_list(ident, caller)?,
+            _ => return Err(Error::NotDirectory),
         }
+        Ok(self.add_handle(Handle::Dir(Mutex::new(Vec::new()))))
     }
 
     /// Lists directory `ino` from `offset`, handing each entry to `add` with
@@ -451,18 +437,17 @@ impl IpcFs {
         fh: u64,
         offset: u64,
         plus: bool,
+        caller: &Caller,
         add: &mut dyn FnMut(u64, &str, &Entry) -> bool,
     ) -> Result<()> {
-        let Target::Dir(dir) = self.target(ino)? else {
-            return Err(Error::NotDirectory);
-        };
+        let target = self.target(ino)?;
         let handle = self.handle(fh)?;
         let Handle::Dir(listing) = &*handle else {
             return Err(Error::NotDirectory);
         };
         let mut listing = listing.lock().unwrap_or_else(|p| p.into_inner());
         if offset == 0 {
-            *listing = self.list(dir)?;
+            *listing = self.list(ino, &target, caller)?;
         }
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         for (index, item) in listing.iter().enumerate().skip(start) {
@@ -471,16 +456,18 @@ impl IpcFs {
                 attr: item.attr,
                 ttl: LIVE_TTL,
             };
+            let counted = plus && !is_dot && matches!(item.target, Target::Node(_));
             entry.attr.ino = match &item.target {
-                ListedTarget::Dir(d) => {
+                Target::Dir(d) => {
                     entry.ttl = FIXED_TTL;
                     d.ino()
                 }
-                ListedTarget::Node(node) if plus && !is_dot => self.inodes().remember(node),
-                ListedTarget::Node(node) => self.inodes().peek(node),
+                Target::Node(node) if counted => self.inodes().remember(node),
+                Target::Node(node) => self.inodes().peek(node),
+                Target::Pending(_) => item.attr.ino,
             };
             if add(index as u64 + 1, &item.name, &entry) {
-                if let (true, ListedTarget::Node(_)) = (plus, &item.target) {
+                if counted {
                     self.forget(entry.attr.ino, 1);
                 }
                 break;
@@ -489,34 +476,47 @@ impl IpcFs {
         Ok(())
     }
 
-    fn list(&self, dir: Dir) -> Result<Vec<Listed>> {
-        let mut items = vec![
-            Listed {
-                name: ".".into(),
-                target: ListedTarget::Dir(dir),
-                attr: self.dir_attr(dir),
-            },
-            Listed {
-                name: "..".into(),
-                target: ListedTarget::Dir(dir.parent()),
-                attr: self.dir_attr(dir.parent()),
-            },
-        ];
-        for (name, child) in dir.children() {
-            items.push(Listed {
-                name: (*name).into(),
-                target: ListedTarget::Dir(*child),
-                attr: self.dir_attr(*child),
-            });
-        }
-        let nodes = match dir {
-            Dir::Shm => shm::list_segments()?,
-            Dir::ByKeyShm => shm::list_key_links()?,
-            _ => Vec::new(),
+    fn list(&self, ino: u64, target: &Target, caller: &Caller) -> Result<Vec<Listed>> {
+        let listed = |name: &str, dir: Dir| Listed {
+            name: name.into(),
+            target: Target::Dir(dir),
+            attr: self.dir_attr(dir),
+        };
+        let (mut items, nodes) = match target {
+            Target::Dir(dir) => {
+                let mut items = vec![listed(".", *dir), listed("..", dir.parent())];
+                items.extend(
+                    dir.children()
+                        .iter()
+                        .map(|(name, child)| listed(name, *child)),
+                );
+                let nodes = match dir {
+                    Dir::Shm => shm::list_segments()?,
+                    Dir::Sem => sem::list_sets()?,
+                    Dir::ByKeyShm => shm::list_key_links()?,
+                    Dir::ByKeySem => sem::list_key_links()?,
+                    _ => Vec::new(),
+                };
+                (items, nodes)
+            }
+            Target::Node(node @ Node::SemSet(ident)) => {
+                let mut attr = nodes::attr(node)?;
+                attr.ino = ino;
+                let dot = Listed {
+                    name: ".".into(),
+                    target: Target::Node(node.clone()),
+                    attr,
+                };
+                (
+                    vec![dot, listed("..", Dir::Sem)],
+                    sem::list_semaphores(*ident, caller)?,
+                )
+            }
+            _ => return Err(Error::NotDirectory),
         };
         items.extend(nodes.into_iter().map(|(name, node, attr)| Listed {
             name,
-            target: ListedTarget::Node(node),
+            target: Target::Node(node),
             attr,
         }));
         Ok(items)
@@ -530,9 +530,13 @@ impl IpcFs {
     }
 
     fn dir_attr(&self, dir: Dir) -> Attr {
-        // shm/ is like /tmp: anyone may create, only owners may remove, which
-        // is the kernel's own rule for segments.
-        let perm = if dir == Dir::Shm { 0o1777 } else { 0o555 };
+        // shm/ and sem/ are like /tmp: anyone may create, only owners may
+        // remove, which is the kernel's own rule for IPC objects.
+        let perm = if matches!(dir, Dir::Shm | Dir::Sem) {
+            0o1777
+        } else {
+            0o555
+        };
         Attr {
             ino: dir.ino(),
             kind: FileKind::Directory,

@@ -84,6 +84,7 @@ pub fn node_attr(node: &Node) -> Result<Attr> {
     match node {
         Node::Segment(ident) => Ok(file_attr(&current(*ident)?)),
         Node::ShmKeyLink(ident) => Ok(link_attr(&current(*ident)?)),
+        _ => Err(Error::NotFound),
     }
 }
 

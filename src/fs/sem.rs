@@ -1,0 +1,474 @@
+//! Semaphore sets: `sem/<id>/` is a directory, `sem/<id>/<n>` one file per
+//! semaphore, `by-key/sem/0x%08x` a link to the set.
+//!
+//! - Reading a semaphore file gives its value and a newline (GETVAL), taken
+//!   fresh at offset 0 and served from that snapshot for the rest of the read.
+//! - Writing `N` sets the value (SETVAL), `+N` adds (a V), `-N` takes (a P,
+//!   which waits until it can), `=0` waits until the value is zero.
+//! - A wait never runs on a FUSE event loop: [`write`] returns a [`Wait`]
+//!   the adapter runs on a thread of its own. It waits in short slices and
+//!   between them looks at the caller's pending signals, so an interrupted
+//!   or killed caller gets EINTR and nothing is taken on its behalf.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use super::access::{Caller, Want, check_access, check_owner};
+use super::error::{Error, Result};
+use super::inode::{Node, SemIdent};
+use super::names::{parse_creation_key, parse_id};
+use super::signals::{Signals, caller_signals};
+use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Wait, Written, kernel_time};
+use crate::ipc::creds::run_as;
+use crate::ipc::sem::{self, Query, SEMVMX, SemId, SemStat};
+use crate::ipc::{Errno, sysvipc};
+
+/// How often a waiting operation looks at its caller's signals: an
+/// interrupted wait ends within this long.
+const SLICE: Duration = Duration::from_millis(100);
+
+/// The set `ident` names, as the kernel has it now.
+fn current(ident: SemIdent) -> Result<SemStat> {
+    let stat = sem::stat_any(ident.id).map_err(Error::from_id_call)?;
+    if SemIdent::of(&stat) == ident {
+        Ok(stat)
+    } else {
+        Err(Error::NotFound)
+    }
+}
+
+/// Directory permissions: the set's bits, with search wherever read is granted.
+fn dir_perm(mode: u32) -> u16 {
+    let bits = mode & 0o777;
+    (bits | ((bits & 0o444) >> 2)) as u16
+}
+
+fn set_attr(stat: &SemStat) -> Attr {
+    let time = kernel_time(stat.otime, stat.ctime);
+    Attr {
+        ino: 0,
+        kind: FileKind::Directory,
+        size: stat.nsems,
+        perm: dir_perm(stat.perm.mode),
+        nlink: 2,
+        uid: stat.perm.uid,
+        gid: stat.perm.gid,
+        atime: time,
+        mtime: time,
+        ctime: kernel_time(stat.ctime, stat.ctime),
+        blksize: BLOCK_SIZE,
+    }
+}
+
+fn semaphore_attr(stat: &SemStat, value_text_len: usize) -> Attr {
+    Attr {
+        kind: FileKind::RegularFile,
+        size: value_text_len as u64,
+        perm: (stat.perm.mode & 0o777) as u16,
+        nlink: 1,
+        ..set_attr(stat)
+    }
+}
+
+fn link_text(id: SemId) -> String {
+    format!("../../sem/{}", id.0)
+}
+
+fn link_attr(stat: &SemStat) -> Attr {
+    Attr {
+        kind: FileKind::Symlink,
+        size: link_text(stat.id).len() as u64,
+        perm: 0o777,
+        nlink: 1,
+        ..set_attr(stat)
+    }
+}
+
+fn value_text(ident: SemIdent, num: u16) -> Result<String> {
+    let value = sem::query(ident.id, num, Query::Value).map_err(Error::from_id_call)?;
+    Ok(format!("{value}\n"))
+}
+
+/// The semaphore number a name stands for in a set of `nsems`.
+fn parse_num(name: &str, nsems: u64) -> Result<u16> {
+    parse_id(name)
+        .filter(|&n| (n as u64) < nsems)
+        .and_then(|n| u16::try_from(n).ok())
+        .ok_or(Error::NotFound)
+}
+
+// ---- names ----
+
+pub fn lookup_set(name: &str) -> Result<(Node, Attr)> {
+    let id = parse_id(name).ok_or(Error::NotFound)?;
+    let stat = sem::stat_any(SemId(id)).map_err(Error::from_id_call)?;
+    Ok((Node::SemSet(SemIdent::of(&stat)), set_attr(&stat)))
+}
+
+pub fn lookup_semaphore(ident: SemIdent, name: &str) -> Result<(Node, Attr)> {
+    let stat = current(ident)?;
+    let num = parse_num(name, stat.nsems)?;
+    Ok((
+        Node::Semaphore(ident, num),
+        semaphore_attr(&stat, value_text(ident, num)?.len()),
+    ))
+}
+
+pub fn lookup_key_link(name: &str) -> Result<(Node, Attr)> {
+    let key = super::names::parse_canonical_key(name).ok_or(Error::NotFound)?;
+    let id = sem::get(key, 0, 0).map_err(Error::from_id_call)?;
+    let stat = sem::stat_any(id).map_err(Error::from_id_call)?;
+    Ok((Node::SemKeyLink(SemIdent::of(&stat)), link_attr(&stat)))
+}
+
+pub fn link_target(ident: SemIdent) -> Result<Vec<u8>> {
+    current(ident)?;
+    Ok(link_text(ident.id).into_bytes())
+}
+
+pub fn attr(node: &Node) -> Result<Attr> {
+    match *node {
+        Node::SemSet(ident) => Ok(set_attr(&current(ident)?)),
+        Node::Semaphore(ident, num) => Ok(semaphore_attr(
+            &current(ident)?,
+            value_text(ident, num)?.len(),
+        )),
+        Node::SemKeyLink(ident) => Ok(link_attr(&current(ident)?)),
+        _ => Err(Error::NotFound),
+    }
+}
+
+pub fn list_sets() -> Result<Vec<(String, Node, Attr)>> {
+    Ok(list()?
+        .iter()
+        .map(|s| {
+            (
+                s.id.0.to_string(),
+                Node::SemSet(SemIdent::of(s)),
+                set_attr(s),
+            )
+        })
+        .collect())
+}
+
+pub fn list_key_links() -> Result<Vec<(String, Node, Attr)>> {
+    Ok(list()?
+        .iter()
+        .filter(|s| !s.perm.key.is_private())
+        .map(|s| {
+            (
+                s.perm.key.to_string(),
+                Node::SemKeyLink(SemIdent::of(s)),
+                link_attr(s),
+            )
+        })
+        .collect())
+}
+
+/// The semaphores of a set; listing needs read permission, as the
+/// directory's mode shows.
+pub fn list_semaphores(ident: SemIdent, caller: &Caller) -> Result<Vec<(String, Node, Attr)>> {
+    let stat = current(ident)?;
+    check_access(&stat.perm, caller, Want::READ)?;
+    (0..stat.nsems as u16)
+        .map(|num| {
+            let attr = semaphore_attr(&stat, value_text(ident, num)?.len());
+            Ok((num.to_string(), Node::Semaphore(ident, num), attr))
+        })
+        .collect()
+}
+
+fn list() -> Result<Vec<SemStat>> {
+    sysvipc::list_sem()
+        .map_err(|e| Error::Kernel(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
+}
+
+pub fn check_list(ident: SemIdent, caller: &Caller) -> Result<()> {
+    check_access(&current(ident)?.perm, caller, Want::READ)
+}
+
+/// access(2): on the set directory, search (x) means read, as its mode shows.
+pub fn access(ident: SemIdent, node: &Node, want: Want, caller: &Caller) -> Result<()> {
+    let stat = current(ident)?;
+    let want = match node {
+        Node::SemSet(_) if want.0 & 1 != 0 => Want((want.0 & !1) | Want::READ.0),
+        _ => want,
+    };
+    if want.0 == 0 {
+        Ok(())
+    } else {
+        check_access(&stat.perm, caller, want)
+    }
+}
+
+// ---- management ----
+
+/// `mkdir sem/KEY` or `mkdir sem/KEY:N`: a set of 1 (or N) semaphores, made
+/// by the caller. KEY is `0x` and hex digits, or `private`.
+pub fn create_set(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Attr)> {
+    let (key, nsems) = match name.split_once(':') {
+        Some((key, n)) => (key, parse_id(n).filter(|&n| n > 0).ok_or(Error::Invalid)?),
+        None => (name, 1),
+    };
+    let key = parse_creation_key(key).ok_or(Error::Invalid)?;
+    // mkdir's x bits mean nothing for a set: the directory shows search
+    // wherever read is granted.
+    let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o666) as i32;
+    let id = run_as(&caller.identity(), || sem::get(key, nsems, flags))?.map_err(|e| match e {
+        Errno::EEXIST => Error::Exists,
+        Errno::EINVAL => Error::Invalid,
+        other => Error::Kernel(other),
+    })?;
+    let stat = sem::stat_any(id).map_err(Error::from_id_call)?;
+    Ok((Node::SemSet(SemIdent::of(&stat)), set_attr(&stat)))
+}
+
+/// `rmdir sem/<id>` (and the last step of `rm -r`): IPC_RMID.
+pub fn remove_set(name: &str, caller: &Caller) -> Result<()> {
+    let id = SemId(parse_id(name).ok_or(Error::NotFound)?);
+    let stat = sem::stat_any(id).map_err(Error::from_id_call)?;
+    check_owner(&stat.perm, caller)?;
+    sem::remove(id).map_err(Error::from_id_call)
+}
+
+/// `rm sem/<id>/<n>`: a semaphore cannot leave its set, so this changes
+/// nothing; it succeeds for whoever may remove the set, so that `rm -r`
+/// works (its final rmdir removes the set).
+pub fn unlink_semaphore(ident: SemIdent, name: &str, caller: &Caller) -> Result<()> {
+    let stat = current(ident)?;
+    parse_num(name, stat.nsems)?;
+    check_owner(&stat.perm, caller)
+}
+
+/// chmod and chown on the set directory: IPC_SET.
+pub fn setattr_set(ident: SemIdent, change: SetAttr, caller: &Caller) -> Result<Attr> {
+    let stat = current(ident)?;
+    if change.size.is_some() {
+        return Err(Error::IsDirectory);
+    }
+    let mode = change.mode.map(|m| m & 0o7777);
+    if mode.is_some_and(|m| m & !0o777 != 0) {
+        return Err(Error::Invalid);
+    }
+    if change == SetAttr::default() {
+        return Ok(set_attr(&stat));
+    }
+    check_owner(&stat.perm, caller)?;
+    let uid = change.uid.unwrap_or(stat.perm.uid);
+    let gid = change.gid.unwrap_or(stat.perm.gid);
+    // The search bits shown are derived from read; the kernel keeps rw only.
+    let mode = mode.map_or(stat.perm.mode, |m| m & 0o666);
+    sem::set(ident.id, uid, gid, mode).map_err(Error::from_id_call)?;
+    Ok(set_attr(&current(ident)?))
+}
+
+/// A semaphore file's own attributes cannot change (they are the set's);
+/// the truncate of `echo N > file` is accepted and ignored.
+pub fn setattr_semaphore(ident: SemIdent, num: u16, change: SetAttr) -> Result<Attr> {
+    let stat = current(ident)?;
+    if change.mode.is_some() || change.uid.is_some() || change.gid.is_some() {
+        return Err(Error::NotPermitted);
+    }
+    Ok(semaphore_attr(&stat, value_text(ident, num)?.len()))
+}
+
+// ---- extended attributes ----
+
+const SET_XATTRS: [&str; 5] = [
+    "user.ipc.key",
+    "user.ipc.id",
+    "user.ipc.cuid",
+    "user.ipc.cgid",
+    "user.ipc.nsems",
+];
+const SEMAPHORE_XATTRS: [&str; 3] = ["user.ipc.pid", "user.ipc.ncnt", "user.ipc.zcnt"];
+
+pub fn xattr_names(node: &Node) -> &'static [&'static str] {
+    match node {
+        Node::SemSet(_) => &SET_XATTRS,
+        Node::Semaphore(..) => &SEMAPHORE_XATTRS,
+        _ => &[],
+    }
+}
+
+pub fn xattr(node: &Node, name: &str) -> Result<String> {
+    match *node {
+        Node::SemSet(ident) => {
+            let stat = current(ident)?;
+            Ok(match name {
+                "user.ipc.key" => stat.perm.key.to_string(),
+                "user.ipc.id" => stat.id.0.to_string(),
+                "user.ipc.cuid" => stat.perm.cuid.to_string(),
+                "user.ipc.cgid" => stat.perm.cgid.to_string(),
+                "user.ipc.nsems" => stat.nsems.to_string(),
+                _ => return Err(Error::NoAttribute),
+            })
+        }
+        Node::Semaphore(ident, num) => {
+            current(ident)?;
+            let query = match name {
+                "user.ipc.pid" => Query::Pid,
+                "user.ipc.ncnt" => Query::WaitingToTake,
+                "user.ipc.zcnt" => Query::WaitingForZero,
+                _ => return Err(Error::NoAttribute),
+            };
+            Ok(sem::query(ident.id, num, query)
+                .map_err(Error::from_id_call)?
+                .to_string())
+        }
+        _ => Err(Error::NoAttribute),
+    }
+}
+
+// ---- reading and writing ----
+
+/// What a write to a semaphore file asks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// `N`: SETVAL.
+    Set(i32),
+    /// `+N` (a V) or `-N` (a P): semop with this delta.
+    Add(i16),
+    /// `=0`: semop 0, wait until the value is zero.
+    WaitZero,
+}
+
+/// Parses one command; surrounding white space (a trailing newline) is fine.
+/// Malformed text is EINVAL, a number out of range ERANGE.
+pub fn parse_command(data: &[u8]) -> Result<Command> {
+    let text = std::str::from_utf8(data)
+        .map_err(|_| Error::Invalid)?
+        .trim_ascii();
+    let (sign, digits) = match text.as_bytes().first() {
+        Some(b'+') => (1, &text[1..]),
+        Some(b'-') => (-1, &text[1..]),
+        Some(b'=') => (0, &text[1..]),
+        _ => (2, text),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::Invalid);
+    }
+    // All digits: the only way to fail is to be too large.
+    let n: i32 = digits.parse().map_err(|_| Error::OutOfRange)?;
+    match sign {
+        0 if n == 0 => Ok(Command::WaitZero),
+        0 => Err(Error::Invalid),
+        _ if n > SEMVMX => Err(Error::OutOfRange),
+        2 => Ok(Command::Set(n)),
+        _ if n == 0 => Err(Error::Invalid),
+        _ => Ok(Command::Add((sign * n) as i16)),
+    }
+}
+
+/// An open semaphore file.
+pub struct OpenSemaphore {
+    ident: SemIdent,
+    num: u16,
+    nonblocking: bool,
+    /// The text the last read from offset 0 saw.
+    snapshot: Mutex<Vec<u8>>,
+}
+
+impl OpenSemaphore {
+    /// Opening checks read permission for reading; what a write needs
+    /// depends on the command, so it is checked at each write.
+    pub fn open(ident: SemIdent, num: u16, flags: i32, caller: &Caller) -> Result<OpenSemaphore> {
+        let stat = current(ident)?;
+        if Want::from_open_flags(flags).0 & Want::READ.0 != 0 {
+            check_access(&stat.perm, caller, Want::READ)?;
+        }
+        Ok(OpenSemaphore {
+            ident,
+            num,
+            nonblocking: flags & libc::O_NONBLOCK != 0,
+            snapshot: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn read(&self, offset: u64, size: usize) -> Result<Vec<u8>> {
+        let mut snapshot = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if offset == 0 {
+            current(self.ident)?;
+            *snapshot = value_text(self.ident, self.num)?.into_bytes();
+        }
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(snapshot.len());
+        let end = start.saturating_add(size).min(snapshot.len());
+        Ok(snapshot[start..end].to_vec())
+    }
+
+    /// Runs the command written; one that must wait comes back as a [`Wait`].
+    /// `nonblocking` is the file's O_NONBLOCK at the time of the write.
+    pub fn write(&self, data: &[u8], nonblocking: bool, caller: &Caller) -> Result<Written> {
+        let command = parse_command(data)?;
+        let stat = current(self.ident)?;
+        let want = if command == Command::WaitZero {
+            Want::READ
+        } else {
+            Want::WRITE
+        };
+        check_access(&stat.perm, caller, want)?;
+        let (id, num, len) = (self.ident.id, self.num, data.len());
+        let delta = match command {
+            Command::Set(value) => {
+                sem::set_value(id, num, value).map_err(map_op_error)?;
+                return Ok(Outcome::Ready(len));
+            }
+            Command::Add(delta) => delta,
+            Command::WaitZero => 0,
+        };
+        match sem::operate(id, num, delta, None) {
+            Ok(()) => Ok(Outcome::Ready(len)),
+            Err(Errno::EAGAIN) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
+            Err(Errno::EAGAIN) => {
+                let (ident, tid) = (self.ident, caller.pid);
+                Ok(Written::Wait(Wait::new(move |stop| {
+                    wait(ident, num, delta, tid, stop).map(|()| len)
+                })))
+            }
+            Err(e) => Err(map_op_error(e)),
+        }
+    }
+}
+
+fn map_op_error(e: Errno) -> Error {
+    match e {
+        Errno::ERANGE => Error::OutOfRange,
+        Errno::EIDRM => Error::Kernel(Errno::EIDRM),
+        other => Error::from_id_call(other),
+    }
+}
+
+/// Waits until `delta` can be applied to semaphore `num`, in slices; between
+/// slices, gives up with EINTR if the caller (thread `tid`) has a signal due
+/// or the filesystem is stopping. If a fatal signal arrived just as the
+/// operation succeeded, the operation is undone: the caller will never see
+/// its result.
+fn wait(ident: SemIdent, num: u16, delta: i16, tid: u32, stop: &dyn Fn() -> bool) -> Result<()> {
+    loop {
+        current(ident)?;
+        match sem::operate(ident.id, num, delta, Some(SLICE)) {
+            Ok(()) => {
+                if caller_signals(tid) == Signals::Fatal {
+                    if delta != 0 {
+                        if let Err(e) = sem::operate(ident.id, num, -delta, None) {
+                            log::warn!(
+                                "could not undo semop {delta} on {}/{num} for a killed caller: {e}",
+                                ident.id.0
+                            );
+                        }
+                    }
+                    return Err(Error::Interrupted);
+                }
+                return Ok(());
+            }
+            Err(Errno::EAGAIN | Errno::EINTR) => {
+                if stop() || caller_signals(tid) != Signals::None {
+                    return Err(Error::Interrupted);
+                }
+            }
+            Err(e) => return Err(map_op_error(e)),
+        }
+    }
+}

@@ -1,0 +1,104 @@
+//! The plain values the model hands to the FUSE adapter.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use super::error::Result;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FileKind {
+    Directory,
+    RegularFile,
+    Symlink,
+}
+
+/// What stat(2) shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Attr {
+    pub ino: u64,
+    pub kind: FileKind,
+    pub size: u64,
+    /// Permission bits (and the sticky bit for shm/).
+    pub perm: u16,
+    pub nlink: u32,
+    pub uid: u32,
+    pub gid: u32,
+    pub atime: SystemTime,
+    pub mtime: SystemTime,
+    pub ctime: SystemTime,
+    pub blksize: u32,
+}
+
+/// An attribute with how long the kernel may cache it (and the name, for
+/// lookups).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub attr: Attr,
+    pub ttl: Duration,
+}
+
+/// The changes of a setattr call (chmod, chown, truncate). Times are not
+/// settable: the kernel keeps them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+}
+
+/// An opened file: its handle and whether the kernel must bypass its page cache.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Opened {
+    pub fh: u64,
+    pub direct_io: bool,
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StatFs {
+    pub blocks: u64,
+    pub bfree: u64,
+    pub files: u64,
+    pub ffree: u64,
+    pub bsize: u32,
+    pub namelen: u32,
+}
+
+/// An operation that has to wait (a semaphore P, a blocking receive). It must
+/// never run on a FUSE event loop: the adapter runs it on a thread of its own
+/// and replies from there. The operation is given a `stopping` test to check
+/// between the slices of its wait.
+pub struct Wait<T> {
+    op: Box<dyn FnOnce(&dyn Fn() -> bool) -> Result<T> + Send>,
+    stopping: Option<Arc<AtomicBool>>,
+}
+
+impl<T> Wait<T> {
+    pub fn new(op: impl FnOnce(&dyn Fn() -> bool) -> Result<T> + Send + 'static) -> Wait<T> {
+        Wait {
+            op: Box::new(op),
+            stopping: None,
+        }
+    }
+
+    pub(super) fn stopping_with(mut self, flag: &Arc<AtomicBool>) -> Wait<T> {
+        self.stopping = Some(flag.clone());
+        self
+    }
+
+    /// Waits (blocking the calling thread) and returns the result.
+    pub fn run(self) -> Result<T> {
+        let stopping = self.stopping;
+        (self.op)(&|| stopping.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)))
+    }
+}
+
+/// The result of an operation that may have to wait.
+pub enum Outcome<T> {
+    Ready(T),
+    Wait(Wait<T>),
+}
+
+/// What a write did (the bytes taken) or must still wait for.
+pub type Written = Outcome<usize>;
