@@ -6,10 +6,10 @@ use std::path::Path;
 use std::time::SystemTime;
 
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
-    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
-    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen,
-    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
+    InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory,
+    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow,
+    WriteFlags,
 };
 
 use crate::fs::{Attr, Caller, Entry, Error, FileKind, IpcFs, Opened, Outcome, SetAttr, Wait};
@@ -91,11 +91,7 @@ fn reply_entry(reply: ReplyEntry, e: Entry) {
 }
 
 fn open_flags(o: Opened) -> FopenFlags {
-    if o.direct_io {
-        FopenFlags::FOPEN_DIRECT_IO
-    } else {
-        FopenFlags::empty()
-    }
+    if o.direct_io { FopenFlags::FOPEN_DIRECT_IO } else { FopenFlags::empty() }
 }
 
 /// getxattr/listxattr protocol: size 0 asks for the length.
@@ -159,16 +155,8 @@ impl Filesystem for IpcFuse {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let change = SetAttr {
-            mode,
-            uid,
-            gid,
-            size,
-        };
-        match self
-            .fs
-            .setattr(ino.0, fh.map(|f| f.0), change, &caller(req))
-        {
+        let change = SetAttr { mode, uid, gid, size };
+        match self.fs.setattr(ino.0, fh.map(|f| f.0), change, &caller(req)) {
             Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
             Err(e) => reply.error(errno("setattr", e)),
         }
@@ -194,16 +182,11 @@ impl Filesystem for IpcFuse {
         reply.error(errno("mknod", Error::NotPermitted));
     }
 
-    fn mkdir(
-        &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _mode: u32,
-        _umask: u32,
-        reply: ReplyEntry,
-    ) {
-        reply.error(errno("mkdir", Error::NotPermitted));
+    fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        match self.fs.mkdir(parent.0, name, mode & !umask, &caller(req)) {
+            Ok(e) => reply_entry(reply, e),
+            Err(e) => reply.error(errno("mkdir", e)),
+        }
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -220,14 +203,7 @@ impl Filesystem for IpcFuse {
         }
     }
 
-    fn symlink(
-        &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
-        _target: &Path,
-        reply: ReplyEntry,
-    ) {
+    fn symlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, _target: &Path, reply: ReplyEntry) {
         reply.error(errno("symlink", Error::NotPermitted));
     }
 
@@ -244,14 +220,7 @@ impl Filesystem for IpcFuse {
         reply.error(errno("rename", Error::NotPermitted));
     }
 
-    fn link(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _newparent: INodeNo,
-        _newname: &OsStr,
-        reply: ReplyEntry,
-    ) {
+    fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
         reply.error(errno("link", Error::NotPermitted));
     }
 
@@ -303,14 +272,7 @@ impl Filesystem for IpcFuse {
         }
     }
 
-    fn flush(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _lock_owner: LockOwner,
-        reply: ReplyEmpty,
-    ) {
+    fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
         // Writes go straight to the segment: nothing is buffered.
         reply.ok();
     }
@@ -329,14 +291,7 @@ impl Filesystem for IpcFuse {
         reply.ok();
     }
 
-    fn fsync(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        _fh: FileHandle,
-        _datasync: bool,
-        reply: ReplyEmpty,
-    ) {
+    fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
         reply.ok();
     }
 
@@ -347,71 +302,35 @@ impl Filesystem for IpcFuse {
         }
     }
 
-    fn readdir(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectory,
-    ) {
+    fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
         let mut add = |next: u64, name: &str, e: &Entry| {
             let kind = file_attr(&e.attr).kind;
             reply.add(INodeNo(e.attr.ino), next, kind, name)
         };
-        match self
-            .fs
-            .readdir(ino.0, fh.0, offset, false, &caller(req), &mut add)
-        {
+        match self.fs.readdir(ino.0, fh.0, offset, false, &caller(req), &mut add) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("readdir", e)),
         }
     }
 
-    fn readdirplus(
-        &self,
-        req: &Request,
-        ino: INodeNo,
-        fh: FileHandle,
-        offset: u64,
-        mut reply: ReplyDirectoryPlus,
-    ) {
+    fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
         let mut add = |next: u64, name: &str, e: &Entry| {
-            reply.add(
-                INodeNo(e.attr.ino),
-                next,
-                name,
-                &e.ttl,
-                &file_attr(&e.attr),
-                Generation(0),
-            )
+            reply.add(INodeNo(e.attr.ino), next, name, &e.ttl, &file_attr(&e.attr), Generation(0))
         };
-        match self
-            .fs
-            .readdir(ino.0, fh.0, offset, true, &caller(req), &mut add)
-        {
+        match self.fs.readdir(ino.0, fh.0, offset, true, &caller(req), &mut add) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("readdirplus", e)),
         }
     }
 
-    fn releasedir(
-        &self,
-        _req: &Request,
-        _ino: INodeNo,
-        fh: FileHandle,
-        _flags: OpenFlags,
-        reply: ReplyEmpty,
-    ) {
+    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
         self.fs.release(fh.0);
         reply.ok();
     }
 
     fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
         match self.fs.statfs() {
-            Ok(s) => reply.statfs(
-                s.blocks, s.bfree, s.bfree, s.files, s.ffree, s.bsize, s.namelen, s.bsize,
-            ),
+            Ok(s) => reply.statfs(s.blocks, s.bfree, s.bfree, s.files, s.ffree, s.bsize, s.namelen, s.bsize),
             Err(e) => reply.error(errno("statfs", e)),
         }
     }
@@ -470,17 +389,8 @@ impl Filesystem for IpcFuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self
-            .fs
-            .create(parent.0, name, mode & !umask, flags, &caller(req))
-        {
-            Ok((e, o)) => reply.created(
-                &e.ttl,
-                &file_attr(&e.attr),
-                Generation(0),
-                FileHandle(o.fh),
-                open_flags(o),
-            ),
+        match self.fs.create(parent.0, name, mode & !umask, flags, &caller(req)) {
+            Ok((e, o)) => reply.created(&e.ttl, &file_attr(&e.attr), Generation(0), FileHandle(o.fh), open_flags(o)),
             Err(e) => reply.error(errno("create", e)),
         }
     }

@@ -56,15 +56,8 @@ fn main() -> ExitCode {
         Ok(p) => return fail(&format!("{}: not a directory", p.display())),
         Err(e) => return fail(&format!("{}: {e}", cli.mountpoint.display())),
     };
-    env_logger::Builder::from_env(
-        env_logger::Env::default().default_filter_or("warn,fuser::session=error"),
-    )
-    .init();
-    if cli.foreground || cli.daemon {
-        serve(&mountpoint, &options, cli.daemon)
-    } else {
-        start_daemon(&mountpoint)
-    }
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser::session=error")).init();
+    if cli.foreground || cli.daemon { serve(&mountpoint, &options, cli.daemon) } else { start_daemon(&mountpoint) }
 }
 
 fn fail(message: &str) -> ExitCode {
@@ -100,10 +93,7 @@ fn start_daemon(mountpoint: &Path) -> ExitCode {
     }
     match child.wait() {
         Ok(status) if !status.success() => ExitCode::FAILURE,
-        _ => fail(&format!(
-            "the daemon for {} stopped before the mount was ready",
-            mountpoint.display()
-        )),
+        _ => fail(&format!("the daemon for {} stopped before the mount was ready", mountpoint.display())),
     }
 }
 
@@ -144,10 +134,7 @@ fn detach() -> std::io::Result<()> {
     out.flush()?;
     nix::unistd::setsid()?;
     std::env::set_current_dir("/")?;
-    let null = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/null")?;
+    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
     nix::unistd::dup2_stdin(&null)?;
     nix::unistd::dup2_stdout(&null)?;
     if std::env::var_os("RUST_LOG").is_none() {

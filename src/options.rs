@@ -15,23 +15,14 @@ pub struct MountOptions {
 
 impl Default for MountOptions {
     fn default() -> Self {
-        MountOptions {
-            read_only: false,
-            acl: SessionACL::Owner,
-            kernel: Vec::new(),
-            fsname: "ipcfs".into(),
-        }
+        MountOptions { read_only: false, acl: SessionACL::Owner, kernel: Vec::new(), fsname: "ipcfs".into() }
     }
 }
 
 /// Parses every `-o` argument given.
 pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<MountOptions, String> {
     let mut opts = MountOptions::default();
-    for option in args
-        .iter()
-        .flat_map(|a| a.as_ref().split(','))
-        .filter(|o| !o.is_empty())
-    {
+    for option in args.iter().flat_map(|a| a.as_ref().split(',')).filter(|o| !o.is_empty()) {
         let kernel = match option {
             "ro" => {
                 opts.read_only = true;
@@ -42,11 +33,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<MountOptions, String> {
                 MountOption::RW
             }
             "allow_other" | "allow_root" => {
-                let acl = if option == "allow_other" {
-                    SessionACL::All
-                } else {
-                    SessionACL::RootAndOwner
-                };
+                let acl = if option == "allow_other" { SessionACL::All } else { SessionACL::RootAndOwner };
                 if opts.acl != SessionACL::Owner && opts.acl != acl {
                     return Err("allow_other and allow_root cannot be used together".into());
                 }
@@ -94,15 +81,7 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<MountOptions, String> {
 fn conflicts(earlier: &MountOption, later: &MountOption) -> bool {
     use MountOption::*;
     let pair = |a: &MountOption, b: &MountOption| {
-        matches!(
-            (a, b),
-            (RO, RW)
-                | (Dev, NoDev)
-                | (Suid, NoSuid)
-                | (Exec, NoExec)
-                | (Atime, NoAtime)
-                | (Sync, Async)
-        )
+        matches!((a, b), (RO, RW) | (Dev, NoDev) | (Suid, NoSuid) | (Exec, NoExec) | (Atime, NoAtime) | (Sync, Async))
     };
     earlier == later || pair(earlier, later) || pair(later, earlier)
 }
@@ -112,12 +91,8 @@ impl MountOptions {
     pub fn config(&self, threads: usize) -> Config {
         let mut config = Config::default();
         config.mount_options = self.kernel.clone();
-        config
-            .mount_options
-            .push(MountOption::FSName(self.fsname.clone()));
-        config
-            .mount_options
-            .push(MountOption::Subtype("ipcfs".into()));
+        config.mount_options.push(MountOption::FSName(self.fsname.clone()));
+        config.mount_options.push(MountOption::Subtype("ipcfs".into()));
         config.acl = self.acl;
         config.n_threads = Some(threads);
         config.clone_fd = true;

@@ -12,14 +12,7 @@ use ipcfs::fs::{Caller, Error, FileKind, IpcFs, Outcome, SetAttr};
 const SHM_DIR: u64 = 2;
 
 fn root_caller() -> Caller {
-    Caller::with_status(
-        0,
-        0,
-        ProcStatus {
-            groups: vec![],
-            cap_eff: u64::MAX,
-        },
-    )
+    Caller::with_status(0, 0, ProcStatus { groups: vec![], cap_eff: u64::MAX })
 }
 
 fn user(uid: u32) -> Caller {
@@ -40,21 +33,14 @@ fn listing(fs: &IpcFs, dir: u64, plus: bool) -> Vec<(String, u64)> {
     let mut offset = 0;
     loop {
         let mut batch = Vec::new();
-        fs.readdir(
-            dir,
-            fh,
-            offset,
-            plus,
-            &root_caller(),
-            &mut |next, name, e| {
-                // A tiny buffer: three entries per call, like a full reply.
-                if batch.len() == 3 {
-                    return true;
-                }
-                batch.push((next, name.to_string(), e.attr.ino));
-                false
-            },
-        )
+        fs.readdir(dir, fh, offset, plus, &root_caller(), &mut |next, name, e| {
+            // A tiny buffer: three entries per call, like a full reply.
+            if batch.len() == 3 {
+                return true;
+            }
+            batch.push((next, name.to_string(), e.attr.ino));
+            false
+        })
         .unwrap();
         let Some(&(next, _, _)) = batch.last() else {
             break;
@@ -70,17 +56,11 @@ fn listing(fs: &IpcFs, dir: u64, plus: bool) -> Vec<(String, u64)> {
 fn the_inode_table_forgets_what_the_kernel_forgets() {
     isolate();
     let fs = IpcFs::new();
-    let ids: Vec<_> = (0..10)
-        .map(|k| create_segment(0x100 + k, 4096, 0o600))
-        .collect();
+    let ids: Vec<_> = (0..10).map(|k| create_segment(0x100 + k, 4096, 0o600)).collect();
     let listed = listing(&fs, SHM_DIR, true);
     let names: Vec<_> = listed.iter().filter(|(n, _)| !n.starts_with('.')).collect();
     assert_eq!(names.len(), ids.len());
-    assert_eq!(
-        fs.inode_count(),
-        ids.len(),
-        "one counted lookup per readdirplus entry"
-    );
+    assert_eq!(fs.inode_count(), ids.len(), "one counted lookup per readdirplus entry");
     // A lookup of a listed name is the same inode, counted again.
     let (name, ino) = names[0];
     assert_eq!(fs.lookup(SHM_DIR, OsStr::new(name)).unwrap().attr.ino, *ino);
@@ -89,11 +69,7 @@ fn the_inode_table_forgets_what_the_kernel_forgets() {
     }
     assert_eq!(fs.inode_count(), 1);
     fs.forget(*ino, 1);
-    assert_eq!(
-        fs.inode_count(),
-        0,
-        "nothing kept after the kernel forgot everything"
-    );
+    assert_eq!(fs.inode_count(), 0, "nothing kept after the kernel forgot everything");
 }
 
 #[test]
@@ -102,19 +78,9 @@ fn plain_readdir_counts_no_lookups() {
     let fs = IpcFs::new();
     let id = create_segment(0x200, 4096, 0o600);
     let listed = listing(&fs, SHM_DIR, false);
-    let ino = listed
-        .iter()
-        .find(|(n, _)| *n == id.0.to_string())
-        .unwrap()
-        .1;
+    let ino = listed.iter().find(|(n, _)| *n == id.0.to_string()).unwrap().1;
     // The entry exists without a count; a lookup then forget removes it.
-    assert_eq!(
-        fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string()))
-            .unwrap()
-            .attr
-            .ino,
-        ino
-    );
+    assert_eq!(fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string())).unwrap().attr.ino, ino);
     fs.forget(ino, 1);
     assert_eq!(fs.inode_count(), 0);
 }
@@ -124,11 +90,7 @@ fn a_recycled_id_is_a_new_inode_and_the_old_one_is_gone() {
     isolate();
     let fs = IpcFs::new();
     let id = create_segment(0x300, 4096, 0o600);
-    let old = fs
-        .lookup(SHM_DIR, OsStr::new(&id.0.to_string()))
-        .unwrap()
-        .attr
-        .ino;
+    let old = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string())).unwrap().attr.ino;
     shm::remove(id).unwrap();
     std::fs::write("/proc/sys/kernel/shm_next_id", id.0.to_string()).unwrap();
     let again = create_segment(0x301, 8192, 0o600);
@@ -144,23 +106,12 @@ fn open_attaches_and_release_detaches() {
     isolate();
     let fs = IpcFs::new();
     let id = create_segment(0x400, 4096, 0o600);
-    let ino = fs
-        .lookup(SHM_DIR, OsStr::new(&id.0.to_string()))
-        .unwrap()
-        .attr
-        .ino;
+    let ino = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string())).unwrap().attr.ino;
     let opened = fs.open(ino, libc::O_RDWR, &root_caller()).unwrap();
     assert!(opened.direct_io);
     assert_eq!(shm::stat(id).unwrap().nattch, 1);
-    assert_eq!(
-        write(&fs, opened.fh, 4090, b"0123456789").unwrap(),
-        6,
-        "a write crossing the end is cut"
-    );
-    assert_eq!(
-        write(&fs, opened.fh, 4096, b"x").unwrap_err(),
-        Error::NoSpace
-    );
+    assert_eq!(write(&fs, opened.fh, 4090, b"0123456789").unwrap(), 6, "a write crossing the end is cut");
+    assert_eq!(write(&fs, opened.fh, 4096, b"x").unwrap_err(), Error::NoSpace);
     assert_eq!(fs.read(opened.fh, 4090, 100).unwrap(), b"012345");
     fs.release(opened.fh);
     assert_eq!(fs.handle_count(), 0);
@@ -172,51 +123,19 @@ fn refusals_change_nothing() {
     isolate();
     let fs = IpcFs::new();
     let id = create_segment(0x500, 4096, 0o640);
-    let ino = fs
-        .lookup(SHM_DIR, OsStr::new(&id.0.to_string()))
-        .unwrap()
-        .attr
-        .ino;
+    let ino = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string())).unwrap().attr.ino;
     let before = shm::stat(id).unwrap();
     let stranger = user(4242);
-    assert_eq!(
-        fs.open(ino, libc::O_RDONLY, &stranger).unwrap_err(),
-        Error::AccessDenied
-    );
-    let chmod = SetAttr {
-        mode: Some(0o100777),
-        ..SetAttr::default()
-    };
-    assert_eq!(
-        fs.setattr(ino, None, chmod, &stranger).unwrap_err(),
-        Error::NotPermitted
-    );
-    let grow = SetAttr {
-        size: Some(8192),
-        ..SetAttr::default()
-    };
-    assert_eq!(
-        fs.setattr(ino, None, grow, &root_caller()).unwrap_err(),
-        Error::TooBig
-    );
-    let setuid = SetAttr {
-        mode: Some(0o104644),
-        ..SetAttr::default()
-    };
-    assert_eq!(
-        fs.setattr(ino, None, setuid, &root_caller()).unwrap_err(),
-        Error::Invalid
-    );
-    assert_eq!(
-        fs.unlink(SHM_DIR, OsStr::new(&id.0.to_string()), &stranger)
-            .unwrap_err(),
-        Error::NotPermitted
-    );
+    assert_eq!(fs.open(ino, libc::O_RDONLY, &stranger).unwrap_err(), Error::AccessDenied);
+    let chmod = SetAttr { mode: Some(0o100777), ..SetAttr::default() };
+    assert_eq!(fs.setattr(ino, None, chmod, &stranger).unwrap_err(), Error::NotPermitted);
+    let grow = SetAttr { size: Some(8192), ..SetAttr::default() };
+    assert_eq!(fs.setattr(ino, None, grow, &root_caller()).unwrap_err(), Error::TooBig);
+    let setuid = SetAttr { mode: Some(0o104644), ..SetAttr::default() };
+    assert_eq!(fs.setattr(ino, None, setuid, &root_caller()).unwrap_err(), Error::Invalid);
+    assert_eq!(fs.unlink(SHM_DIR, OsStr::new(&id.0.to_string()), &stranger).unwrap_err(), Error::NotPermitted);
     let after = shm::stat(id).unwrap();
-    assert_eq!(
-        (after.perm, after.segsz, after.nattch),
-        (before.perm, before.segsz, before.nattch)
-    );
+    assert_eq!((after.perm, after.segsz, after.nattch), (before.perm, before.segsz, before.nattch));
 }
 
 #[test]
@@ -227,20 +146,10 @@ fn attributes_are_the_kernels() {
     shm::set(id, 7, 8, 0o604).unwrap();
     let e = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string())).unwrap();
     assert_eq!(e.attr.kind, FileKind::RegularFile);
-    assert_eq!(
-        (e.attr.size, e.attr.perm, e.attr.uid, e.attr.gid),
-        (12345, 0o604, 7, 8)
-    );
+    assert_eq!((e.attr.size, e.attr.perm, e.attr.uid, e.attr.gid), (12345, 0o604, 7, 8));
     assert!(e.ttl.is_zero(), "live values are never cached");
-    assert_eq!(
-        fs.getxattr(e.attr.ino, OsStr::new("user.ipc.key")).unwrap(),
-        b"0x00000600"
-    );
-    assert_eq!(
-        fs.getxattr(e.attr.ino, OsStr::new("user.ipc.nope"))
-            .unwrap_err(),
-        Error::NoAttribute
-    );
+    assert_eq!(fs.getxattr(e.attr.ino, OsStr::new("user.ipc.key")).unwrap(), b"0x00000600");
+    assert_eq!(fs.getxattr(e.attr.ino, OsStr::new("user.ipc.nope")).unwrap_err(), Error::NoAttribute);
 }
 
 #[test]
@@ -248,11 +157,7 @@ fn a_removed_segment_still_attached_keeps_its_inode() {
     isolate();
     let fs = IpcFs::new();
     let id = create_segment(0x700, 4096, 0o600);
-    let ino = fs
-        .lookup(SHM_DIR, OsStr::new(&id.0.to_string()))
-        .unwrap()
-        .attr
-        .ino;
+    let ino = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string())).unwrap().attr.ino;
     let opened = fs.open(ino, libc::O_RDONLY, &root_caller()).unwrap();
     shm::remove(id).unwrap();
     let stat = shm::stat_any(id).unwrap();

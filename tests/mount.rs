@@ -36,16 +36,8 @@ fn await_condition(what: &str, mut done: impl FnMut() -> bool) {
 fn background_mode_returns_once_mounted_and_the_daemon_ends_at_unmount() {
     isolate();
     let dir = TempDir::new("bg");
-    let out = Command::new(ipcfs_bin())
-        .arg(&dir.0)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let out = Command::new(ipcfs_bin()).arg(&dir.0).stdin(Stdio::null()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     // Usable on the very next line, with no wait.
     assert!(is_mounted(&dir.0));
     let id = create_segment(0x51, 4096, 0o644);
@@ -53,18 +45,13 @@ fn background_mode_returns_once_mounted_and_the_daemon_ends_at_unmount() {
     let daemons = daemons_here();
     assert_eq!(daemons.len(), 1, "one daemon keeps serving: {daemons:?}");
     sh_ok(&format!("umount {}", dir.0.display()));
-    await_condition("the daemon exits after umount", || {
-        daemons_here().is_empty()
-    });
+    await_condition("the daemon exits after umount", || daemons_here().is_empty());
 }
 
 #[test]
 fn background_mode_reports_a_failed_mount() {
     isolate();
-    let out = Command::new(ipcfs_bin())
-        .arg("/nonexistent/ipcfs-mnt")
-        .output()
-        .unwrap();
+    let out = Command::new(ipcfs_bin()).arg("/nonexistent/ipcfs-mnt").output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent/ipcfs-mnt"));
     assert!(daemons_here().is_empty());
@@ -97,11 +84,7 @@ fn wait_for_exit(m: &mut Mounted) -> std::process::ExitStatus {
 fn sigterm_with_a_file_open_detaches_and_serves_it_until_closed() {
     let m = Mounted::new();
     let id = create_segment(0x52, 4096, 0o644);
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(m.shm(id))
-        .unwrap();
+    let file = std::fs::OpenOptions::new().read(true).write(true).open(m.shm(id)).unwrap();
     let pid = m.daemon_pid().unwrap();
     sh_ok(&format!("kill -TERM {pid}"));
     await_condition("mount detached from the tree", || !is_mounted(m.root()));
@@ -120,15 +103,8 @@ fn sigterm_with_a_file_open_detaches_and_serves_it_until_closed() {
 fn unknown_options_are_errors_and_nothing_is_mounted() {
     isolate();
     let dir = TempDir::new("opt");
-    for (option, message) in [
-        ("bogus", "unknown mount option 'bogus'"),
-        ("ro,uid=5", "unknown mount option 'uid'"),
-    ] {
-        let out = Command::new(ipcfs_bin())
-            .args(["-o", option])
-            .arg(&dir.0)
-            .output()
-            .unwrap();
+    for (option, message) in [("bogus", "unknown mount option 'bogus'"), ("ro,uid=5", "unknown mount option 'uid'")] {
+        let out = Command::new(ipcfs_bin()).args(["-o", option]).arg(&dir.0).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "-o {option}");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(message), "-o {option}: {stderr}");
@@ -152,50 +128,25 @@ fn help_and_version() {
 fn quiet_by_default() {
     isolate();
     let dir = TempDir::new("quiet");
-    let mut daemon = Command::new(ipcfs_bin())
-        .arg("-f")
-        .arg(&dir.0)
-        .env_remove("RUST_LOG")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut daemon =
+        Command::new(ipcfs_bin()).arg("-f").arg(&dir.0).env_remove("RUST_LOG").stderr(Stdio::piped()).spawn().unwrap();
     await_condition("mounted", || is_mounted(&dir.0));
     let id = create_segment(0x53, 4096, 0o644);
     // Ordinary use, including failures that are the caller's business.
-    sh_ok(&format!(
-        "ls -l {0}/shm {0}/by-key/shm; cat {0}/shm/{1} >/dev/null",
-        dir.0.display(),
-        id.0
-    ));
-    assert!(
-        !sh(&format!("cat {}/shm/424242", dir.0.display()))
-            .status
-            .success()
-    );
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(daemon.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
+    sh_ok(&format!("ls -l {0}/shm {0}/by-key/shm; cat {0}/shm/{1} >/dev/null", dir.0.display(), id.0));
+    assert!(!sh(&format!("cat {}/shm/424242", dir.0.display())).status.success());
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(daemon.id() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
     let status = wait_timeout(&mut daemon, Duration::from_secs(20)).expect("exit");
     assert!(status.success());
     let mut stderr = String::new();
-    daemon
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
+    daemon.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
     assert_eq!(stderr, "", "the daemon logged without RUST_LOG");
 }
 
 #[test]
 fn statfs_reports_shared_memory_use() {
     let m = Mounted::new();
-    let out = sh_ok(&format!(
-        "stat -f -c '%T %b %f %c %d' {}",
-        m.root().display()
-    ));
+    let out = sh_ok(&format!("stat -f -c '%T %b %f %c %d' {}", m.root().display()));
     let fields: Vec<&str> = out.split_whitespace().collect();
     assert!(fields[0].starts_with("fuse"), "{out}");
     let (blocks, free): (u64, u64) = (fields[1].parse().unwrap(), fields[2].parse().unwrap());
@@ -204,11 +155,7 @@ fn statfs_reports_shared_memory_use() {
     create_segment(0x54, 1 << 20, 0o600);
     let out = sh_ok(&format!("stat -f -c '%d %f' {}", m.root().display()));
     let after: Vec<u64> = out.split_whitespace().map(|f| f.parse().unwrap()).collect();
-    assert_eq!(
-        after[0],
-        before_files - 1,
-        "free inodes = shmmni - segments"
-    );
+    assert_eq!(after[0], before_files - 1, "free inodes = shmmni - segments");
     assert!(after[1] <= free - 256, "1 MiB = 256 pages used");
     assert!(Path::new(&m.path("shm")).is_dir());
 }

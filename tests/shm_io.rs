@@ -50,11 +50,7 @@ fn segment_bytes(id: ShmId) -> Vec<u8> {
 /// Fills the whole segment through an attachment of the test's own.
 fn fill(id: ShmId, data: &[u8]) {
     let a = attach(id);
-    assert_eq!(
-        data.len() as u64,
-        a.len(),
-        "fill needs exactly the segment's size"
-    );
+    assert_eq!(data.len() as u64, a.len(), "fill needs exactly the segment's size");
     assert_eq!(a.write_at(0, data).unwrap(), data.len());
 }
 
@@ -89,12 +85,7 @@ fn id_of_key(key: u32) -> Result<ShmId, i32> {
 /// (the segments hold binary data, which `sh_ok` would not accept).
 fn sh_bytes(script: &str) -> Vec<u8> {
     let out = sh(script);
-    assert!(
-        out.status.success(),
-        "`{script}` failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "`{script}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
     out.stdout
 }
 
@@ -102,25 +93,15 @@ fn sh_bytes(script: &str) -> Vec<u8> {
 /// daemon that answered a write with 0 bytes instead of an error would make
 /// dash and dd retry for ever, and a hung test says less than a failed one.
 fn sh_bounded(script: &str) -> Output {
-    Command::new("timeout")
-        .args(["30", "sh", "-c", script])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    Command::new("timeout").args(["30", "sh", "-c", script]).stdin(Stdio::null()).output().unwrap()
 }
 
 /// Requires a shell command line to fail with `message` on stderr.
 fn sh_fails_with(script: &str, message: &str) -> Output {
     let out = sh_bounded(script);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "`{script}` succeeded but should have failed with {message:?}"
-    );
-    assert!(
-        stderr.contains(message),
-        "`{script}`: expected {message:?} on stderr, got {stderr:?}"
-    );
+    assert!(!out.status.success(), "`{script}` succeeded but should have failed with {message:?}");
+    assert!(stderr.contains(message), "`{script}`: expected {message:?} on stderr, got {stderr:?}");
     out
 }
 
@@ -133,18 +114,11 @@ fn p(path: &Path) -> String {
 }
 
 fn open_write_only(path: &Path) -> File {
-    OpenOptions::new()
-        .write(true)
-        .open(path)
-        .expect("open O_WRONLY")
+    OpenOptions::new().write(true).open(path).expect("open O_WRONLY")
 }
 
 fn open_read_write(path: &Path) -> File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .expect("open O_RDWR")
+    OpenOptions::new().read(true).write(true).open(path).expect("open O_RDWR")
 }
 
 /// A scratch directory outside the mount for data files; removed with its
@@ -181,11 +155,7 @@ fn read_returns_the_segments_bytes() {
     fill(id, &data);
 
     let read = std::fs::read(m.shm(id)).unwrap();
-    assert_eq!(
-        read.len(),
-        size as usize,
-        "read(2) to EOF returns shm_segsz bytes"
-    );
+    assert_eq!(read.len(), size as usize, "read(2) to EOF returns shm_segsz bytes");
     assert!(read == data, "read(2) returns the segment's bytes");
     assert_eq!(std::fs::metadata(m.shm(id)).unwrap().len(), size);
 
@@ -216,36 +186,20 @@ fn writes_by_another_process_are_seen_at_once_with_no_stale_cache() {
         kept.read_at(&mut buf, 0).unwrap();
         other.write_at(0, data).unwrap();
         assert_eq!(kept.read_at(&mut buf, 0).unwrap(), size as usize);
-        assert!(
-            &buf == data,
-            "round {round}: pread on a kept-open file sees the new bytes"
-        );
+        assert!(&buf == data, "round {round}: pread on a kept-open file sees the new bytes");
         kept.seek(SeekFrom::Start(0)).unwrap();
         let mut sequential = Vec::new();
         kept.read_to_end(&mut sequential).unwrap();
-        assert!(
-            &sequential == data,
-            "round {round}: read(2) to EOF on a kept-open file sees the new bytes"
-        );
-        assert!(
-            &std::fs::read(&path).unwrap() == data,
-            "round {round}: a fresh open sees the new bytes"
-        );
-        assert!(
-            &sh_bytes(&format!("cat {}", p(&path))) == data,
-            "round {round}: a fresh cat sees the new bytes"
-        );
+        assert!(&sequential == data, "round {round}: read(2) to EOF on a kept-open file sees the new bytes");
+        assert!(&std::fs::read(&path).unwrap() == data, "round {round}: a fresh open sees the new bytes");
+        assert!(&sh_bytes(&format!("cat {}", p(&path))) == data, "round {round}: a fresh cat sees the new bytes");
     }
 
     // A one-byte change in the middle of a page already read.
     other.write_at(5000, &[first[5000] ^ 0xff]).unwrap();
     let mut one = [0u8; 1];
     assert_eq!(kept.read_at(&mut one, 5000).unwrap(), 1);
-    assert_eq!(
-        one[0],
-        first[5000] ^ 0xff,
-        "a single changed byte is seen on the next read"
-    );
+    assert_eq!(one[0], first[5000] ^ 0xff, "a single changed byte is seen on the next read");
 }
 
 // ---- 2. writing lands in the live segment ----
@@ -263,20 +217,14 @@ fn pwrite_at_an_offset_lands_in_the_live_segment() {
     assert_eq!(f.write_at(b"hello", 1000).unwrap(), 5);
     let mut expected = before.clone();
     expected[1000..1005].copy_from_slice(b"hello");
-    assert!(
-        other.read_at(0, size as usize) == expected,
-        "pwrite changed exactly bytes 1000..1005"
-    );
+    assert!(other.read_at(0, size as usize) == expected, "pwrite changed exactly bytes 1000..1005");
 
     // write(2) after lseek, on a read-write file; read back through the same fd.
     let mut rw = open_read_write(&m.shm(id));
     rw.seek(SeekFrom::Start(4095)).unwrap();
     rw.write_all(b"across a page boundary").unwrap();
     expected[4095..4095 + 22].copy_from_slice(b"across a page boundary");
-    assert!(
-        other.read_at(0, size as usize) == expected,
-        "write(2) after lseek lands at the file offset"
-    );
+    assert!(other.read_at(0, size as usize) == expected, "write(2) after lseek lands at the file offset");
     let mut back = vec![0u8; 22];
     rw.read_exact_at(&mut back, 4095).unwrap();
     assert_eq!(back, b"across a page boundary");
@@ -286,15 +234,8 @@ fn pwrite_at_an_offset_lands_in_the_live_segment() {
     // test attached before opening, so the daemon's open came later).
     let stat = shm::stat(id).unwrap();
     assert_eq!(stat.segsz, size);
-    assert_eq!(
-        Some(stat.lpid),
-        m.daemon_pid(),
-        "the daemon attached to serve the open files"
-    );
-    assert_eq!(
-        stat.nattch, 3,
-        "the test's attachment plus one per open file"
-    );
+    assert_eq!(Some(stat.lpid), m.daemon_pid(), "the daemon attached to serve the open files");
+    assert_eq!(stat.nattch, 3, "the test's attachment plus one per open file");
     assert_eq!(std::fs::metadata(m.shm(id)).unwrap().len(), size);
 }
 
@@ -310,18 +251,12 @@ fn write_at_or_past_the_end_is_enospc_and_changes_nothing() {
     let f = open_read_write(&m.shm(id));
 
     for offset in [size, size + 1, size + 4096, 1 << 40] {
-        let e = f
-            .write_at(b"xyz", offset)
-            .expect_err("a write at or past the end must fail");
+        let e = f.write_at(b"xyz", offset).expect_err("a write at or past the end must fail");
         assert_eq!(errno_of(&e), libc::ENOSPC, "write at {offset}: {e}");
     }
     assert!(segment_bytes(id) == before, "failed writes changed nothing");
     assert_eq!(shm::stat(id).unwrap().segsz, size);
-    assert_eq!(
-        f.metadata().unwrap().len(),
-        size,
-        "st_size is still shm_segsz"
-    );
+    assert_eq!(f.metadata().unwrap().len(), size, "st_size is still shm_segsz");
 }
 
 #[test]
@@ -333,27 +268,12 @@ fn write_crossing_the_end_writes_what_fits_and_returns_that_count() {
     fill(id, &before);
     let f = open_write_only(&m.shm(id));
 
-    assert_eq!(
-        f.write_at(&[0x5a; 10], size - 5).unwrap(),
-        5,
-        "a write crossing the end is short"
-    );
+    assert_eq!(f.write_at(&[0x5a; 10], size - 5).unwrap(), 5, "a write crossing the end is short");
     let mut expected = before.clone();
     expected[size as usize - 5..].fill(0x5a);
-    assert!(
-        segment_bytes(id) == expected,
-        "exactly the 5 bytes that fit were written"
-    );
-    assert_eq!(
-        shm::stat(id).unwrap().segsz,
-        size,
-        "the segment did not grow"
-    );
-    assert_eq!(
-        std::fs::metadata(m.shm(id)).unwrap().len(),
-        size,
-        "st_size did not grow"
-    );
+    assert!(segment_bytes(id) == expected, "exactly the 5 bytes that fit were written");
+    assert_eq!(shm::stat(id).unwrap().segsz, size, "the segment did not grow");
+    assert_eq!(std::fs::metadata(m.shm(id)).unwrap().len(), size, "st_size did not grow");
 }
 
 #[test]
@@ -366,16 +286,9 @@ fn large_write_crossing_the_end_spans_several_requests_and_is_short() {
     let data = pseudo_random(4 << 20, 7);
 
     let written = f.write_at(&data, 100).unwrap();
-    assert_eq!(
-        written as u64,
-        size - 100,
-        "pwrite returns exactly the bytes that fit"
-    );
+    assert_eq!(written as u64, size - 100, "pwrite returns exactly the bytes that fit");
     let now = segment_bytes(id);
-    assert!(
-        now[..100].iter().all(|&b| b == 0),
-        "nothing before the offset changed"
-    );
+    assert!(now[..100].iter().all(|&b| b == 0), "nothing before the offset changed");
     assert!(now[100..] == data[..written], "what fit was written");
 }
 
@@ -407,21 +320,10 @@ fn shell_redirect_truncates_then_writes_keeping_the_size() {
     sh_ok(&format!("echo hi > {}", p(&m.shm(id))));
     let now = segment_bytes(id);
     assert_eq!(&now[..3], b"hi\n");
-    assert!(
-        now[3..].iter().all(|&b| b == 0),
-        "O_TRUNC zero-filled the rest"
-    );
+    assert!(now[3..].iter().all(|&b| b == 0), "O_TRUNC zero-filled the rest");
     assert_eq!(shm::stat(id).unwrap().segsz, size, "shm_segsz is unchanged");
-    assert_eq!(
-        std::fs::metadata(m.shm(id)).unwrap().len(),
-        size,
-        "st_size == shm_segsz"
-    );
-    assert_eq!(
-        std::fs::read(m.shm(id)).unwrap(),
-        now,
-        "reading the file gives the same bytes"
-    );
+    assert_eq!(std::fs::metadata(m.shm(id)).unwrap().len(), size, "st_size == shm_segsz");
+    assert_eq!(std::fs::read(m.shm(id)).unwrap(), now, "reading the file gives the same bytes");
 }
 
 #[test]
@@ -436,16 +338,9 @@ fn truncate_to_a_smaller_size_zero_fills_from_there_and_keeps_the_size() {
     sh_ok(&format!("truncate -s 3000 {path}"));
     let now = segment_bytes(id);
     assert!(now[..3000] == before[..3000], "bytes before N are kept");
-    assert!(
-        now[3000..].iter().all(|&b| b == 0),
-        "bytes from N on are zero"
-    );
+    assert!(now[3000..].iter().all(|&b| b == 0), "bytes from N on are zero");
     assert_eq!(shm::stat(id).unwrap().segsz, size);
-    assert_eq!(
-        std::fs::metadata(m.shm(id)).unwrap().len(),
-        size,
-        "st_size stays shm_segsz"
-    );
+    assert_eq!(std::fs::metadata(m.shm(id)).unwrap().len(), size, "st_size stays shm_segsz");
 
     // ftruncate through an open file does the same.
     fill(id, &before);
@@ -455,10 +350,7 @@ fn truncate_to_a_smaller_size_zero_fills_from_there_and_keeps_the_size() {
     assert!(now[1..].iter().all(|&b| b == 0));
 
     sh_ok(&format!("truncate -s 0 {path}"));
-    assert!(
-        segment_bytes(id).iter().all(|&b| b == 0),
-        "truncate -s 0 zero-fills everything"
-    );
+    assert!(segment_bytes(id).iter().all(|&b| b == 0), "truncate -s 0 zero-fills everything");
     assert_eq!(shm::stat(id).unwrap().segsz, size);
 }
 
@@ -472,18 +364,10 @@ fn truncate_to_a_larger_size_fails_with_efbig_and_changes_nothing() {
     let path = p(&m.shm(id));
 
     sh_fails_with(&format!("truncate -s 20000 {path}"), "File too large");
-    sh_fails_with(
-        &format!("truncate -s {} {path}", size + 1),
-        "File too large",
-    );
-    let e = open_write_only(&m.shm(id))
-        .set_len(size + 1)
-        .expect_err("growing must fail");
+    sh_fails_with(&format!("truncate -s {} {path}", size + 1), "File too large");
+    let e = open_write_only(&m.shm(id)).set_len(size + 1).expect_err("growing must fail");
     assert_eq!(errno_of(&e), libc::EFBIG);
-    assert!(
-        segment_bytes(id) == before,
-        "a failed truncate changed no byte"
-    );
+    assert!(segment_bytes(id) == before, "a failed truncate changed no byte");
     assert_eq!(shm::stat(id).unwrap().segsz, size);
     assert_eq!(std::fs::metadata(m.shm(id)).unwrap().len(), size);
 }
@@ -521,14 +405,8 @@ fn append_writes_at_st_size_so_fail_with_enospc() {
     assert_eq!(errno_of(&e), libc::ENOSPC);
     let out = sh_bounded(&format!("echo hi >> {}", p(&m.shm(id))));
     assert!(!out.status.success(), "`echo hi >>` must fail");
-    sh_fails_with(
-        &format!("exec bash -c 'echo hi >> {}'", p(&m.shm(id))),
-        "No space left on device",
-    );
-    assert!(
-        segment_bytes(id) == before,
-        "failed appends changed nothing"
-    );
+    sh_fails_with(&format!("exec bash -c 'echo hi >> {}'", p(&m.shm(id))), "No space left on device");
+    assert!(segment_bytes(id) == before, "failed appends changed nothing");
     assert_eq!(shm::stat(id).unwrap().segsz, size);
 }
 
@@ -546,31 +424,17 @@ fn dd_cat_cp_and_cmp_round_trip_8_mib_exactly() {
     let seg = p(&m.shm(id));
     let input = p(&input);
 
-    sh_ok(&format!(
-        "dd if={input} of={seg} bs=1M conv=notrunc status=none"
-    ));
-    assert!(
-        segment_bytes(id) == data,
-        "dd wrote every byte into the segment"
-    );
+    sh_ok(&format!("dd if={input} of={seg} bs=1M conv=notrunc status=none"));
+    assert!(segment_bytes(id) == data, "dd wrote every byte into the segment");
     sh_ok(&format!("cmp {input} {seg}"));
 
     let out = scratch.file("dd-out");
     sh_ok(&format!("dd if={seg} of={} bs=1M status=none", p(&out)));
-    assert!(
-        std::fs::read(&out).unwrap() == data,
-        "dd reads the segment back exactly"
-    );
-    assert!(
-        sh_bytes(&format!("cat {seg}")) == data,
-        "cat reads the segment back exactly"
-    );
+    assert!(std::fs::read(&out).unwrap() == data, "dd reads the segment back exactly");
+    assert!(sh_bytes(&format!("cat {seg}")) == data, "cat reads the segment back exactly");
     let copy = scratch.file("cp-out");
     sh_ok(&format!("cp {seg} {}", p(&copy)));
-    assert!(
-        std::fs::read(&copy).unwrap() == data,
-        "cp copies the segment exactly"
-    );
+    assert!(std::fs::read(&copy).unwrap() == data, "cp copies the segment exactly");
 
     // cp into the segment (O_TRUNC, then writes) and dd without notrunc
     // (ftruncate to 0, then writes) both end with the new bytes exactly.
@@ -596,30 +460,14 @@ fn dd_handles_a_partial_last_block() {
     let seg = p(&m.shm(id));
 
     let out = sh(&format!("dd if={} of={seg} bs=1M conv=notrunc", p(&input)));
-    assert!(
-        out.status.success(),
-        "dd into the segment: {}",
-        stderr_of(&out)
-    );
-    assert!(
-        stderr_of(&out).contains("3+1 records out"),
-        "{}",
-        stderr_of(&out)
-    );
+    assert!(out.status.success(), "dd into the segment: {}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("3+1 records out"), "{}", stderr_of(&out));
     assert!(segment_bytes(id) == data);
 
     let back = scratch.file("back");
     let out = sh(&format!("dd if={seg} of={} bs=1M", p(&back)));
-    assert!(
-        out.status.success(),
-        "dd from the segment: {}",
-        stderr_of(&out)
-    );
-    assert!(
-        stderr_of(&out).contains("3+1 records in"),
-        "{}",
-        stderr_of(&out)
-    );
+    assert!(out.status.success(), "dd from the segment: {}", stderr_of(&out));
+    assert!(stderr_of(&out).contains("3+1 records in"), "{}", stderr_of(&out));
     assert!(std::fs::read(&back).unwrap() == data);
 }
 
@@ -633,18 +481,8 @@ fn dd_of_more_than_fits_writes_the_prefix_then_fails_with_enospc() {
     let input = scratch.file("data");
     std::fs::write(&input, &data).unwrap();
 
-    sh_fails_with(
-        &format!(
-            "dd if={} of={} bs=1M conv=notrunc",
-            p(&input),
-            p(&m.shm(id))
-        ),
-        "No space left on device",
-    );
-    assert!(
-        segment_bytes(id) == data[..size as usize],
-        "every byte that fits was written"
-    );
+    sh_fails_with(&format!("dd if={} of={} bs=1M conv=notrunc", p(&input), p(&m.shm(id))), "No space left on device");
+    assert!(segment_bytes(id) == data[..size as usize], "every byte that fits was written");
     assert_eq!(shm::stat(id).unwrap().segsz, size);
 }
 
@@ -661,20 +499,9 @@ fn reading_at_or_past_the_end_returns_nothing() {
         assert_eq!(f.read_at(&mut buf, offset).unwrap(), 0, "pread at {offset}");
     }
     f.seek(SeekFrom::Start(size + 10)).unwrap();
-    assert_eq!(
-        f.read(&mut buf).unwrap(),
-        0,
-        "read(2) after lseek past the end"
-    );
-    let past = sh_bytes(&format!(
-        "dd if={} bs=4096 skip=2 status=none",
-        p(&m.shm(id))
-    ));
-    assert!(
-        past.is_empty(),
-        "dd skipping past the end reads nothing, got {} bytes",
-        past.len()
-    );
+    assert_eq!(f.read(&mut buf).unwrap(), 0, "read(2) after lseek past the end");
+    let past = sh_bytes(&format!("dd if={} bs=4096 skip=2 status=none", p(&m.shm(id))));
+    assert!(past.is_empty(), "dd skipping past the end reads nothing, got {} bytes", past.len());
 }
 
 // ---- 7. creating segments with standard tools ----
@@ -684,38 +511,25 @@ fn truncate_creates_a_keyed_segment_with_mode_from_the_umask() {
     let m = Mounted::new();
     assert_eq!(kernel_segment_count(), 0);
 
-    sh_ok(&format!(
-        "umask 022; truncate -s 4096 {}",
-        p(&m.path("shm/0x1234abcd"))
-    ));
+    sh_ok(&format!("umask 022; truncate -s 4096 {}", p(&m.path("shm/0x1234abcd"))));
     let id = id_of_key(0x1234abcd).expect("truncate created a segment with the key");
     let stat = shm::stat(id).unwrap();
     assert_eq!(stat.perm.key, Key(0x1234abcd));
     assert_eq!(stat.segsz, 4096);
     assert_eq!(stat.perm.mode & 0o777, 0o644, "0666 & ~022");
-    assert_eq!(
-        (stat.perm.uid, stat.perm.gid, stat.perm.cuid, stat.perm.cgid),
-        (0, 0, 0, 0)
-    );
+    assert_eq!((stat.perm.uid, stat.perm.gid, stat.perm.cuid, stat.perm.cgid), (0, 0, 0, 0));
     assert_eq!(kernel_segment_count(), 1, "exactly one segment was made");
     assert_eq!(list(&m.path("shm")), vec![id.0.to_string()]);
     let meta = std::fs::metadata(m.shm(id)).unwrap();
     assert_eq!((meta.len(), meta.mode() & 0o777), (4096, 0o644));
-    assert!(
-        segment_bytes(id).iter().all(|&b| b == 0),
-        "a new segment is zero-filled"
-    );
+    assert!(segment_bytes(id).iter().all(|&b| b == 0), "a new segment is zero-filled");
     let ipcs = sh_ok("ipcs -m");
     assert!(
-        ipcs.lines().any(|l| l.starts_with("0x1234abcd")
-            && l.split_whitespace().nth(1) == Some(&id.0.to_string())),
+        ipcs.lines().any(|l| l.starts_with("0x1234abcd") && l.split_whitespace().nth(1) == Some(&id.0.to_string())),
         "ipcs -m lists the key and id: {ipcs}"
     );
 
-    sh_ok(&format!(
-        "umask 077; truncate -s 4096 {}",
-        p(&m.path("shm/0xbeef"))
-    ));
+    sh_ok(&format!("umask 077; truncate -s 4096 {}", p(&m.path("shm/0xbeef"))));
     let stat = shm::stat(id_of_key(0xbeef).unwrap()).unwrap();
     assert_eq!(stat.perm.mode & 0o777, 0o600, "0666 & ~077");
     assert_eq!(kernel_segment_count(), 2);
@@ -731,12 +545,7 @@ fn truncate_creates_a_keyed_segment_with_mode_from_the_umask() {
 fn a_segment_created_through_an_open_file_is_usable_through_that_file() {
     let m = Mounted::new();
     let path = m.path("shm/0x3333");
-    let mut f = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create_new(true)
-        .open(&path)
-        .unwrap();
+    let mut f = OpenOptions::new().read(true).write(true).create_new(true).open(&path).unwrap();
 
     // Before it has a size there is nothing to write into, and nothing exists.
     let e = f.write_at(b"early", 0).expect_err("no segment yet");
@@ -754,35 +563,20 @@ fn a_segment_created_through_an_open_file_is_usable_through_that_file() {
     other.write_at(0, b"from elsewhere").unwrap();
     let mut buf = [0u8; 14];
     f.read_exact(&mut buf).unwrap();
-    assert_eq!(
-        &buf, b"from elsewhere",
-        "the creating file reads the live segment"
-    );
-    assert_eq!(
-        f.write_at(b"xyz", 4998).unwrap(),
-        2,
-        "the new segment's end holds as for any other"
-    );
+    assert_eq!(&buf, b"from elsewhere", "the creating file reads the live segment");
+    assert_eq!(f.write_at(b"xyz", 4998).unwrap(), 2, "the new segment's end holds as for any other");
     drop(other);
 
     drop(f);
     wait_for("the creating file is released", || nattch(id) == 0);
     shm::remove(id).unwrap();
-    assert!(
-        shm::stat_any(id).is_err(),
-        "nothing keeps the created segment alive"
-    );
+    assert!(shm::stat_any(id).is_err(), "nothing keeps the created segment alive");
 }
 
 #[test]
 fn a_key_taken_between_open_and_ftruncate_fails_with_eexist() {
     let m = Mounted::new();
-    let f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(m.path("shm/0x4444"))
-        .unwrap();
+    let f = OpenOptions::new().write(true).create(true).truncate(false).open(m.path("shm/0x4444")).unwrap();
     // Another process creates the key first.
     let id = create_segment(0x4444, 1000, 0o600);
     let before = pseudo_random(1000, 21);
@@ -792,10 +586,7 @@ fn a_key_taken_between_open_and_ftruncate_fails_with_eexist() {
     assert_eq!(errno_of(&e), libc::EEXIST);
     assert_eq!(kernel_segment_count(), 1);
     assert_eq!(shm::stat(id).unwrap().segsz, 1000);
-    assert!(
-        segment_bytes(id) == before,
-        "the other process's segment is untouched"
-    );
+    assert!(segment_bytes(id) == before, "the other process's segment is untouched");
 }
 
 #[test]
@@ -819,18 +610,10 @@ fn truncate_creates_private_segments() {
 
     sh_ok(&format!("truncate -s 4096 {private}"));
     let first = list(&m.path("shm"));
-    assert_eq!(
-        first.len(),
-        1,
-        "one segment after the first truncate: {first:?}"
-    );
+    assert_eq!(first.len(), 1, "one segment after the first truncate: {first:?}");
     let id = ShmId(first[0].parse().unwrap());
     let stat = shm::stat(id).unwrap();
-    assert!(
-        stat.perm.key.is_private(),
-        "key is IPC_PRIVATE, got {}",
-        stat.perm.key
-    );
+    assert!(stat.perm.key.is_private(), "key is IPC_PRIVATE, got {}", stat.perm.key);
     assert_eq!(stat.segsz, 4096);
 
     // `private` never names an existing segment: each creation makes a new one.
@@ -852,20 +635,14 @@ fn fallocate_creates_a_segment() {
     }
     let m = Mounted::new();
     // util-linux fallocate opens with O_CREAT and mode 0644.
-    sh_ok(&format!(
-        "umask 022; fallocate -l 8192 {}",
-        p(&m.path("shm/0xf00d"))
-    ));
+    sh_ok(&format!("umask 022; fallocate -l 8192 {}", p(&m.path("shm/0xf00d"))));
     let id = id_of_key(0xf00d).expect("fallocate created a segment with the key");
     let stat = shm::stat(id).unwrap();
     assert_eq!(stat.segsz, 8192);
     assert_eq!(stat.perm.mode & 0o777, 0o644);
     assert_eq!(std::fs::metadata(m.shm(id)).unwrap().len(), 8192);
 
-    sh_ok(&format!(
-        "umask 077; fallocate -l 4096 {}",
-        p(&m.path("shm/0xf00e"))
-    ));
+    sh_ok(&format!("umask 077; fallocate -l 4096 {}", p(&m.path("shm/0xf00e"))));
     let stat = shm::stat(id_of_key(0xf00e).unwrap()).unwrap();
     assert_eq!((stat.segsz, stat.perm.mode & 0o777), (4096, 0o600));
     assert_eq!(kernel_segment_count(), 2);
@@ -919,36 +696,17 @@ fn creating_an_existing_key_fails_with_eexist_and_changes_nothing() {
     let stat_after = shm::stat(id).unwrap();
     assert_eq!(stat_after.segsz, stat_before.segsz);
     assert_eq!(stat_after.perm, stat_before.perm);
-    assert!(
-        segment_bytes(id) == before,
-        "the existing segment's bytes are untouched"
-    );
+    assert!(segment_bytes(id) == before, "the existing segment's bytes are untouched");
 }
 
 #[test]
 fn names_that_are_not_keys_fail_with_einval_and_create_nothing() {
     let m = Mounted::new();
-    for name in [
-        "hello",
-        "0xZZ",
-        "123",
-        "0x",
-        "0x123456789",
-        "Private",
-        "0x12 3",
-    ] {
+    for name in ["hello", "0xZZ", "123", "0x", "0x123456789", "Private", "0x12 3"] {
         let path = m.path(format!("shm/{name}"));
-        let e = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .unwrap_err();
+        let e = OpenOptions::new().write(true).create(true).truncate(false).open(&path).unwrap_err();
         assert_eq!(errno_of(&e), libc::EINVAL, "open(O_CREAT) of {name:?}: {e}");
-        sh_fails_with(
-            &format!("truncate -s 4096 '{}'", p(&path)),
-            "Invalid argument",
-        );
+        sh_fails_with(&format!("truncate -s 4096 '{}'", p(&path)), "Invalid argument");
     }
     assert_eq!(kernel_segment_count(), 0, "no segment was made");
     assert!(list(&m.path("shm")).is_empty());
@@ -957,43 +715,17 @@ fn names_that_are_not_keys_fail_with_einval_and_create_nothing() {
 #[test]
 fn creation_by_a_non_root_user_makes_the_segment_as_that_user() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
-    let out = sh_as(
-        1000,
-        1000,
-        &[],
-        &format!("umask 022; truncate -s 4096 {}", p(&m.path("shm/0xc0ffee"))),
-    );
-    assert!(
-        out.status.success(),
-        "truncate as uid 1000: {}",
-        stderr_of(&out)
-    );
+    let out = sh_as(1000, 1000, &[], &format!("umask 022; truncate -s 4096 {}", p(&m.path("shm/0xc0ffee"))));
+    assert!(out.status.success(), "truncate as uid 1000: {}", stderr_of(&out));
     let stat = shm::stat(id_of_key(0xc0ffee).unwrap()).unwrap();
-    assert_eq!(
-        (stat.perm.uid, stat.perm.cuid),
-        (1000, 1000),
-        "owner and creator are the caller"
-    );
-    assert_eq!(
-        (stat.perm.gid, stat.perm.cgid),
-        (1000, 1000),
-        "group and creator group are the caller's"
-    );
+    assert_eq!((stat.perm.uid, stat.perm.cuid), (1000, 1000), "owner and creator are the caller");
+    assert_eq!((stat.perm.gid, stat.perm.cgid), (1000, 1000), "group and creator group are the caller's");
     assert_eq!(stat.perm.mode & 0o777, 0o644);
     assert_eq!(stat.segsz, 4096);
 
     // The caller can use what it made, through the mount.
-    let write = sh_as(
-        1000,
-        1000,
-        &[],
-        &format!("printf abc > {}", p(&m.shm(stat.id))),
-    );
-    assert!(
-        write.status.success(),
-        "write as uid 1000: {}",
-        stderr_of(&write)
-    );
+    let write = sh_as(1000, 1000, &[], &format!("printf abc > {}", p(&m.shm(stat.id))));
+    assert!(write.status.success(), "write as uid 1000: {}", stderr_of(&write));
     assert_eq!(&segment_bytes(stat.id)[..4], b"abc\0");
 }
 
@@ -1006,19 +738,8 @@ fn touch_alone_creates_nothing() {
     sh_ok(&format!("touch {}", p(&path)));
     sh_ok(&format!(": > {}", p(&path)));
     sh_ok(&format!("truncate -s 0 {}", p(&path)));
-    drop(
-        OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .unwrap(),
-    );
-    assert_eq!(
-        id_of_key(0xabc),
-        Err(libc::ENOENT),
-        "no segment with the key"
-    );
+    drop(OpenOptions::new().write(true).create(true).truncate(false).open(&path).unwrap());
+    assert_eq!(id_of_key(0xabc), Err(libc::ENOENT), "no segment with the key");
     assert_eq!(kernel_segment_count(), 0);
     assert!(list(&m.path("shm")).is_empty());
 }
@@ -1054,19 +775,12 @@ fn an_open_file_holds_one_attachment_until_closed() {
     let f = File::open(&path).unwrap();
     assert_eq!(nattch(id), 2);
     drop(f);
-    wait_for(
-        "close detaches, leaving the other process's attachment",
-        || nattch(id) == 1,
-    );
+    wait_for("close detaches, leaving the other process's attachment", || nattch(id) == 1);
     drop(other);
     assert_eq!(nattch(id), 0);
 
     // Shell tools leave nothing behind either.
-    sh_ok(&format!(
-        "cat {} >/dev/null; echo x > {}",
-        p(&path),
-        p(&path)
-    ));
+    sh_ok(&format!("cat {} >/dev/null; echo x > {}", p(&path), p(&path)));
     wait_for("the shell's files are released", || nattch(id) == 0);
 }
 
@@ -1077,11 +791,7 @@ fn a_created_segment_is_not_kept_attached() {
     let id = id_of_key(0x2222).unwrap();
     wait_for("truncate's file is released", || nattch(id) == 0);
     sh_ok(&format!("ipcrm -m {}", id.0));
-    assert_eq!(
-        shm::stat_any(id).map(|_| ()),
-        Err(nix::errno::Errno::ENOENT),
-        "the segment is gone"
-    );
+    assert_eq!(shm::stat_any(id).map(|_| ()), Err(nix::errno::Errno::ENOENT), "the segment is gone");
 }
 
 #[test]
@@ -1097,11 +807,7 @@ fn removing_a_segment_not_open_through_ipcfs_makes_it_disappear_at_once() {
 
     sh_ok(&format!("ipcrm -m {} -m {}", never_opened.0, was_read.0));
     let listed = list(&m.path("shm"));
-    assert_eq!(
-        listed,
-        vec![via_rm.0.to_string()],
-        "removed segments are gone from ls at once"
-    );
+    assert_eq!(listed, vec![via_rm.0.to_string()], "removed segments are gone from ls at once");
     for id in [never_opened, was_read] {
         let e = std::fs::metadata(m.shm(id)).unwrap_err();
         assert_eq!(errno_of(&e), libc::ENOENT);
@@ -1128,9 +834,7 @@ fn a_segment_removed_while_open_through_ipcfs_goes_when_the_file_is_closed() {
     assert_eq!(f.read_at(&mut buf, 0).unwrap(), 4096);
     assert!(buf == data, "the open file still reads the segment");
     drop(f);
-    wait_for("the kernel destroys the segment after the close", || {
-        shm::stat_any(id).is_err()
-    });
+    wait_for("the kernel destroys the segment after the close", || shm::stat_any(id).is_err());
     assert!(list(&m.path("shm")).is_empty());
 }
 

@@ -57,9 +57,7 @@ fn fill(id: ShmId, data: &[u8]) {
 /// The segment's bytes, read through an attachment of the test's own.
 fn contents(id: ShmId) -> Vec<u8> {
     let size = kstat(id).segsz;
-    Attachment::attach(id, size, false)
-        .unwrap()
-        .read_at(0, size as usize)
+    Attachment::attach(id, size, false).unwrap().read_at(0, size as usize)
 }
 
 /// What a refused operation must leave as it was.
@@ -108,12 +106,7 @@ fn assert_refused(out: &Output, message: &str, what: &str) {
 
 #[track_caller]
 fn assert_ok(out: &Output, what: &str) -> String {
-    assert!(
-        out.status.success(),
-        "{what}: failed ({}): {}",
-        out.status,
-        stderr_of(out)
-    );
+    assert!(out.status.success(), "{what}: failed ({}): {}", out.status, stderr_of(out));
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
@@ -134,10 +127,7 @@ fn ipcmk(as_user: Option<(u32, u32)>, size: u64, mode: u32) -> ShmId {
         None => sh(&script),
     };
     let text = assert_ok(&out, &script);
-    let id = text
-        .trim()
-        .strip_prefix("Shared memory id: ")
-        .unwrap_or_else(|| panic!("ipcmk said {text:?}"));
+    let id = text.trim().strip_prefix("Shared memory id: ").unwrap_or_else(|| panic!("ipcmk said {text:?}"));
     ShmId(id.parse().unwrap())
 }
 
@@ -158,9 +148,7 @@ fn wait_for_next_second() {
 /// "rw-r-----" as bits.
 fn perm_bits(symbolic: &str) -> u32 {
     assert_eq!(symbolic.len(), 9, "{symbolic:?}");
-    symbolic
-        .bytes()
-        .fold(0, |bits, c| bits << 1 | u32::from(c != b'-'))
+    symbolic.bytes().fold(0, |bits, c| bits << 1 | u32::from(c != b'-'))
 }
 
 /// `getfattr -d` of one file: every user.* attribute and its value.
@@ -169,9 +157,7 @@ fn getfattr_dump(path: &Path) -> HashMap<String, String> {
     text.lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .map(|l| {
-            let (name, value) = l
-                .split_once('=')
-                .unwrap_or_else(|| panic!("getfattr line {l:?}"));
+            let (name, value) = l.split_once('=').unwrap_or_else(|| panic!("getfattr line {l:?}"));
             (name.to_string(), value.trim_matches('"').to_string())
         })
         .collect()
@@ -180,9 +166,7 @@ fn getfattr_dump(path: &Path) -> HashMap<String, String> {
 /// The rows of `lsipc -m --json`, by column name (lower case); null is "".
 /// lsipc pretty-prints one `"name": value` per line, which is all this parses.
 fn lsipc_rows(columns: &str) -> Vec<HashMap<String, String>> {
-    let text = sh_ok(&format!(
-        "TZ=UTC lsipc -m --json --bytes --numeric-perms --time-format=iso -o {columns}"
-    ));
+    let text = sh_ok(&format!("TZ=UTC lsipc -m --json --bytes --numeric-perms --time-format=iso -o {columns}"));
     let mut rows = Vec::new();
     let mut row: Option<HashMap<String, String>> = None;
     for line in text.lines() {
@@ -191,13 +175,8 @@ fn lsipc_rows(columns: &str) -> Vec<HashMap<String, String>> {
             if value == "[" {
                 continue;
             }
-            let value = if value == "null" {
-                ""
-            } else {
-                value.trim_matches('"')
-            };
-            row.get_or_insert_with(HashMap::new)
-                .insert(name.trim_matches('"').to_string(), value.to_string());
+            let value = if value == "null" { "" } else { value.trim_matches('"') };
+            row.get_or_insert_with(HashMap::new).insert(name.trim_matches('"').to_string(), value.to_string());
         } else if line.starts_with('}') {
             rows.extend(row.take());
         }
@@ -207,25 +186,13 @@ fn lsipc_rows(columns: &str) -> Vec<HashMap<String, String>> {
 
 /// `ls -l` of shm/ with ISO times in UTC, by name: (perms, owner, group, size, time).
 fn ls_long(dir: &Path, flags: &str) -> HashMap<String, Vec<String>> {
-    let text = sh_ok(&format!(
-        "TZ=UTC LC_ALL=C ls {flags} --time-style=+%Y-%m-%dT%H:%M:%S%:z {}",
-        q(dir)
-    ));
+    let text = sh_ok(&format!("TZ=UTC LC_ALL=C ls {flags} --time-style=+%Y-%m-%dT%H:%M:%S%:z {}", q(dir)));
     text.lines()
         .filter(|l| !l.starts_with("total"))
         .map(|l| {
             let f: Vec<String> = l.split_whitespace().map(str::to_string).collect();
             assert_eq!(f.len(), 7, "ls line {l:?}");
-            (
-                f[6].clone(),
-                vec![
-                    f[0].clone(),
-                    f[2].clone(),
-                    f[3].clone(),
-                    f[4].clone(),
-                    f[5].clone(),
-                ],
-            )
+            (f[6].clone(), vec![f[0].clone(), f[2].clone(), f[3].clone(), f[4].clone(), f[5].clone()])
         })
         .collect()
 }
@@ -241,50 +208,23 @@ fn tree_has_family_dirs_and_key_links_only_for_keyed_segments() {
     let keyed = create_segment(0x1234abcd, 4096, 0o600);
     let high = create_segment(0xfedc0001_u32 as i32, 8192, 0o640);
     let private = create_segment(libc::IPC_PRIVATE, 12288, 0o600);
-    let mut ids: Vec<String> = [keyed, high, private]
-        .iter()
-        .map(|id| id.0.to_string())
-        .collect();
+    let mut ids: Vec<String> = [keyed, high, private].iter().map(|id| id.0.to_string()).collect();
     ids.sort();
     assert_eq!(list(&m.path("shm")), ids);
-    assert_eq!(
-        list(&m.path("by-key/shm")),
-        ["0x1234abcd", "0xfedc0001"],
-        "a link per keyed segment, none for private"
-    );
+    assert_eq!(list(&m.path("by-key/shm")), ["0x1234abcd", "0xfedc0001"], "a link per keyed segment, none for private");
 
     for (key, id, size) in [("0x1234abcd", keyed, 4096), ("0xfedc0001", high, 8192)] {
         let link = m.path(format!("by-key/shm/{key}"));
-        assert!(
-            fs::symlink_metadata(&link)
-                .unwrap()
-                .file_type()
-                .is_symlink(),
-            "{key} is a symlink"
-        );
-        assert_eq!(
-            fs::read_link(&link).unwrap(),
-            Path::new(&format!("../../shm/{}", id.0))
-        );
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink(), "{key} is a symlink");
+        assert_eq!(fs::read_link(&link).unwrap(), Path::new(&format!("../../shm/{}", id.0)));
         let followed = fs::metadata(&link).unwrap();
         assert!(followed.is_file());
-        assert_eq!(
-            followed.ino(),
-            fs::metadata(m.shm(id)).unwrap().ino(),
-            "{key} leads to shm/{}",
-            id.0
-        );
+        assert_eq!(followed.ino(), fs::metadata(m.shm(id)).unwrap().ino(), "{key} leads to shm/{}", id.0);
         assert_eq!(followed.size(), size);
     }
     assert!(fs::metadata(m.shm(private)).unwrap().is_file());
-    assert_eq!(
-        xattr(&m.shm(private), "user.ipc.key").unwrap(),
-        "0x00000000"
-    );
-    assert_eq!(
-        errno(fs::symlink_metadata(m.path("by-key/shm/0x00000000"))),
-        libc::ENOENT
-    );
+    assert_eq!(xattr(&m.shm(private), "user.ipc.key").unwrap(), "0x00000000");
+    assert_eq!(errno(fs::symlink_metadata(m.path("by-key/shm/0x00000000"))), libc::ENOENT);
 }
 
 // ---- 2. changes behind the daemon's back ----
@@ -294,10 +234,7 @@ fn segments_made_and_removed_behind_the_daemons_back_show_at_once() {
     let m = Mounted::new();
     // Looked up (and missed) before they exist: no negative entry may stick.
     assert_eq!(errno(fs::metadata(m.path("shm/0"))), libc::ENOENT);
-    assert_eq!(
-        errno(fs::symlink_metadata(m.path("by-key/shm/0x00c0ffee"))),
-        libc::ENOENT
-    );
+    assert_eq!(errno(fs::symlink_metadata(m.path("by-key/shm/0x00c0ffee"))), libc::ENOENT);
     assert!(list(&m.path("shm")).is_empty());
 
     let made = ipcmk(None, 8192, 0o640);
@@ -308,10 +245,7 @@ fn segments_made_and_removed_behind_the_daemons_back_show_at_once() {
     assert_eq!(list(&m.path("by-key/shm")), std::slice::from_ref(&made_key));
 
     let keyed = create_segment(0x00c0ffee, 4096, 0o600);
-    assert_eq!(
-        fs::read_link(m.path("by-key/shm/0x00c0ffee")).unwrap(),
-        Path::new(&format!("../../shm/{}", keyed.0))
-    );
+    assert_eq!(fs::read_link(m.path("by-key/shm/0x00c0ffee")).unwrap(), Path::new(&format!("../../shm/{}", keyed.0)));
     let mut both = vec![made.0.to_string(), keyed.0.to_string()];
     both.sort();
     assert_eq!(list(&m.path("shm")), both);
@@ -319,33 +253,19 @@ fn segments_made_and_removed_behind_the_daemons_back_show_at_once() {
     sh_ok(&format!("ipcrm -m {}", made.0));
     assert_eq!(list(&m.path("shm")), [keyed.0.to_string()]);
     assert_eq!(errno(fs::metadata(m.shm(made))), libc::ENOENT);
-    assert_eq!(
-        errno(fs::symlink_metadata(
-            m.path(format!("by-key/shm/{made_key}"))
-        )),
-        libc::ENOENT
-    );
+    assert_eq!(errno(fs::symlink_metadata(m.path(format!("by-key/shm/{made_key}")))), libc::ENOENT);
     assert_eq!(list(&m.path("by-key/shm")), ["0x00c0ffee"]);
 
     shm::remove(keyed).unwrap();
     assert!(list(&m.path("shm")).is_empty());
     assert!(list(&m.path("by-key/shm")).is_empty());
     assert_eq!(errno(fs::metadata(m.shm(keyed))), libc::ENOENT);
-    assert_eq!(
-        errno(fs::symlink_metadata(m.path("by-key/shm/0x00c0ffee"))),
-        libc::ENOENT
-    );
+    assert_eq!(errno(fs::symlink_metadata(m.path("by-key/shm/0x00c0ffee"))), libc::ENOENT);
 
     let again = create_segment(0x00c0ffee, 4096, 0o600);
-    assert_eq!(
-        fs::read_link(m.path("by-key/shm/0x00c0ffee")).unwrap(),
-        Path::new(&format!("../../shm/{}", again.0))
-    );
+    assert_eq!(fs::read_link(m.path("by-key/shm/0x00c0ffee")).unwrap(), Path::new(&format!("../../shm/{}", again.0)));
     sh_ok("ipcrm -M 0x00c0ffee");
-    assert_eq!(
-        errno(fs::symlink_metadata(m.path("by-key/shm/0x00c0ffee"))),
-        libc::ENOENT
-    );
+    assert_eq!(errno(fs::symlink_metadata(m.path("by-key/shm/0x00c0ffee"))), libc::ENOENT);
     assert_eq!(errno(fs::metadata(m.shm(again))), libc::ENOENT);
 }
 
@@ -357,11 +277,7 @@ fn stat_shows_segment_size_mode_owner_and_kernel_times() {
     let id = create_segment(0x5157, 12345, 0o640);
     shm::set(id, NOBODY_UID, NOBODY_GID, 0o604).unwrap();
     let k = kstat(id);
-    assert_eq!(
-        (k.perm.cuid, k.perm.cgid),
-        (0, 0),
-        "precondition: creator differs from owner"
-    );
+    assert_eq!((k.perm.cuid, k.perm.cgid), (0, 0), "precondition: creator differs from owner");
     assert_eq!((k.atime, k.dtime), (0, 0), "precondition: never attached");
 
     let md = fs::metadata(m.shm(id)).unwrap();
@@ -369,11 +285,7 @@ fn stat_shows_segment_size_mode_owner_and_kernel_times() {
     assert_eq!(md.size(), k.segsz);
     assert_eq!(md.size(), 12345);
     assert_eq!(md.mode(), libc::S_IFREG | 0o604);
-    assert_eq!(
-        (md.uid(), md.gid()),
-        (NOBODY_UID, NOBODY_GID),
-        "the owner, not the creator"
-    );
+    assert_eq!((md.uid(), md.gid()), (NOBODY_UID, NOBODY_GID), "the owner, not the creator");
     assert_eq!(md.ctime(), k.ctime);
     assert_eq!(md.atime(), k.ctime, "never attached: atime shows ctime");
     assert_eq!(md.mtime(), k.ctime, "never detached: mtime shows ctime");
@@ -389,28 +301,16 @@ fn attach_and_detach_times_show_as_atime_and_mtime() {
     wait_for_next_second();
     let attachment = Attachment::attach(id, 4096, false).unwrap();
     let attached = kstat(id);
-    assert!(
-        attached.atime > created.ctime && attached.dtime == 0,
-        "precondition: {attached:?}"
-    );
+    assert!(attached.atime > created.ctime && attached.dtime == 0, "precondition: {attached:?}");
     let md = fs::metadata(m.shm(id)).unwrap();
-    assert_eq!(
-        (md.atime(), md.mtime(), md.ctime()),
-        (attached.atime, attached.ctime, attached.ctime)
-    );
+    assert_eq!((md.atime(), md.mtime(), md.ctime()), (attached.atime, attached.ctime, attached.ctime));
 
     wait_for_next_second();
     drop(attachment);
     let detached = kstat(id);
-    assert!(
-        detached.dtime > detached.atime && detached.atime > detached.ctime,
-        "precondition: {detached:?}"
-    );
+    assert!(detached.dtime > detached.atime && detached.atime > detached.ctime, "precondition: {detached:?}");
     let md = fs::metadata(m.shm(id)).unwrap();
-    assert_eq!(
-        (md.atime(), md.mtime(), md.ctime()),
-        (detached.atime, detached.dtime, detached.ctime)
-    );
+    assert_eq!((md.atime(), md.mtime(), md.ctime()), (detached.atime, detached.dtime, detached.ctime));
 }
 
 // ---- 4. the tools agree ----
@@ -425,9 +325,7 @@ fn ls_and_stat_agree_with_ipcs_and_lsipc() {
     shm::set(c, NOBODY_UID + 1, 0, 0o660).unwrap();
     let _held = Attachment::attach(c, 70000, false).unwrap();
 
-    let rows = lsipc_rows(
-        "KEY,ID,OWNER,PERMS,UID,GID,CUID,CGID,SIZE,NATTCH,STATUS,CTIME,ATTACH,DETACH,CPID,LPID",
-    );
+    let rows = lsipc_rows("KEY,ID,OWNER,PERMS,UID,GID,CUID,CGID,SIZE,NATTCH,STATUS,CTIME,ATTACH,DETACH,CPID,LPID");
     assert_eq!(rows.len(), 3, "{rows:?}");
     let ipcs = sh_ok("LC_ALL=C ipcs -m");
     let ls = ls_long(&m.path("shm"), "-l");
@@ -443,10 +341,7 @@ fn ls_and_stat_agree_with_ipcs_and_lsipc() {
         let name = id.0.to_string();
         let k = kstat(id);
         let md = fs::metadata(m.shm(id)).unwrap();
-        let row = rows
-            .iter()
-            .find(|r| r["id"] == name)
-            .unwrap_or_else(|| panic!("lsipc has no id {name}: {rows:?}"));
+        let row = rows.iter().find(|r| r["id"] == name).unwrap_or_else(|| panic!("lsipc has no id {name}: {rows:?}"));
         let ipcs_line: Vec<&str> = ipcs
             .lines()
             .map(|l| l.split_whitespace().collect::<Vec<_>>())
@@ -455,36 +350,15 @@ fn ls_and_stat_agree_with_ipcs_and_lsipc() {
         let ls_row = &ls[&name];
 
         // stat, by the kernel's word
-        assert_eq!(
-            (md.size(), md.mode() & 0o7777, md.uid(), md.gid()),
-            (size, mode, uid, gid),
-            "stat of {name}"
-        );
-        assert_eq!(
-            (
-                k.segsz,
-                k.perm.mode & 0o777,
-                k.perm.uid,
-                k.perm.gid,
-                k.nattch
-            ),
-            (size, mode, uid, gid, nattch)
-        );
+        assert_eq!((md.size(), md.mode() & 0o7777, md.uid(), md.gid()), (size, mode, uid, gid), "stat of {name}");
+        assert_eq!((k.segsz, k.perm.mode & 0o777, k.perm.uid, k.perm.gid, k.nattch), (size, mode, uid, gid, nattch));
 
         // key
         assert_eq!(row["key"], key, "lsipc key of {name}");
         assert_eq!(ipcs_line[0], key, "ipcs key of {name}");
         // permissions
-        assert_eq!(
-            u32::from_str_radix(&row["perms"], 8).unwrap(),
-            mode,
-            "lsipc perms of {name}"
-        );
-        assert_eq!(
-            u32::from_str_radix(ipcs_line[3], 8).unwrap(),
-            mode,
-            "ipcs perms of {name}"
-        );
+        assert_eq!(u32::from_str_radix(&row["perms"], 8).unwrap(), mode, "lsipc perms of {name}");
+        assert_eq!(u32::from_str_radix(ipcs_line[3], 8).unwrap(), mode, "ipcs perms of {name}");
         assert_eq!(&ls_row[0][..1], "-");
         assert_eq!(perm_bits(&ls_row[0][1..]), mode, "ls perms of {name}");
         // owner: names where the tools print names, numbers where they print numbers
@@ -499,31 +373,15 @@ fn ls_and_stat_agree_with_ipcs_and_lsipc() {
         // attachments
         assert_eq!(row["nattch"], nattch.to_string(), "lsipc nattch of {name}");
         assert_eq!(ipcs_line[5], nattch.to_string(), "ipcs nattch of {name}");
-        assert_eq!(
-            xattr(&m.shm(id), "user.ipc.nattch").unwrap(),
-            nattch.to_string(),
-            "xattr nattch of {name}"
-        );
+        assert_eq!(xattr(&m.shm(id), "user.ipc.nattch").unwrap(), nattch.to_string(), "xattr nattch of {name}");
         // times (lsipc shows null for a time never set; the file shows ctime there)
         let or_ctime = |t: &String| {
-            if t.is_empty() {
-                row["ctime"].clone()
-            } else {
-                t.clone()
-            }
+            if t.is_empty() { row["ctime"].clone() } else { t.clone() }
         };
         assert_eq!(ls_ctime[&name][4], row["ctime"], "ctime of {name}");
-        assert_eq!(
-            ls_atime[&name][4],
-            or_ctime(&row["attach"]),
-            "atime of {name}"
-        );
+        assert_eq!(ls_atime[&name][4], or_ctime(&row["attach"]), "atime of {name}");
         assert_eq!(ls_row[4], or_ctime(&row["detach"]), "mtime of {name}");
-        assert_eq!(
-            row["attach"].is_empty(),
-            nattch == 0,
-            "attach time of {name}: {row:?}"
-        );
+        assert_eq!(row["attach"].is_empty(), nattch == 0, "attach time of {name}: {row:?}");
         // creator and last user
         assert_eq!((row["cuid"].as_str(), row["cgid"].as_str()), ("0", "0"));
         assert_eq!(row["cpid"], xattr(&m.shm(id), "user.ipc.cpid").unwrap());
@@ -531,22 +389,11 @@ fn ls_and_stat_agree_with_ipcs_and_lsipc() {
 
         // ipcs -i: numbers throughout
         let detail = sh_ok(&format!("LC_ALL=C ipcs -m -i {name}"));
-        let fields: HashMap<&str, &str> = detail
-            .split_whitespace()
-            .filter_map(|w| w.split_once('='))
-            .collect();
+        let fields: HashMap<&str, &str> = detail.split_whitespace().filter_map(|w| w.split_once('=')).collect();
         assert_eq!(fields["uid"], md.uid().to_string(), "ipcs -i uid of {name}");
         assert_eq!(fields["gid"], md.gid().to_string(), "ipcs -i gid of {name}");
-        assert_eq!(
-            fields["bytes"],
-            md.size().to_string(),
-            "ipcs -i bytes of {name}"
-        );
-        assert_eq!(
-            u32::from_str_radix(fields["mode"], 8).unwrap(),
-            md.mode() & 0o777,
-            "ipcs -i mode of {name}"
-        );
+        assert_eq!(fields["bytes"], md.size().to_string(), "ipcs -i bytes of {name}");
+        assert_eq!(u32::from_str_radix(fields["mode"], 8).unwrap(), md.mode() & 0o777, "ipcs -i mode of {name}");
     }
 }
 
@@ -561,11 +408,7 @@ fn extended_attributes_equal_ipc_stat() {
     shm::set(id, 0, 0, 0o640).unwrap();
     let _held = Attachment::attach(id, 4096, false).unwrap();
     let k = kstat(id);
-    assert_eq!(
-        (k.perm.cuid, k.perm.cgid, k.perm.uid, k.nattch),
-        (USER, USER_GID, 0, 1),
-        "precondition"
-    );
+    assert_eq!((k.perm.cuid, k.perm.cgid, k.perm.uid, k.nattch), (USER, USER_GID, 0, 1), "precondition");
     assert_ne!(k.cpid, k.lpid, "precondition");
 
     let expected: HashMap<String, String> = [
@@ -599,11 +442,7 @@ fn locked_attribute_follows_shm_lock() {
     shm::set_locked(id, true).unwrap();
     assert_eq!(xattr(&path, "user.ipc.locked").unwrap(), "1");
     assert_eq!(getfattr_dump(&path)["user.ipc.locked"], "1");
-    assert_eq!(
-        fs::metadata(&path).unwrap().mode(),
-        libc::S_IFREG | 0o600,
-        "SHM_LOCKED is not a mode bit"
-    );
+    assert_eq!(fs::metadata(&path).unwrap().mode(), libc::S_IFREG | 0o600, "SHM_LOCKED is not a mode bit");
     shm::set_locked(id, false).unwrap();
     assert_eq!(xattr(&path, "user.ipc.locked").unwrap(), "0");
 }
@@ -628,33 +467,14 @@ fn extended_attributes_are_read_only_and_unknown_names_are_refused() {
         let out = sh(&format!("LC_ALL=C setfattr -n {name} -v 1 {}", q(&path)));
         assert_refused(&out, "Operation not permitted", &format!("setfattr {name}"));
         let out = sh(&format!("LC_ALL=C setfattr -x {name} {}", q(&path)));
-        assert_refused(
-            &out,
-            "Operation not permitted",
-            &format!("setfattr -x {name}"),
-        );
+        assert_refused(&out, "Operation not permitted", &format!("setfattr -x {name}"));
     }
-    assert_eq!(
-        (getfattr_dump(&path), kstat(id)),
-        before,
-        "refused setfattr changed something"
-    );
+    assert_eq!((getfattr_dump(&path), kstat(id)), before, "refused setfattr changed something");
 
-    let out = sh(&format!(
-        "LC_ALL=C setfattr -n user.other -v 1 {}",
-        q(&path)
-    ));
-    assert_refused(
-        &out,
-        "Operation not supported",
-        "setfattr of an unknown name",
-    );
+    let out = sh(&format!("LC_ALL=C setfattr -n user.other -v 1 {}", q(&path)));
+    assert_refused(&out, "Operation not supported", "setfattr of an unknown name");
     let out = sh(&format!("LC_ALL=C getfattr -n user.ipc.x {}", q(&path)));
-    assert_refused(
-        &out,
-        "No such attribute",
-        "getfattr of an unknown user.ipc name",
-    );
+    assert_refused(&out, "No such attribute", "getfattr of an unknown user.ipc name");
     assert!(!getfattr_dump(&path).contains_key("user.other"));
 }
 
@@ -668,24 +488,15 @@ fn chmod_chown_and_chgrp_run_ipc_set() {
 
     sh_ok(&format!("chmod 640 {path}"));
     assert_eq!(kstat(id).perm.mode & 0o777, 0o640);
-    assert_eq!(
-        fs::metadata(m.shm(id)).unwrap().mode(),
-        libc::S_IFREG | 0o640
-    );
+    assert_eq!(fs::metadata(m.shm(id)).unwrap().mode(), libc::S_IFREG | 0o640);
 
     sh_ok(&format!("chown {NOBODY_UID} {path}"));
     let k = kstat(id);
-    assert_eq!(
-        (k.perm.uid, k.perm.gid, k.perm.mode & 0o777),
-        (NOBODY_UID, 0, 0o640)
-    );
+    assert_eq!((k.perm.uid, k.perm.gid, k.perm.mode & 0o777), (NOBODY_UID, 0, 0o640));
 
     sh_ok(&format!("chgrp {NOBODY_GID} {path}"));
     let k = kstat(id);
-    assert_eq!(
-        (k.perm.uid, k.perm.gid, k.perm.mode & 0o777),
-        (NOBODY_UID, NOBODY_GID, 0o640)
-    );
+    assert_eq!((k.perm.uid, k.perm.gid, k.perm.mode & 0o777), (NOBODY_UID, NOBODY_GID, 0o640));
     let md = fs::metadata(m.shm(id)).unwrap();
     assert_eq!((md.uid(), md.gid()), (NOBODY_UID, NOBODY_GID));
 
@@ -693,11 +504,7 @@ fn chmod_chown_and_chgrp_run_ipc_set() {
     sh_ok(&format!("chown 0:0 {path}"));
     let k = kstat(id);
     assert_eq!((k.perm.uid, k.perm.gid, k.perm.mode & 0o777), (0, 0, 0o604));
-    assert_eq!(
-        (k.perm.cuid, k.perm.cgid),
-        (0, 0),
-        "the creator never changes"
-    );
+    assert_eq!((k.perm.cuid, k.perm.cgid), (0, 0), "the creator never changes");
 }
 
 #[test]
@@ -712,10 +519,7 @@ fn chmod_beyond_permission_bits_is_einval_and_changes_nothing() {
         assert_eq!(errno(result), libc::EINVAL, "chmod {mode:o}");
     }
     assert_eq!(snapshot(id), before);
-    assert_eq!(
-        fs::metadata(m.shm(id)).unwrap().mode(),
-        libc::S_IFREG | 0o640
-    );
+    assert_eq!(fs::metadata(m.shm(id)).unwrap().mode(), libc::S_IFREG | 0o640);
 }
 
 // ---- 7. rm ----
@@ -746,24 +550,13 @@ fn rm_of_an_attached_segment_marks_it_for_destruction_until_the_last_detach() {
     fs::remove_file(m.shm(id)).unwrap();
     let k = kstat(id);
     assert!(k.is_dest(), "IPC_RMID ran: {k:?}");
-    assert_eq!(
-        list(&m.path("shm")),
-        [id.0.to_string()],
-        "still attached, still listed"
-    );
+    assert_eq!(list(&m.path("shm")), [id.0.to_string()], "still attached, still listed");
     let md = fs::metadata(m.shm(id)).unwrap();
     assert!(md.is_file() && md.size() == 4096, "{md:?}");
     assert_eq!(xattr(&m.shm(id), "user.ipc.dest").unwrap(), "1");
-    assert_eq!(
-        xattr(&m.shm(id), "user.ipc.key").unwrap(),
-        "0x00000000",
-        "the kernel made it private"
-    );
+    assert_eq!(xattr(&m.shm(id), "user.ipc.key").unwrap(), "0x00000000", "the kernel made it private");
     assert!(list(&m.path("by-key/shm")).is_empty());
-    assert_eq!(
-        errno(fs::symlink_metadata(m.path("by-key/shm/0x00007001"))),
-        libc::ENOENT
-    );
+    assert_eq!(errno(fs::symlink_metadata(m.path("by-key/shm/0x00007001"))), libc::ENOENT);
     assert_eq!(&held.read_at(0, 10), b"still here");
 
     drop(held);
@@ -781,11 +574,7 @@ fn rm_f_of_a_missing_id_succeeds_and_rm_says_enoent() {
     let out = sh(&format!("LC_ALL=C rm {}", q(&missing)));
     assert_refused(&out, "No such file or directory", "rm of a missing id");
     assert_eq!(errno(fs::remove_file(&missing)), libc::ENOENT);
-    assert_eq!(
-        list(&m.path("shm")),
-        [id.0.to_string()],
-        "the other segment is untouched"
-    );
+    assert_eq!(list(&m.path("shm")), [id.0.to_string()], "the other segment is untouched");
 }
 
 // ---- 8. recycled ids ----
@@ -808,11 +597,7 @@ fn check_recycled_id_is_a_new_file(make_new: impl FnOnce() -> ShmId) {
     fill(old, b"OLD-OLD-");
     let path = m.shm(old);
     let old_ino = fs::metadata(&path).unwrap().ino();
-    let old_file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_PATH)
-        .open(&path)
-        .unwrap();
+    let old_file = OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(&path).unwrap();
     assert_eq!(old_file.metadata().unwrap().ino(), old_ino);
 
     shm::remove(old).unwrap();
@@ -824,25 +609,14 @@ fn check_recycled_id_is_a_new_file(make_new: impl FnOnce() -> ShmId) {
 
     let md = fs::metadata(&path).unwrap();
     assert_ne!(md.ino(), old_ino, "a recycled id must be a new inode");
-    assert_eq!(
-        errno(old_file.metadata()),
-        libc::ENOENT,
-        "fstat of the old file"
-    );
+    assert_eq!(errno(old_file.metadata()), libc::ENOENT, "fstat of the old file");
     // Reopening the old file itself (not the name) must not reach the new segment.
     let reopened = fs::read(format!("/proc/self/fd/{}", old_file.as_raw_fd()));
     match reopened {
-        Ok(bytes) => panic!(
-            "the old file opened and read {:?}",
-            String::from_utf8_lossy(&bytes[..8])
-        ),
+        Ok(bytes) => panic!("the old file opened and read {:?}", String::from_utf8_lossy(&bytes[..8])),
         Err(e) => assert_eq!(errno_of(&e), libc::ENOENT, "reopening the old file: {e}"),
     }
-    assert_eq!(
-        &fs::read(&path).unwrap()[..8],
-        b"NEW!NEW!",
-        "the name leads to the new segment"
-    );
+    assert_eq!(&fs::read(&path).unwrap()[..8], b"NEW!NEW!", "the name leads to the new segment");
 }
 
 #[test]
@@ -872,21 +646,14 @@ fn an_open_file_keeps_its_segment_and_never_reads_a_newer_one() {
     let old_ino = old_file.metadata().unwrap().ino();
 
     shm::remove(old).unwrap();
-    assert!(
-        kstat(old).is_dest(),
-        "the open file keeps the segment attached"
-    );
+    assert!(kstat(old).is_dest(), "the open file keeps the segment attached");
     request_next_id(old);
     let new = create_segment(0x8100, 8192, 0o600);
     assert_ne!(new, old, "the kernel cannot give out an id still in use");
     fill(new, b"NEW!NEW!");
 
     let md = old_file.metadata().unwrap();
-    assert_eq!(
-        (md.ino(), md.size()),
-        (old_ino, 4096),
-        "fstat shows the old segment"
-    );
+    assert_eq!((md.ino(), md.size()), (old_ino, 4096), "fstat shows the old segment");
     let mut bytes = Vec::new();
     old_file.read_to_end(&mut bytes).unwrap();
     assert_eq!(bytes.len(), 4096);
@@ -903,12 +670,7 @@ fn missing_and_non_canonical_names_are_enoent() {
     let id = create_segment(0x0000beef, 4096, 0o600);
     assert_eq!(id, ShmId(7), "precondition");
     assert!(fs::metadata(m.path("shm/7")).unwrap().is_file());
-    assert!(
-        fs::symlink_metadata(m.path("by-key/shm/0x0000beef"))
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
+    assert!(fs::symlink_metadata(m.path("by-key/shm/0x0000beef")).unwrap().file_type().is_symlink());
 
     for name in [
         "shm/999999",
@@ -924,11 +686,7 @@ fn missing_and_non_canonical_names_are_enoent() {
         "by-key/shm/0x00000000",
         "by-key/shm/7",
     ] {
-        assert_eq!(
-            errno(fs::symlink_metadata(m.path(name))),
-            libc::ENOENT,
-            "{name}"
-        );
+        assert_eq!(errno(fs::symlink_metadata(m.path(name))), libc::ENOENT, "{name}");
         let out = sh(&format!("LC_ALL=C stat {}", q(&m.path(name))));
         assert_refused(&out, "No such file or directory", &format!("stat {name}"));
     }
@@ -943,47 +701,15 @@ fn other_users_are_held_to_the_segments_mode() {
     fill(public, b"public");
     let before = (snapshot(secret), snapshot(public));
 
-    let out = sh_as(
-        USER,
-        USER_GID,
-        &[],
-        &format!("LC_ALL=C cat {}", q(&m.shm(secret))),
-    );
-    assert_refused(
-        &out,
-        "Permission denied",
-        "uid 1000 reading a 0600 root segment",
-    );
+    let out = sh_as(USER, USER_GID, &[], &format!("LC_ALL=C cat {}", q(&m.shm(secret))));
+    assert_refused(&out, "Permission denied", "uid 1000 reading a 0600 root segment");
     assert!(out.stdout.is_empty());
-    let out = sh_as(
-        USER,
-        USER_GID,
-        &[],
-        &format!("LC_ALL=C cat {}", q(&m.shm(public))),
-    );
+    let out = sh_as(USER, USER_GID, &[], &format!("LC_ALL=C cat {}", q(&m.shm(public))));
     assert!(assert_ok(&out, "uid 1000 reading a 0644 root segment").starts_with("public"));
-    let out = sh_as(
-        USER,
-        USER_GID,
-        &[],
-        &format!("printf XXXXXX > {}", q(&m.shm(public))),
-    );
-    assert_refused(
-        &out,
-        "Permission denied",
-        "uid 1000 writing a 0644 root segment",
-    );
-    let out = sh_as(
-        USER,
-        USER_GID,
-        &[],
-        &format!("LC_ALL=C truncate -s 0 {}", q(&m.shm(public))),
-    );
-    assert_refused(
-        &out,
-        "Permission denied",
-        "uid 1000 truncating a 0644 root segment",
-    );
+    let out = sh_as(USER, USER_GID, &[], &format!("printf XXXXXX > {}", q(&m.shm(public))));
+    assert_refused(&out, "Permission denied", "uid 1000 writing a 0644 root segment");
+    let out = sh_as(USER, USER_GID, &[], &format!("LC_ALL=C truncate -s 0 {}", q(&m.shm(public))));
+    assert_refused(&out, "Permission denied", "uid 1000 truncating a 0644 root segment");
 
     assert_eq!((snapshot(secret), snapshot(public)), before);
 }
@@ -1004,11 +730,7 @@ fn other_users_may_not_chmod_chown_or_remove_a_root_segment() {
         ("rm -f", format!("rm -f {path}")),
     ] {
         let out = sh_as(USER, USER_GID, &[], &format!("LC_ALL=C {script}"));
-        assert_refused(
-            &out,
-            "Operation not permitted",
-            &format!("uid 1000: {what} of a root segment"),
-        );
+        assert_refused(&out, "Operation not permitted", &format!("uid 1000: {what} of a root segment"));
         assert_eq!(snapshot(id), before, "after the refused {what}");
     }
     assert!(!kstat(id).is_dest());
@@ -1021,11 +743,7 @@ fn the_creator_may_chmod_and_remove_a_segment_it_no_longer_owns() {
     let id = ipcmk(Some((USER, USER_GID)), 4096, 0o600);
     shm::set(id, 0, 0, 0o600).unwrap();
     let k = kstat(id);
-    assert_eq!(
-        (k.perm.cuid, k.perm.uid),
-        (USER, 0),
-        "precondition: creator, not owner"
-    );
+    assert_eq!((k.perm.cuid, k.perm.uid), (USER, 0), "precondition: creator, not owner");
     let path = q(&m.shm(id));
 
     let out = sh_as(USER, USER_GID, &[], &format!("LC_ALL=C chmod 0640 {path}"));
@@ -1049,23 +767,10 @@ fn supplementary_group_members_get_the_group_bits() {
 
     let out = sh_as(USER, USER_GID, &[SHARED_GID], &format!("cat {path}"));
     assert!(assert_ok(&out, "a member of the segment's group reading").starts_with("grouped"));
-    let out = sh_as(
-        USER,
-        USER_GID,
-        &[SHARED_GID],
-        &format!("printf XXXXXXX > {path}"),
-    );
-    assert_refused(
-        &out,
-        "Permission denied",
-        "a member of the segment's group writing (group bits r--)",
-    );
+    let out = sh_as(USER, USER_GID, &[SHARED_GID], &format!("printf XXXXXXX > {path}"));
+    assert_refused(&out, "Permission denied", "a member of the segment's group writing (group bits r--)");
     let out = sh_as(USER, USER_GID, &[], &format!("LC_ALL=C cat {path}"));
-    assert_refused(
-        &out,
-        "Permission denied",
-        "a non-member reading (other bits ---)",
-    );
+    assert_refused(&out, "Permission denied", "a non-member reading (other bits ---)");
     assert_eq!(snapshot(id), before);
 }
 
@@ -1082,46 +787,17 @@ fn names_cannot_be_made_moved_or_linked() {
         assert_eq!(errno(fs::create_dir(m.path(dir))), eperm, "mkdir {dir}");
     }
     for link in ["shm/link", "by-key/shm/0x12345678", "link"] {
-        assert_eq!(
-            errno(std::os::unix::fs::symlink(m.shm(id), m.path(link))),
-            eperm,
-            "ln -s {link}"
-        );
+        assert_eq!(errno(std::os::unix::fs::symlink(m.shm(id), m.path(link))), eperm, "ln -s {link}");
     }
-    assert_eq!(
-        errno(fs::hard_link(m.shm(id), m.path("shm/0x0000a11c"))),
-        eperm,
-        "ln"
-    );
-    assert_eq!(
-        errno(fs::rename(m.shm(id), m.shm(other))),
-        eperm,
-        "mv onto another segment"
-    );
-    assert_eq!(
-        errno(fs::rename(m.shm(id), m.path("shm/0x0000a11c"))),
-        eperm,
-        "mv to a new name"
-    );
-    assert_eq!(
-        errno(fs::rename(
-            m.path("by-key/shm/0x0000a11a"),
-            m.path("by-key/shm/0x0000a11d")
-        )),
-        eperm
-    );
-    assert_eq!(
-        errno(fs::remove_file(m.path("by-key/shm/0x0000a11a"))),
-        eperm,
-        "rm of a key link"
-    );
+    assert_eq!(errno(fs::hard_link(m.shm(id), m.path("shm/0x0000a11c"))), eperm, "ln");
+    assert_eq!(errno(fs::rename(m.shm(id), m.shm(other))), eperm, "mv onto another segment");
+    assert_eq!(errno(fs::rename(m.shm(id), m.path("shm/0x0000a11c"))), eperm, "mv to a new name");
+    assert_eq!(errno(fs::rename(m.path("by-key/shm/0x0000a11a"), m.path("by-key/shm/0x0000a11d"))), eperm);
+    assert_eq!(errno(fs::remove_file(m.path("by-key/shm/0x0000a11a"))), eperm, "rm of a key link");
     assert_eq!(errno(fs::remove_dir(m.path("shm"))), eperm, "rmdir shm");
     let out = sh(&format!("LC_ALL=C mkdir {}", q(&m.path("shm/d"))));
     assert_refused(&out, "Operation not permitted", "mkdir(1)");
-    let out = sh(&format!(
-        "LC_ALL=C rm {}",
-        q(&m.path("by-key/shm/0x0000a11a"))
-    ));
+    let out = sh(&format!("LC_ALL=C rm {}", q(&m.path("by-key/shm/0x0000a11a"))));
     assert_refused(&out, "Operation not permitted", "rm(1) of a key link");
 
     assert_eq!(snapshot(id), before);
@@ -1145,10 +821,7 @@ fn read_only_mount_reads_but_refuses_every_change_with_erofs() {
     assert!(sh_ok(&format!("cat {path}")).starts_with("read only"));
     for (what, script) in [
         ("write", format!("printf XXXX > {path}")),
-        (
-            "write in place",
-            format!("printf XXXX | dd of={path} conv=notrunc status=none"),
-        ),
+        ("write in place", format!("printf XXXX | dd of={path} conv=notrunc status=none")),
         ("truncate", format!("truncate -s 0 {path}")),
         ("chmod", format!("chmod 600 {path}")),
         ("chown", format!("chown {NOBODY_UID} {path}")),
@@ -1164,10 +837,6 @@ fn read_only_mount_reads_but_refuses_every_change_with_erofs() {
 
     assert_eq!(snapshot(id), before);
     assert!(!kstat(id).is_dest());
-    assert_eq!(
-        shm::get(Key(0xa001), 0, 0),
-        Err(Errno::ENOENT),
-        "nothing was created"
-    );
+    assert_eq!(shm::get(Key(0xa001), 0, 0), Err(Errno::ENOENT), "nothing was created");
     assert_eq!(list(&m.path("shm")), [id.0.to_string()]);
 }

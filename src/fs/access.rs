@@ -61,12 +61,7 @@ impl Want {
 
 impl Caller {
     pub fn new(uid: u32, gid: u32, pid: u32) -> Caller {
-        Caller {
-            uid,
-            gid,
-            pid,
-            status: OnceLock::new(),
-        }
+        Caller { uid, gid, pid, status: OnceLock::new() }
     }
 
     /// A caller whose /proc entry is already known (tests, and the daemon itself).
@@ -82,10 +77,7 @@ impl Caller {
             match text {
                 Ok(text) if self.pid != 0 => parse_status(&text),
                 // The process is gone or invisible: fall back to what the request says.
-                _ => ProcStatus {
-                    groups: Vec::new(),
-                    cap_eff: if self.uid == 0 { u64::MAX } else { 0 },
-                },
+                _ => ProcStatus { groups: Vec::new(), cap_eff: if self.uid == 0 { u64::MAX } else { 0 } },
             }
         })
     }
@@ -100,11 +92,7 @@ impl Caller {
 
     /// The ids to act as when creating an object on the caller's behalf.
     pub fn identity(&self) -> Identity {
-        Identity {
-            uid: self.uid,
-            gid: self.gid,
-            groups: self.status().groups.clone(),
-        }
+        Identity { uid: self.uid, gid: self.gid, groups: self.status().groups.clone() }
     }
 }
 
@@ -118,11 +106,7 @@ pub fn check_access(perm: &IpcPerm, caller: &Caller, want: Want) -> Result<()> {
     } else {
         perm.mode
     };
-    if requested & !granted & 0o7 == 0 || caller.has_cap(CAP_IPC_OWNER) {
-        Ok(())
-    } else {
-        Err(Error::AccessDenied)
-    }
+    if requested & !granted & 0o7 == 0 || caller.has_cap(CAP_IPC_OWNER) { Ok(()) } else { Err(Error::AccessDenied) }
 }
 
 /// `ipcctl_obtain_check`: may the caller change or remove the object?
@@ -139,10 +123,7 @@ pub fn parse_status(text: &str) -> ProcStatus {
     let mut status = ProcStatus::default();
     for line in text.lines() {
         if let Some(groups) = line.strip_prefix("Groups:") {
-            status.groups = groups
-                .split_whitespace()
-                .filter_map(|g| g.parse().ok())
-                .collect();
+            status.groups = groups.split_whitespace().filter_map(|g| g.parse().ok()).collect();
         } else if let Some(caps) = line.strip_prefix("CapEff:") {
             status.cap_eff = u64::from_str_radix(caps.trim(), 16).unwrap_or(0);
         }
@@ -156,87 +137,41 @@ mod tests {
     use crate::ipc::Key;
 
     fn perm(uid: u32, gid: u32, cuid: u32, cgid: u32, mode: u32) -> IpcPerm {
-        IpcPerm {
-            key: Key(1),
-            uid,
-            gid,
-            cuid,
-            cgid,
-            mode,
-        }
+        IpcPerm { key: Key(1), uid, gid, cuid, cgid, mode }
     }
 
     fn user(uid: u32, gid: u32, groups: &[u32]) -> Caller {
-        Caller::with_status(
-            uid,
-            gid,
-            ProcStatus {
-                groups: groups.to_vec(),
-                cap_eff: 0,
-            },
-        )
+        Caller::with_status(uid, gid, ProcStatus { groups: groups.to_vec(), cap_eff: 0 })
     }
 
     #[test]
     fn owner_group_and_other_bits() {
         let p = perm(1000, 100, 2000, 200, 0o640);
         assert!(check_access(&p, &user(1000, 5, &[]), Want::READ_WRITE).is_ok());
-        assert!(
-            check_access(&p, &user(2000, 5, &[]), Want::WRITE).is_ok(),
-            "creator counts as owner"
-        );
+        assert!(check_access(&p, &user(2000, 5, &[]), Want::WRITE).is_ok(), "creator counts as owner");
         assert!(check_access(&p, &user(3000, 100, &[]), Want::READ).is_ok());
-        assert_eq!(
-            check_access(&p, &user(3000, 100, &[]), Want::WRITE),
-            Err(Error::AccessDenied)
-        );
-        assert!(
-            check_access(&p, &user(3000, 7, &[200]), Want::READ).is_ok(),
-            "creator's group, supplementary"
-        );
-        assert_eq!(
-            check_access(&p, &user(3000, 7, &[8]), Want::READ),
-            Err(Error::AccessDenied)
-        );
+        assert_eq!(check_access(&p, &user(3000, 100, &[]), Want::WRITE), Err(Error::AccessDenied));
+        assert!(check_access(&p, &user(3000, 7, &[200]), Want::READ).is_ok(), "creator's group, supplementary");
+        assert_eq!(check_access(&p, &user(3000, 7, &[8]), Want::READ), Err(Error::AccessDenied));
     }
 
     #[test]
     fn owner_class_is_not_widened_by_other_bits() {
         // Like files: an owner with no owner bits is refused even if others may.
         let p = perm(1000, 100, 1000, 100, 0o066);
-        assert_eq!(
-            check_access(&p, &user(1000, 100, &[]), Want::READ),
-            Err(Error::AccessDenied)
-        );
+        assert_eq!(check_access(&p, &user(1000, 100, &[]), Want::READ), Err(Error::AccessDenied));
         assert!(check_access(&p, &user(5, 5, &[]), Want::READ).is_ok());
     }
 
     #[test]
     fn cap_ipc_owner_bypasses_the_mode_and_cap_sys_admin_the_owner_check() {
         let p = perm(1000, 100, 1000, 100, 0o000);
-        let owner_cap = Caller::with_status(
-            0,
-            0,
-            ProcStatus {
-                groups: vec![],
-                cap_eff: 1 << CAP_IPC_OWNER,
-            },
-        );
+        let owner_cap = Caller::with_status(0, 0, ProcStatus { groups: vec![], cap_eff: 1 << CAP_IPC_OWNER });
         assert!(check_access(&p, &owner_cap, Want::READ_WRITE).is_ok());
         assert_eq!(check_owner(&p, &owner_cap), Err(Error::NotPermitted));
-        let admin = Caller::with_status(
-            0,
-            0,
-            ProcStatus {
-                groups: vec![],
-                cap_eff: 1 << CAP_SYS_ADMIN,
-            },
-        );
+        let admin = Caller::with_status(0, 0, ProcStatus { groups: vec![], cap_eff: 1 << CAP_SYS_ADMIN });
         assert!(check_owner(&p, &admin).is_ok());
-        assert_eq!(
-            check_access(&p, &admin, Want::READ),
-            Err(Error::AccessDenied)
-        );
+        assert_eq!(check_access(&p, &admin, Want::READ), Err(Error::AccessDenied));
     }
 
     #[test]
@@ -244,10 +179,7 @@ mod tests {
         let p = perm(1000, 100, 2000, 200, 0o000);
         assert!(check_owner(&p, &user(1000, 1, &[])).is_ok());
         assert!(check_owner(&p, &user(2000, 1, &[])).is_ok());
-        assert_eq!(
-            check_owner(&p, &user(3000, 100, &[100, 200])),
-            Err(Error::NotPermitted)
-        );
+        assert_eq!(check_owner(&p, &user(3000, 100, &[100, 200])), Err(Error::NotPermitted));
     }
 
     #[test]

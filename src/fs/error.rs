@@ -111,9 +111,6 @@ mod tests {
         assert_eq!(Error::from_id_call(Errno::EINVAL), Error::NotFound);
         assert_eq!(Error::from_id_call(Errno::EIDRM), Error::NotFound);
         assert_eq!(Error::from_id_call(Errno::EPERM), Error::NotPermitted);
-        assert_eq!(
-            Error::from_id_call(Errno::ENOSPC),
-            Error::Kernel(Errno::ENOSPC)
-        );
+        assert_eq!(Error::from_id_call(Errno::ENOSPC), Error::Kernel(Errno::ENOSPC));
     }
 }

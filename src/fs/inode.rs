@@ -31,16 +31,8 @@ pub enum Dir {
 }
 
 impl Dir {
-    pub const ALL: [Dir; 8] = [
-        Dir::Root,
-        Dir::Shm,
-        Dir::Sem,
-        Dir::Msg,
-        Dir::ByKey,
-        Dir::ByKeyShm,
-        Dir::ByKeySem,
-        Dir::ByKeyMsg,
-    ];
+    pub const ALL: [Dir; 8] =
+        [Dir::Root, Dir::Shm, Dir::Sem, Dir::Msg, Dir::ByKey, Dir::ByKeyShm, Dir::ByKeySem, Dir::ByKeyMsg];
 
     pub fn ino(self) -> u64 {
         ROOT + Dir::ALL.iter().position(|d| *d == self).unwrap_or(0) as u64
@@ -61,17 +53,8 @@ impl Dir {
     /// The fixed subdirectories and their names.
     pub fn children(self) -> &'static [(&'static str, Dir)] {
         match self {
-            Dir::Root => &[
-                ("shm", Dir::Shm),
-                ("sem", Dir::Sem),
-                ("msg", Dir::Msg),
-                ("by-key", Dir::ByKey),
-            ],
-            Dir::ByKey => &[
-                ("shm", Dir::ByKeyShm),
-                ("sem", Dir::ByKeySem),
-                ("msg", Dir::ByKeyMsg),
-            ],
+            Dir::Root => &[("shm", Dir::Shm), ("sem", Dir::Sem), ("msg", Dir::Msg), ("by-key", Dir::ByKey)],
+            Dir::ByKey => &[("shm", Dir::ByKeyShm), ("sem", Dir::ByKeySem), ("msg", Dir::ByKeyMsg)],
             _ => &[],
         }
     }
@@ -107,11 +90,7 @@ impl ShmIdent {
     pub fn is(&self, stat: &ShmStat) -> bool {
         let now = ShmIdent::of(stat);
         let key_ok = now.key == self.key || (stat.is_dest() && now.key.is_private());
-        key_ok
-            && ShmIdent {
-                key: self.key,
-                ..now
-            } == *self
+        key_ok && ShmIdent { key: self.key, ..now } == *self
     }
 }
 
@@ -128,13 +107,7 @@ pub struct SemIdent {
 
 impl SemIdent {
     pub fn of(stat: &SemStat) -> SemIdent {
-        SemIdent {
-            id: stat.id,
-            key: stat.perm.key,
-            cuid: stat.perm.cuid,
-            cgid: stat.perm.cgid,
-            nsems: stat.nsems,
-        }
+        SemIdent { id: stat.id, key: stat.perm.key, cuid: stat.perm.cuid, cgid: stat.perm.cgid, nsems: stat.nsems }
     }
 }
 
@@ -176,10 +149,7 @@ pub struct InodeTable {
 
 impl InodeTable {
     pub fn new() -> InodeTable {
-        InodeTable {
-            next: FIRST_DYNAMIC,
-            ..Default::default()
-        }
+        InodeTable { next: FIRST_DYNAMIC, ..Default::default() }
     }
 
     pub fn get(&self, ino: u64) -> Option<Target> {
@@ -231,13 +201,27 @@ impl InodeTable {
         };
         slot.lookups = slot.lookups.saturating_sub(n);
         if slot.lookups == 0 {
-            if let Some(Slot {
-                target: Target::Node(node),
-                ..
-            }) = self.slots.remove(&ino)
-            {
-                self.by_node.remove(&node);
+            if let Some(Slot { target: Target::Node(node), .. }) = self.slots.remove(&ino) {
+                self.forget_mapping(&node, ino);
             }
+        }
+    }
+
+    /// From now on, lookups of the node behind `ino` get a new inode, while
+    /// `ino` lives on for whoever holds it. The kernel serialises writes and
+    /// truncates per inode, so a write that waits (a semaphore P) would
+    /// otherwise hold up every later `echo N > file` on the same file,
+    /// including the V it waits for.
+    pub fn retire(&mut self, ino: u64) {
+        if let Some(Slot { target: Target::Node(node), .. }) = self.slots.get(&ino) {
+            let node = node.clone();
+            self.forget_mapping(&node, ino);
+        }
+    }
+
+    fn forget_mapping(&mut self, node: &Node, ino: u64) {
+        if self.by_node.get(node) == Some(&ino) {
+            self.by_node.remove(node);
         }
     }
 
@@ -255,14 +239,7 @@ mod tests {
     use super::*;
 
     fn seg(id: i32, cpid: i32) -> Node {
-        Node::Segment(ShmIdent {
-            id: ShmId(id),
-            key: Key(7),
-            cuid: 0,
-            cgid: 0,
-            cpid,
-            segsz: 4096,
-        })
+        Node::Segment(ShmIdent { id: ShmId(id), key: Key(7), cuid: 0, cgid: 0, cpid, segsz: 4096 })
     }
 
     #[test]
@@ -302,14 +279,7 @@ mod tests {
         use crate::ipc::IpcPerm;
         let mut stat = ShmStat {
             id: ShmId(3),
-            perm: IpcPerm {
-                key: Key(0x8000),
-                uid: 0,
-                gid: 0,
-                cuid: 0,
-                cgid: 0,
-                mode: 0o600,
-            },
+            perm: IpcPerm { key: Key(0x8000), uid: 0, gid: 0, cuid: 0, cgid: 0, mode: 0o600 },
             segsz: 4096,
             atime: 0,
             dtime: 0,
@@ -323,17 +293,24 @@ mod tests {
         stat.perm.key = Key(0x8002);
         assert!(!ident.is(&stat), "another key is another segment");
         stat.perm.key = Key::PRIVATE;
-        assert!(
-            !ident.is(&stat),
-            "private but not destroyed: another segment"
-        );
+        assert!(!ident.is(&stat), "private but not destroyed: another segment");
         stat.perm.mode |= crate::ipc::shm::SHM_DEST;
-        assert!(
-            ident.is(&stat),
-            "marked for destruction: the kernel made the key private"
-        );
+        assert!(ident.is(&stat), "marked for destruction: the kernel made the key private");
         stat.segsz = 8192;
         assert!(!ident.is(&stat));
+    }
+
+    #[test]
+    fn a_retired_inode_lives_on_but_is_not_found_again() {
+        let mut table = InodeTable::new();
+        let old = table.remember(&seg(9, 1));
+        table.retire(old);
+        let new = table.remember(&seg(9, 1));
+        assert_ne!(old, new, "new lookups get a new inode");
+        assert!(table.get(old).is_some(), "the old one is still served");
+        table.forget(old, 1);
+        assert!(table.get(old).is_none());
+        assert_eq!(table.remember(&seg(9, 1)), new, "forgetting the old one keeps the new mapping");
     }
 
     #[test]

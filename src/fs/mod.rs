@@ -55,7 +55,10 @@ struct Listed {
 
 enum Handle {
     Segment(OpenSegment),
-    Semaphore(OpenSemaphore),
+    Semaphore {
+        ino: u64,
+        open: OpenSemaphore,
+    },
     /// A directory listing, taken whole when read from offset 0, so that
     /// objects coming and going never make readdir skip or repeat an entry.
     Dir(Mutex<Vec<Listed>>),
@@ -93,9 +96,7 @@ impl IpcFs {
     }
 
     fn inodes(&self) -> MutexGuard<'_, InodeTable> {
-        self.inodes
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inodes.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn target(&self, ino: u64) -> Result<Target> {
@@ -109,10 +110,7 @@ impl IpcFs {
 
     fn add_handle(&self, handle: Handle) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(fh, Arc::new(handle));
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(handle));
         fh
     }
 
@@ -155,10 +153,7 @@ impl IpcFs {
 
     fn remember(&self, node: &Node, mut attr: Attr) -> Entry {
         attr.ino = self.inodes().remember(node);
-        Entry {
-            attr,
-            ttl: LIVE_TTL,
-        }
+        Entry { attr, ttl: LIVE_TTL }
     }
 
     pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
@@ -177,19 +172,10 @@ impl IpcFs {
             Target::Pending(pending) => pending.attr()?,
         };
         attr.ino = ino;
-        Ok(Entry {
-            attr,
-            ttl: LIVE_TTL,
-        })
+        Ok(Entry { attr, ttl: LIVE_TTL })
     }
 
-    pub fn setattr(
-        &self,
-        ino: u64,
-        fh: Option<u64>,
-        change: SetAttr,
-        caller: &Caller,
-    ) -> Result<Entry> {
+    pub fn setattr(&self, ino: u64, fh: Option<u64>, change: SetAttr, caller: &Caller) -> Result<Entry> {
         let handle = fh.map(|fh| self.handle(fh)).transpose()?;
         let open = handle.as_deref().and_then(|h| match h {
             Handle::Segment(open) => Some(open),
@@ -203,22 +189,12 @@ impl IpcFs {
             Target::Pending(pending) => pending.setattr(open, change, caller)?,
         };
         attr.ino = ino;
-        Ok(Entry {
-            attr,
-            ttl: LIVE_TTL,
-        })
+        Ok(Entry { attr, ttl: LIVE_TTL })
     }
 
     // ---- files ----
 
-    pub fn create(
-        &self,
-        parent: u64,
-        name: &OsStr,
-        mode: u32,
-        flags: i32,
-        caller: &Caller,
-    ) -> Result<(Entry, Opened)> {
+    pub fn create(&self, parent: u64, name: &OsStr, mode: u32, flags: i32, caller: &Caller) -> Result<(Entry, Opened)> {
         let name = name_str(name)?;
         match self.target(parent)? {
             Target::Dir(Dir::Shm) => {}
@@ -230,43 +206,28 @@ impl IpcFs {
         let open = OpenSegment::pending(pending.clone(), Want::from_open_flags(flags));
         attr.ino = self.inodes().remember_pending(pending);
         let fh = self.add_handle(Handle::Segment(open));
-        Ok((
-            Entry {
-                attr,
-                ttl: LIVE_TTL,
-            },
-            Opened {
-                fh,
-                direct_io: true,
-            },
-        ))
+        Ok((Entry { attr, ttl: LIVE_TTL }, Opened { fh, direct_io: true, stream: false }))
     }
 
     pub fn open(&self, ino: u64, flags: i32, caller: &Caller) -> Result<Opened> {
         let want = Want::from_open_flags(flags);
         let handle = match self.target(ino)? {
             Target::Dir(_) | Target::Node(Node::SemSet(_)) => return Err(Error::IsDirectory),
-            Target::Node(Node::Segment(ident)) => {
-                Handle::Segment(OpenSegment::open(ident, want, caller)?)
-            }
+            Target::Node(Node::Segment(ident)) => Handle::Segment(OpenSegment::open(ident, want, caller)?),
             Target::Node(Node::Semaphore(ident, num)) => {
-                Handle::Semaphore(OpenSemaphore::open(ident, num, flags, caller)?)
+                Handle::Semaphore { ino, open: OpenSemaphore::open(ident, num, flags, caller)? }
             }
             Target::Node(_) => return Err(Error::Invalid),
-            Target::Pending(pending) => {
-                Handle::Segment(OpenSegment::reopen_pending(pending, want, caller)?)
-            }
+            Target::Pending(pending) => Handle::Segment(OpenSegment::reopen_pending(pending, want, caller)?),
         };
-        Ok(Opened {
-            fh: self.add_handle(handle),
-            direct_io: true,
-        })
+        let stream = matches!(handle, Handle::Semaphore { .. });
+        Ok(Opened { fh: self.add_handle(handle), direct_io: true, stream })
     }
 
     pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.read(offset, size as usize),
-            Handle::Semaphore(open) => open.read(offset, size as usize),
+            Handle::Semaphore { open, .. } => open.read(size as usize),
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
@@ -274,18 +235,15 @@ impl IpcFs {
     /// Writes `data`; `nonblocking` is the file's O_NONBLOCK now. A write
     /// that must wait comes back as [`Outcome::Wait`], to be run off the
     /// event loop.
-    pub fn write(
-        &self,
-        fh: u64,
-        offset: u64,
-        data: &[u8],
-        nonblocking: bool,
-        caller: &Caller,
-    ) -> Result<Written> {
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8], nonblocking: bool, caller: &Caller) -> Result<Written> {
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.write(offset, data).map(Outcome::Ready),
-            Handle::Semaphore(open) => match open.write(data, nonblocking, caller)? {
-                Outcome::Wait(wait) => Ok(Outcome::Wait(wait.stopping_with(&self.stopping))),
+            Handle::Semaphore { ino, open } => match open.write(data, nonblocking, caller)? {
+                Outcome::Wait(wait) => {
+                    // This write holds the inode's write lock while it waits.
+                    self.inodes().retire(*ino);
+                    Ok(Outcome::Wait(wait.stopping_with(&self.stopping)))
+                }
                 ready => Ok(ready),
             },
             Handle::Dir(_) => Err(Error::IsDirectory),
@@ -293,41 +251,26 @@ impl IpcFs {
     }
 
     /// fallocate(2) mode 0: on a segment being created, gives it its size.
-    pub fn fallocate(
-        &self,
-        fh: u64,
-        offset: u64,
-        length: u64,
-        mode: i32,
-        caller: &Caller,
-    ) -> Result<()> {
+    pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32, caller: &Caller) -> Result<()> {
         if mode != 0 {
             return Err(Error::NotSupported);
         }
         match &*self.handle(fh)? {
-            Handle::Segment(open) => {
-                open.allocate(offset.checked_add(length).ok_or(Error::TooBig)?, caller)
-            }
-            Handle::Semaphore(_) => Err(Error::NotSupported),
+            Handle::Segment(open) => open.allocate(offset.checked_add(length).ok_or(Error::TooBig)?, caller),
+            Handle::Semaphore { .. } => Err(Error::NotSupported),
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
 
     /// Closes a file or directory handle; a segment is detached here.
     pub fn release(&self, fh: u64) {
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&fh);
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
     }
 
     /// The filesystem is going away: stop waiting, detach everything.
     pub fn destroy(&self) {
         self.stopping.store(true, Ordering::Relaxed);
-        self.handles
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clear();
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).clear();
     }
 
     pub fn unlink(&self, parent: u64, name: &OsStr, caller: &Caller) -> Result<()> {
@@ -367,16 +310,8 @@ impl IpcFs {
         match self.target(ino)? {
             Target::Dir(dir) => {
                 let attr = self.dir_attr(dir);
-                let granted = u32::from(if caller.uid == 0 {
-                    0o7
-                } else {
-                    attr.perm & 0o7
-                });
-                if want.0 & !granted == 0 {
-                    Ok(())
-                } else {
-                    Err(Error::AccessDenied)
-                }
+                let granted = u32::from(if caller.uid == 0 { 0o7 } else { attr.perm & 0o7 });
+                if want.0 & !granted == 0 { Ok(()) } else { Err(Error::AccessDenied) }
             }
             Target::Node(node) => nodes::access(&node, want, caller),
             Target::Pending(pending) => pending.access(want, caller),
@@ -452,10 +387,7 @@ impl IpcFs {
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         for (index, item) in listing.iter().enumerate().skip(start) {
             let is_dot = item.name == "." || item.name == "..";
-            let mut entry = Entry {
-                attr: item.attr,
-                ttl: LIVE_TTL,
-            };
+            let mut entry = Entry { attr: item.attr, ttl: LIVE_TTL };
             let counted = plus && !is_dot && matches!(item.target, Target::Node(_));
             entry.attr.ino = match &item.target {
                 Target::Dir(d) => {
@@ -477,19 +409,12 @@ impl IpcFs {
     }
 
     fn list(&self, ino: u64, target: &Target, caller: &Caller) -> Result<Vec<Listed>> {
-        let listed = |name: &str, dir: Dir| Listed {
-            name: name.into(),
-            target: Target::Dir(dir),
-            attr: self.dir_attr(dir),
-        };
+        let listed =
+            |name: &str, dir: Dir| Listed { name: name.into(), target: Target::Dir(dir), attr: self.dir_attr(dir) };
         let (mut items, nodes) = match target {
             Target::Dir(dir) => {
                 let mut items = vec![listed(".", *dir), listed("..", dir.parent())];
-                items.extend(
-                    dir.children()
-                        .iter()
-                        .map(|(name, child)| listed(name, *child)),
-                );
+                items.extend(dir.children().iter().map(|(name, child)| listed(name, *child)));
                 let nodes = match dir {
                     Dir::Shm => shm::list_segments()?,
                     Dir::Sem => sem::list_sets()?,
@@ -502,41 +427,23 @@ impl IpcFs {
             Target::Node(node @ Node::SemSet(ident)) => {
                 let mut attr = nodes::attr(node)?;
                 attr.ino = ino;
-                let dot = Listed {
-                    name: ".".into(),
-                    target: Target::Node(node.clone()),
-                    attr,
-                };
-                (
-                    vec![dot, listed("..", Dir::Sem)],
-                    sem::list_semaphores(*ident, caller)?,
-                )
+                let dot = Listed { name: ".".into(), target: Target::Node(node.clone()), attr };
+                (vec![dot, listed("..", Dir::Sem)], sem::list_semaphores(*ident, caller)?)
             }
             _ => return Err(Error::NotDirectory),
         };
-        items.extend(nodes.into_iter().map(|(name, node, attr)| Listed {
-            name,
-            target: Target::Node(node),
-            attr,
-        }));
+        items.extend(nodes.into_iter().map(|(name, node, attr)| Listed { name, target: Target::Node(node), attr }));
         Ok(items)
     }
 
     fn dir_entry(&self, dir: Dir) -> Entry {
-        Entry {
-            attr: self.dir_attr(dir),
-            ttl: FIXED_TTL,
-        }
+        Entry { attr: self.dir_attr(dir), ttl: FIXED_TTL }
     }
 
     fn dir_attr(&self, dir: Dir) -> Attr {
         // shm/ and sem/ are like /tmp: anyone may create, only owners may
         // remove, which is the kernel's own rule for IPC objects.
-        let perm = if matches!(dir, Dir::Shm | Dir::Sem) {
-            0o1777
-        } else {
-            0o555
-        };
+        let perm = if matches!(dir, Dir::Shm | Dir::Sem) { 0o1777 } else { 0o555 };
         Attr {
             ino: dir.ino(),
             kind: FileKind::Directory,
@@ -558,13 +465,8 @@ impl IpcFs {
         let usage = crate::ipc::shm::usage()?;
         // kernel.shmall defaults to nearly 2^64 pages, which would overflow
         // df's arithmetic; no more than the machine's memory can be used.
-        let memory = nix::unistd::sysconf(nix::unistd::SysconfVar::_PHYS_PAGES)
-            .ok()
-            .flatten()
-            .unwrap_or(i64::MAX);
-        let shmall = read_sysctl("shmall")
-            .unwrap_or(u64::MAX)
-            .min(memory.max(0) as u64);
+        let memory = nix::unistd::sysconf(nix::unistd::SysconfVar::_PHYS_PAGES).ok().flatten().unwrap_or(i64::MAX);
+        let shmall = read_sysctl("shmall").unwrap_or(u64::MAX).min(memory.max(0) as u64);
         let shmmni = read_sysctl("shmmni").unwrap_or(4096);
         Ok(StatFs {
             blocks: shmall,
@@ -586,18 +488,11 @@ fn name_str(name: &OsStr) -> Result<&str> {
 }
 
 fn read_sysctl(name: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    std::fs::read_to_string(format!("/proc/sys/kernel/{name}")).ok()?.trim().parse().ok()
 }
 
 fn page_size() -> u32 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
-        .ok()
-        .flatten()
-        .unwrap_or(4096) as u32
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u32
 }
 
 /// A kernel time in seconds; 0 (never set) shows as `fallback`.

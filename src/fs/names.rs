@@ -9,9 +9,8 @@ pub const PRIVATE_NAME: &str = "private";
 
 /// A decimal id as `ipcs` prints it: no sign, no leading zeros, fits an int.
 pub fn parse_id(name: &str) -> Option<i32> {
-    let canonical = !name.is_empty()
-        && name.bytes().all(|b| b.is_ascii_digit())
-        && (name == "0" || !name.starts_with('0'));
+    let canonical =
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) && (name == "0" || !name.starts_with('0'));
     if canonical { name.parse().ok() } else { None }
 }
 
@@ -27,9 +26,7 @@ pub fn parse_creation_key(name: &str) -> Option<Key> {
     if name == PRIVATE_NAME {
         return Some(Key::PRIVATE);
     }
-    let hex = name
-        .strip_prefix("0x")
-        .or_else(|| name.strip_prefix("0X"))?;
+    let hex = name.strip_prefix("0x").or_else(|| name.strip_prefix("0X"))?;
     if hex.is_empty() || hex.len() > 8 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
@@ -45,19 +42,7 @@ mod tests {
         assert_eq!(parse_id("0"), Some(0));
         assert_eq!(parse_id("32769"), Some(32769));
         assert_eq!(parse_id("2147483647"), Some(i32::MAX));
-        for bad in [
-            "",
-            "01",
-            "+1",
-            "-1",
-            "1 ",
-            " 1",
-            "2147483648",
-            "99999999999999999999",
-            "1e3",
-            "0x10",
-            "..",
-        ] {
+        for bad in ["", "01", "+1", "-1", "1 ", " 1", "2147483648", "99999999999999999999", "1e3", "0x10", ".."] {
             assert_eq!(parse_id(bad), None, "{bad:?}");
         }
     }
@@ -66,14 +51,7 @@ mod tests {
     fn canonical_keys_only_in_by_key() {
         assert_eq!(parse_canonical_key("0x0000abcd"), Some(Key(0xabcd)));
         assert_eq!(parse_canonical_key("0xffffffff"), Some(Key(-1)));
-        for bad in [
-            "0xabcd",
-            "0x0000ABCD",
-            "0x00000000",
-            "0x123456789",
-            "abcd",
-            "private",
-        ] {
+        for bad in ["0xabcd", "0x0000ABCD", "0x00000000", "0x123456789", "abcd", "private"] {
             assert_eq!(parse_canonical_key(bad), None, "{bad:?}");
         }
     }
@@ -82,21 +60,10 @@ mod tests {
     fn creation_keys_are_forgiving_but_strict_about_hex() {
         assert_eq!(parse_creation_key("0xabcd"), Some(Key(0xabcd)));
         assert_eq!(parse_creation_key("0XABCD"), Some(Key(0xabcd)));
-        assert_eq!(
-            parse_creation_key("0xDEADBEEF"),
-            Some(Key(0xdeadbeef_u32 as i32))
-        );
+        assert_eq!(parse_creation_key("0xDEADBEEF"), Some(Key(0xdeadbeef_u32 as i32)));
         assert_eq!(parse_creation_key("private"), Some(Key::PRIVATE));
         assert_eq!(parse_creation_key("0x0"), Some(Key::PRIVATE));
-        for bad in [
-            "0x",
-            "0x123456789",
-            "0xg",
-            "1234",
-            "0x-1",
-            "0x 1",
-            "Private",
-        ] {
+        for bad in ["0x", "0x123456789", "0xg", "1234", "0x-1", "0x 1", "Private"] {
             assert_eq!(parse_creation_key(bad), None, "{bad:?}");
         }
     }

@@ -24,7 +24,7 @@ pub fn readlink(node: &Node) -> Result<Vec<u8>> {
 pub fn setattr(node: &Node, change: SetAttr, caller: &Caller) -> Result<Attr> {
     match *node {
         Node::SemSet(ident) => sem::setattr_set(ident, change, caller),
-        Node::Semaphore(ident, num) => sem::setattr_semaphore(ident, num, change),
+        Node::Semaphore(ident, _) => sem::setattr_semaphore(ident, change),
         _ if change == SetAttr::default() => attr(node),
         _ => Err(Error::NotPermitted),
     }

@@ -30,11 +30,7 @@ const SLICE: Duration = Duration::from_millis(100);
 /// The set `ident` names, as the kernel has it now.
 fn current(ident: SemIdent) -> Result<SemStat> {
     let stat = sem::stat_any(ident.id).map_err(Error::from_id_call)?;
-    if SemIdent::of(&stat) == ident {
-        Ok(stat)
-    } else {
-        Err(Error::NotFound)
-    }
+    if SemIdent::of(&stat) == ident { Ok(stat) } else { Err(Error::NotFound) }
 }
 
 /// Directory permissions: the set's bits, with search wherever read is granted.
@@ -60,10 +56,16 @@ fn set_attr(stat: &SemStat) -> Attr {
     }
 }
 
-fn semaphore_attr(stat: &SemStat, value_text_len: usize) -> Attr {
+/// A semaphore file's st_size, as sysfs gives its attribute files: at least
+/// the longest command, so that the kernel lets writers on one file run side
+/// by side (it serialises writes that reach past the end of a file). Reads
+/// return the value's text, shorter than this.
+pub const SEMAPHORE_FILE_SIZE: u64 = 4096;
+
+fn semaphore_attr(stat: &SemStat) -> Attr {
     Attr {
         kind: FileKind::RegularFile,
-        size: value_text_len as u64,
+        size: SEMAPHORE_FILE_SIZE,
         perm: (stat.perm.mode & 0o777) as u16,
         nlink: 1,
         ..set_attr(stat)
@@ -75,13 +77,7 @@ fn link_text(id: SemId) -> String {
 }
 
 fn link_attr(stat: &SemStat) -> Attr {
-    Attr {
-        kind: FileKind::Symlink,
-        size: link_text(stat.id).len() as u64,
-        perm: 0o777,
-        nlink: 1,
-        ..set_attr(stat)
-    }
+    Attr { kind: FileKind::Symlink, size: link_text(stat.id).len() as u64, perm: 0o777, nlink: 1, ..set_attr(stat) }
 }
 
 fn value_text(ident: SemIdent, num: u16) -> Result<String> {
@@ -91,10 +87,7 @@ fn value_text(ident: SemIdent, num: u16) -> Result<String> {
 
 /// The semaphore number a name stands for in a set of `nsems`.
 fn parse_num(name: &str, nsems: u64) -> Result<u16> {
-    parse_id(name)
-        .filter(|&n| (n as u64) < nsems)
-        .and_then(|n| u16::try_from(n).ok())
-        .ok_or(Error::NotFound)
+    parse_id(name).filter(|&n| (n as u64) < nsems).and_then(|n| u16::try_from(n).ok()).ok_or(Error::NotFound)
 }
 
 // ---- names ----
@@ -108,10 +101,7 @@ pub fn lookup_set(name: &str) -> Result<(Node, Attr)> {
 pub fn lookup_semaphore(ident: SemIdent, name: &str) -> Result<(Node, Attr)> {
     let stat = current(ident)?;
     let num = parse_num(name, stat.nsems)?;
-    Ok((
-        Node::Semaphore(ident, num),
-        semaphore_attr(&stat, value_text(ident, num)?.len()),
-    ))
+    Ok((Node::Semaphore(ident, num), semaphore_attr(&stat)))
 }
 
 pub fn lookup_key_link(name: &str) -> Result<(Node, Attr)> {
@@ -129,39 +119,21 @@ pub fn link_target(ident: SemIdent) -> Result<Vec<u8>> {
 pub fn attr(node: &Node) -> Result<Attr> {
     match *node {
         Node::SemSet(ident) => Ok(set_attr(&current(ident)?)),
-        Node::Semaphore(ident, num) => Ok(semaphore_attr(
-            &current(ident)?,
-            value_text(ident, num)?.len(),
-        )),
+        Node::Semaphore(ident, _) => Ok(semaphore_attr(&current(ident)?)),
         Node::SemKeyLink(ident) => Ok(link_attr(&current(ident)?)),
         _ => Err(Error::NotFound),
     }
 }
 
 pub fn list_sets() -> Result<Vec<(String, Node, Attr)>> {
-    Ok(list()?
-        .iter()
-        .map(|s| {
-            (
-                s.id.0.to_string(),
-                Node::SemSet(SemIdent::of(s)),
-                set_attr(s),
-            )
-        })
-        .collect())
+    Ok(list()?.iter().map(|s| (s.id.0.to_string(), Node::SemSet(SemIdent::of(s)), set_attr(s))).collect())
 }
 
 pub fn list_key_links() -> Result<Vec<(String, Node, Attr)>> {
     Ok(list()?
         .iter()
         .filter(|s| !s.perm.key.is_private())
-        .map(|s| {
-            (
-                s.perm.key.to_string(),
-                Node::SemKeyLink(SemIdent::of(s)),
-                link_attr(s),
-            )
-        })
+        .map(|s| (s.perm.key.to_string(), Node::SemKeyLink(SemIdent::of(s)), link_attr(s)))
         .collect())
 }
 
@@ -172,15 +144,14 @@ pub fn list_semaphores(ident: SemIdent, caller: &Caller) -> Result<Vec<(String, 
     check_access(&stat.perm, caller, Want::READ)?;
     (0..stat.nsems as u16)
         .map(|num| {
-            let attr = semaphore_attr(&stat, value_text(ident, num)?.len());
+            let attr = semaphore_attr(&stat);
             Ok((num.to_string(), Node::Semaphore(ident, num), attr))
         })
         .collect()
 }
 
 fn list() -> Result<Vec<SemStat>> {
-    sysvipc::list_sem()
-        .map_err(|e| Error::Kernel(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
+    sysvipc::list_sem().map_err(|e| Error::Kernel(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
 }
 
 pub fn check_list(ident: SemIdent, caller: &Caller) -> Result<()> {
@@ -194,11 +165,7 @@ pub fn access(ident: SemIdent, node: &Node, want: Want, caller: &Caller) -> Resu
         Node::SemSet(_) if want.0 & 1 != 0 => Want((want.0 & !1) | Want::READ.0),
         _ => want,
     };
-    if want.0 == 0 {
-        Ok(())
-    } else {
-        check_access(&stat.perm, caller, want)
-    }
+    if want.0 == 0 { Ok(()) } else { check_access(&stat.perm, caller, want) }
 }
 
 // ---- management ----
@@ -264,23 +231,17 @@ pub fn setattr_set(ident: SemIdent, change: SetAttr, caller: &Caller) -> Result<
 
 /// A semaphore file's own attributes cannot change (they are the set's);
 /// the truncate of `echo N > file` is accepted and ignored.
-pub fn setattr_semaphore(ident: SemIdent, num: u16, change: SetAttr) -> Result<Attr> {
+pub fn setattr_semaphore(ident: SemIdent, change: SetAttr) -> Result<Attr> {
     let stat = current(ident)?;
     if change.mode.is_some() || change.uid.is_some() || change.gid.is_some() {
         return Err(Error::NotPermitted);
     }
-    Ok(semaphore_attr(&stat, value_text(ident, num)?.len()))
+    Ok(semaphore_attr(&stat))
 }
 
 // ---- extended attributes ----
 
-const SET_XATTRS: [&str; 5] = [
-    "user.ipc.key",
-    "user.ipc.id",
-    "user.ipc.cuid",
-    "user.ipc.cgid",
-    "user.ipc.nsems",
-];
+const SET_XATTRS: [&str; 5] = ["user.ipc.key", "user.ipc.id", "user.ipc.cuid", "user.ipc.cgid", "user.ipc.nsems"];
 const SEMAPHORE_XATTRS: [&str; 3] = ["user.ipc.pid", "user.ipc.ncnt", "user.ipc.zcnt"];
 
 pub fn xattr_names(node: &Node) -> &'static [&'static str] {
@@ -312,9 +273,7 @@ pub fn xattr(node: &Node, name: &str) -> Result<String> {
                 "user.ipc.zcnt" => Query::WaitingForZero,
                 _ => return Err(Error::NoAttribute),
             };
-            Ok(sem::query(ident.id, num, query)
-                .map_err(Error::from_id_call)?
-                .to_string())
+            Ok(sem::query(ident.id, num, query).map_err(Error::from_id_call)?.to_string())
         }
         _ => Err(Error::NoAttribute),
     }
@@ -336,9 +295,7 @@ pub enum Command {
 /// Parses one command; surrounding white space (a trailing newline) is fine.
 /// Malformed text is EINVAL, a number out of range ERANGE.
 pub fn parse_command(data: &[u8]) -> Result<Command> {
-    let text = std::str::from_utf8(data)
-        .map_err(|_| Error::Invalid)?
-        .trim_ascii();
+    let text = std::str::from_utf8(data).map_err(|_| Error::Invalid)?.trim_ascii();
     let (sign, digits) = match text.as_bytes().first() {
         Some(b'+') => (1, &text[1..]),
         Some(b'-') => (-1, &text[1..]),
@@ -365,8 +322,9 @@ pub struct OpenSemaphore {
     ident: SemIdent,
     num: u16,
     nonblocking: bool,
-    /// The text the last read from offset 0 saw.
-    snapshot: Mutex<Vec<u8>>,
+    /// The value text being read, and how far (usize::MAX: all of it, the
+    /// next read is end-of-file).
+    snapshot: Mutex<(Vec<u8>, usize)>,
 }
 
 impl OpenSemaphore {
@@ -381,21 +339,30 @@ impl OpenSemaphore {
             ident,
             num,
             nonblocking: flags & libc::O_NONBLOCK != 0,
-            snapshot: Mutex::new(Vec::new()),
+            snapshot: Mutex::new((Vec::new(), 0)),
         })
     }
 
-    pub fn read(&self, offset: u64, size: usize) -> Result<Vec<u8>> {
+    /// The file is a stream (no offsets): a read takes a fresh value when the
+    /// last one has been read to the end, and hands it out until it has all
+    /// been read; then one read returns end-of-file. So `cat` prints the value
+    /// once, and reading on the same descriptor again gives the value now.
+    pub fn read(&self, size: usize) -> Result<Vec<u8>> {
         let mut snapshot = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
-        if offset == 0 {
-            current(self.ident)?;
-            *snapshot = value_text(self.ident, self.num)?.into_bytes();
+        let (text, at) = &mut *snapshot;
+        if *at == usize::MAX {
+            *at = 0;
+            text.clear();
+            return Ok(Vec::new());
         }
-        let start = usize::try_from(offset)
-            .unwrap_or(usize::MAX)
-            .min(snapshot.len());
-        let end = start.saturating_add(size).min(snapshot.len());
-        Ok(snapshot[start..end].to_vec())
+        if *at == 0 {
+            current(self.ident)?;
+            *text = value_text(self.ident, self.num)?.into_bytes();
+        }
+        let end = at.saturating_add(size).min(text.len());
+        let chunk = text[*at..end].to_vec();
+        *at = if end == text.len() { usize::MAX } else { end };
+        Ok(chunk)
     }
 
     /// Runs the command written; one that must wait comes back as a [`Wait`].
@@ -403,11 +370,7 @@ impl OpenSemaphore {
     pub fn write(&self, data: &[u8], nonblocking: bool, caller: &Caller) -> Result<Written> {
         let command = parse_command(data)?;
         let stat = current(self.ident)?;
-        let want = if command == Command::WaitZero {
-            Want::READ
-        } else {
-            Want::WRITE
-        };
+        let want = if command == Command::WaitZero { Want::READ } else { Want::WRITE };
         check_access(&stat.perm, caller, want)?;
         let (id, num, len) = (self.ident.id, self.num, data.len());
         let delta = match command {
@@ -423,9 +386,7 @@ impl OpenSemaphore {
             Err(Errno::EAGAIN) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
             Err(Errno::EAGAIN) => {
                 let (ident, tid) = (self.ident, caller.pid);
-                Ok(Written::Wait(Wait::new(move |stop| {
-                    wait(ident, num, delta, tid, stop).map(|()| len)
-                })))
+                Ok(Written::Wait(Wait::new(move |stop| wait(ident, num, delta, tid, stop).map(|()| len))))
             }
             Err(e) => Err(map_op_error(e)),
         }
@@ -453,10 +414,7 @@ fn wait(ident: SemIdent, num: u16, delta: i16, tid: u32, stop: &dyn Fn() -> bool
                 if caller_signals(tid) == Signals::Fatal {
                     if delta != 0 {
                         if let Err(e) = sem::operate(ident.id, num, -delta, None) {
-                            log::warn!(
-                                "could not undo semop {delta} on {}/{num} for a killed caller: {e}",
-                                ident.id.0
-                            );
+                            log::warn!("could not undo semop {delta} on {}/{num} for a killed caller: {e}", ident.id.0);
                         }
                     }
                     return Err(Error::Interrupted);

@@ -24,11 +24,7 @@ use crate::ipc::{Errno, Key, sysvipc};
 /// is gone or now names another segment.
 fn current(ident: ShmIdent) -> Result<ShmStat> {
     let stat = shm::stat_any(ident.id).map_err(Error::from_id_call)?;
-    if ident.is(&stat) {
-        Ok(stat)
-    } else {
-        Err(Error::NotFound)
-    }
+    if ident.is(&stat) { Ok(stat) } else { Err(Error::NotFound) }
 }
 
 fn file_attr(stat: &ShmStat) -> Attr {
@@ -48,12 +44,7 @@ fn file_attr(stat: &ShmStat) -> Attr {
 }
 
 fn link_attr(stat: &ShmStat) -> Attr {
-    Attr {
-        kind: FileKind::Symlink,
-        size: link_text(stat.id).len() as u64,
-        perm: 0o777,
-        ..file_attr(stat)
-    }
+    Attr { kind: FileKind::Symlink, size: link_text(stat.id).len() as u64, perm: 0o777, ..file_attr(stat) }
 }
 
 fn link_text(id: ShmId) -> String {
@@ -89,35 +80,19 @@ pub fn node_attr(node: &Node) -> Result<Attr> {
 }
 
 pub fn list_segments() -> Result<Vec<(String, Node, Attr)>> {
-    Ok(list()?
-        .iter()
-        .map(|stat| {
-            (
-                stat.id.0.to_string(),
-                Node::Segment(ShmIdent::of(stat)),
-                file_attr(stat),
-            )
-        })
-        .collect())
+    Ok(list()?.iter().map(|stat| (stat.id.0.to_string(), Node::Segment(ShmIdent::of(stat)), file_attr(stat))).collect())
 }
 
 pub fn list_key_links() -> Result<Vec<(String, Node, Attr)>> {
     Ok(list()?
         .iter()
         .filter(|stat| !stat.perm.key.is_private())
-        .map(|stat| {
-            (
-                stat.perm.key.to_string(),
-                Node::ShmKeyLink(ShmIdent::of(stat)),
-                link_attr(stat),
-            )
-        })
+        .map(|stat| (stat.perm.key.to_string(), Node::ShmKeyLink(ShmIdent::of(stat)), link_attr(stat)))
         .collect())
 }
 
 fn list() -> Result<Vec<ShmStat>> {
-    sysvipc::list_shm()
-        .map_err(|e| Error::Kernel(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
+    sysvipc::list_shm().map_err(|e| Error::Kernel(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
 }
 
 pub fn access(ident: ShmIdent, want: Want, caller: &Caller) -> Result<()> {
@@ -136,12 +111,7 @@ pub fn remove(name: &str, caller: &Caller) -> Result<()> {
 
 /// chmod, chown and truncate on an existing segment. Everything is checked
 /// before anything changes.
-pub fn setattr(
-    ident: ShmIdent,
-    open: Option<&OpenSegment>,
-    change: SetAttr,
-    caller: &Caller,
-) -> Result<Attr> {
+pub fn setattr(ident: ShmIdent, open: Option<&OpenSegment>, change: SetAttr, caller: &Caller) -> Result<Attr> {
     let stat = current(ident)?;
     let mode = change.mode.map(|m| m & 0o7777);
     if mode.is_some_and(|m| m & !0o777 != 0) {
@@ -157,11 +127,7 @@ pub fn setattr(
     if let Some(size) = change.size.filter(|&size| size < stat.segsz) {
         // ftruncate on a file opened for writing needs no further check;
         // truncate by path needs write permission, as for open.
-        let attachment = match open
-            .map(OpenSegment::writable_attachment)
-            .transpose()?
-            .flatten()
-        {
+        let attachment = match open.map(OpenSegment::writable_attachment).transpose()?.flatten() {
             Some(attachment) => attachment,
             None => {
                 check_access(&stat.perm, caller, Want::WRITE)?;
@@ -175,16 +141,14 @@ pub fn setattr(
     if changes_perm {
         let uid = change.uid.unwrap_or(stat.perm.uid);
         let gid = change.gid.unwrap_or(stat.perm.gid);
-        shm::set(ident.id, uid, gid, mode.unwrap_or(stat.perm.mode))
-            .map_err(Error::from_id_call)?;
+        shm::set(ident.id, uid, gid, mode.unwrap_or(stat.perm.mode)).map_err(Error::from_id_call)?;
     }
     Ok(file_attr(&current(ident)?))
 }
 
 /// Attaches `ident` and makes sure the id was not recycled on the way.
 fn attach(ident: ShmIdent, writable: bool) -> Result<Attachment> {
-    let attachment =
-        Attachment::attach(ident.id, ident.segsz, writable).map_err(Error::from_id_call)?;
+    let attachment = Attachment::attach(ident.id, ident.segsz, writable).map_err(Error::from_id_call)?;
     current(ident)?;
     Ok(attachment)
 }
@@ -300,12 +264,7 @@ impl PendingSegment {
         }
     }
 
-    pub fn setattr(
-        &self,
-        open: Option<&OpenSegment>,
-        change: SetAttr,
-        caller: &Caller,
-    ) -> Result<Attr> {
+    pub fn setattr(&self, open: Option<&OpenSegment>, change: SetAttr, caller: &Caller) -> Result<Attr> {
         if let Some(ident) = self.created() {
             return setattr(ident, open, change, caller);
         }
@@ -316,9 +275,7 @@ impl PendingSegment {
         if mode.is_some_and(|m| m & !0o777 != 0) {
             return Err(Error::Invalid);
         }
-        if change.uid.is_some_and(|u| u != self.creator.uid)
-            || change.gid.is_some_and(|g| g != self.creator.gid)
-        {
+        if change.uid.is_some_and(|u| u != self.creator.uid) || change.gid.is_some_and(|g| g != self.creator.gid) {
             return Err(Error::NotPermitted);
         }
         if let Some(mode) = mode {
@@ -337,19 +294,14 @@ impl PendingSegment {
             return Ok(file_attr(&current(ident)?));
         }
         let flags = libc::IPC_CREAT | libc::IPC_EXCL | self.mode() as i32;
-        let id =
-            run_as(&self.creator, || shm::get(self.key, size, flags))?.map_err(|e| match e {
-                Errno::EEXIST => Error::Exists,
-                Errno::EINVAL => Error::Invalid,
-                other => Error::Kernel(other),
-            })?;
+        let id = run_as(&self.creator, || shm::get(self.key, size, flags))?.map_err(|e| match e {
+            Errno::EEXIST => Error::Exists,
+            Errno::EINVAL => Error::Invalid,
+            other => Error::Kernel(other),
+        })?;
         let stat = shm::stat_any(id).map_err(Error::from_id_call)?;
         *created = Some(ShmIdent::of(&stat));
-        log::debug!(
-            "created segment {} with key {} and size {size}",
-            id.0,
-            self.key
-        );
+        log::debug!("created segment {} with key {} and size {size}", id.0, self.key);
         Ok(file_attr(&stat))
     }
 }
@@ -374,26 +326,14 @@ impl OpenSegment {
         let stat = current(ident)?;
         check_access(&stat.perm, caller, want)?;
         let attachment = attach(ident, want.includes_write())?;
-        Ok(OpenSegment {
-            target: OpenTarget::Existing,
-            want,
-            attachment: Mutex::new(Some(Arc::new(attachment))),
-        })
+        Ok(OpenSegment { target: OpenTarget::Existing, want, attachment: Mutex::new(Some(Arc::new(attachment))) })
     }
 
     pub fn pending(pending: Arc<PendingSegment>, want: Want) -> OpenSegment {
-        OpenSegment {
-            target: OpenTarget::Pending(pending),
-            want,
-            attachment: Mutex::new(None),
-        }
+        OpenSegment { target: OpenTarget::Pending(pending), want, attachment: Mutex::new(None) }
     }
 
-    pub fn reopen_pending(
-        pending: Arc<PendingSegment>,
-        want: Want,
-        caller: &Caller,
-    ) -> Result<OpenSegment> {
+    pub fn reopen_pending(pending: Arc<PendingSegment>, want: Want, caller: &Caller) -> Result<OpenSegment> {
         pending.access(want, caller)?;
         Ok(OpenSegment::pending(pending, want))
     }
@@ -413,32 +353,21 @@ impl OpenSegment {
     }
 
     fn writable_attachment(&self) -> Result<Option<Arc<Attachment>>> {
-        if self.want.includes_write() {
-            self.attachment()
-        } else {
-            Ok(None)
-        }
+        if self.want.includes_write() { self.attachment() } else { Ok(None) }
     }
 
     pub fn read(&self, offset: u64, size: usize) -> Result<Vec<u8>> {
         if self.want.0 & Want::READ.0 == 0 {
             return Err(Error::BadHandle);
         }
-        Ok(self
-            .attachment()?
-            .map(|a| a.read_at(offset, size))
-            .unwrap_or_default())
+        Ok(self.attachment()?.map(|a| a.read_at(offset, size)).unwrap_or_default())
     }
 
     /// Writes what fits; a write that starts at or past the end is ENOSPC.
     pub fn write(&self, offset: u64, data: &[u8]) -> Result<usize> {
         let attachment = self.writable_attachment()?;
         let Some(attachment) = attachment else {
-            return Err(if self.want.includes_write() {
-                Error::NoSpace
-            } else {
-                Error::BadHandle
-            });
+            return Err(if self.want.includes_write() { Error::NoSpace } else { Error::BadHandle });
         };
         if data.is_empty() {
             return Ok(0);
@@ -455,14 +384,7 @@ impl OpenSegment {
         if let OpenTarget::Pending(pending) = &self.target {
             if pending.created().is_none() {
                 return pending
-                    .setattr(
-                        Some(self),
-                        SetAttr {
-                            size: Some(end),
-                            ..SetAttr::default()
-                        },
-                        caller,
-                    )
+                    .setattr(Some(self), SetAttr { size: Some(end), ..SetAttr::default() }, caller)
                     .map(drop);
             }
         }

@@ -17,8 +17,7 @@ pub enum Signals {
 
 /// Signals whose default action does not end the process: ignore (SIGCHLD,
 /// SIGCONT, SIGURG, SIGWINCH) or stop (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU).
-const NOT_FATAL_BY_DEFAULT: u64 =
-    bit(17) | bit(18) | bit(23) | bit(28) | bit(19) | bit(20) | bit(21) | bit(22);
+const NOT_FATAL_BY_DEFAULT: u64 = bit(17) | bit(18) | bit(23) | bit(28) | bit(19) | bit(20) | bit(21) | bit(22);
 
 const fn bit(signal: u32) -> u64 {
     1 << (signal - 1)
@@ -75,10 +74,7 @@ mod tests {
     #[test]
     fn kill_is_always_fatal() {
         assert_eq!(parse_status(&status(bit(9), 0, 0, 0, 0)), Signals::Fatal);
-        assert_eq!(
-            parse_status(&status(0, bit(9), u64::MAX, 0, u64::MAX)),
-            Signals::Fatal
-        );
+        assert_eq!(parse_status(&status(0, bit(9), u64::MAX, 0, u64::MAX)), Signals::Fatal);
     }
 
     #[test]
@@ -91,14 +87,8 @@ mod tests {
     #[test]
     fn blocked_and_ignored_signals_do_not_interrupt() {
         let sigterm = bit(15);
-        assert_eq!(
-            parse_status(&status(sigterm, 0, sigterm, 0, 0)),
-            Signals::None
-        );
-        assert_eq!(
-            parse_status(&status(0, sigterm, 0, sigterm, 0)),
-            Signals::None
-        );
+        assert_eq!(parse_status(&status(sigterm, 0, sigterm, 0, 0)), Signals::None);
+        assert_eq!(parse_status(&status(0, sigterm, 0, sigterm, 0)), Signals::None);
     }
 
     #[test]

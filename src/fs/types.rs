@@ -48,11 +48,15 @@ pub struct SetAttr {
     pub size: Option<u64>,
 }
 
-/// An opened file: its handle and whether the kernel must bypass its page cache.
+/// An opened file: its handle and how the kernel must treat it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Opened {
     pub fh: u64,
+    /// Bypass the page cache: every read and write reaches the model.
     pub direct_io: bool,
+    /// No file position: every read and write is one whole request at
+    /// offset 0 (semaphore files), and pread/lseek fail with ESPIPE.
+    pub stream: bool,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -65,21 +69,21 @@ pub struct StatFs {
     pub namelen: u32,
 }
 
+/// The body of a [`Wait`]: given a "should I stop?" test, waits and returns.
+type WaitingOp<T> = dyn FnOnce(&dyn Fn() -> bool) -> Result<T> + Send;
+
 /// An operation that has to wait (a semaphore P, a blocking receive). It must
 /// never run on a FUSE event loop: the adapter runs it on a thread of its own
 /// and replies from there. The operation is given a `stopping` test to check
 /// between the slices of its wait.
 pub struct Wait<T> {
-    op: Box<dyn FnOnce(&dyn Fn() -> bool) -> Result<T> + Send>,
+    op: Box<WaitingOp<T>>,
     stopping: Option<Arc<AtomicBool>>,
 }
 
 impl<T> Wait<T> {
     pub fn new(op: impl FnOnce(&dyn Fn() -> bool) -> Result<T> + Send + 'static) -> Wait<T> {
-        Wait {
-            op: Box::new(op),
-            stopping: None,
-        }
+        Wait { op: Box::new(op), stopping: None }
     }
 
     pub(super) fn stopping_with(mut self, flag: &Arc<AtomicBool>) -> Wait<T> {

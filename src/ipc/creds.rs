@@ -27,8 +27,8 @@ pub fn run_as<T>(who: &Identity, f: impl FnOnce() -> T) -> Result<T, Errno> {
     set_groups(&who.groups)?;
     let switched = set_effective_ids(who.uid, who.gid);
     let result = switched.map(|()| f());
-    if let Err(e) = set_effective_ids(0, 0)
-        .and_then(|()| set_groups(&saved_groups.iter().map(|g| g.as_raw()).collect::<Vec<_>>()))
+    if let Err(e) =
+        set_effective_ids(0, 0).and_then(|()| set_groups(&saved_groups.iter().map(|g| g.as_raw()).collect::<Vec<_>>()))
     {
         log::error!("cannot switch a thread back to root ({e}); aborting");
         std::process::abort();

@@ -51,14 +51,7 @@ pub struct IpcPerm {
 
 impl IpcPerm {
     fn from_raw(p: &libc::ipc_perm) -> IpcPerm {
-        IpcPerm {
-            key: Key(p.__key),
-            uid: p.uid,
-            gid: p.gid,
-            cuid: p.cuid,
-            cgid: p.cgid,
-            mode: u32::from(p.mode),
-        }
+        IpcPerm { key: Key(p.__key), uid: p.uid, gid: p.gid, cuid: p.cuid, cgid: p.cgid, mode: u32::from(p.mode) }
     }
 }
 
@@ -69,7 +62,5 @@ const IPCMNI_SHIFTS: [u32; 2] = [15, 24];
 
 /// The slot indexes an id may live at, most likely first.
 fn id_to_indexes(id: i32) -> impl Iterator<Item = i32> {
-    IPCMNI_SHIFTS
-        .into_iter()
-        .map(move |shift| id & ((1 << shift) - 1))
+    IPCMNI_SHIFTS.into_iter().map(move |shift| id & ((1 << shift) - 1))
 }

@@ -123,33 +123,16 @@ pub fn set_value(id: SemId, num: u16, value: i32) -> Result<(), Errno> {
 /// `IPC_NOWAIT` unless `wait` is given; with `wait`, gives up after that long
 /// with `EAGAIN`.
 pub fn operate(id: SemId, num: u16, delta: i16, wait: Option<Duration>) -> Result<(), Errno> {
-    let mut op = libc::sembuf {
-        sem_num: num,
-        sem_op: delta,
-        sem_flg: if wait.is_some() {
-            0
-        } else {
-            libc::IPC_NOWAIT as i16
-        },
-    };
+    let mut op =
+        libc::sembuf { sem_num: num, sem_op: delta, sem_flg: if wait.is_some() { 0 } else { libc::IPC_NOWAIT as i16 } };
     let timeout = wait.map(|w| libc::timespec {
         tv_sec: w.as_secs() as libc::time_t,
         tv_nsec: libc::c_long::from(w.subsec_nanos() as i32),
     });
-    let timeout_ptr = timeout
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    let timeout_ptr = timeout.as_ref().map_or(std::ptr::null(), |t| t as *const libc::timespec);
     // SAFETY: op is one valid sembuf, and timeout_ptr is null or points to a
     // timespec that lives until the call returns.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_semtimedop,
-            id.0,
-            &mut op as *mut libc::sembuf,
-            1usize,
-            timeout_ptr,
-        )
-    };
+    let r = unsafe { libc::syscall(libc::SYS_semtimedop, id.0, &mut op as *mut libc::sembuf, 1usize, timeout_ptr) };
     Errno::result(r)?;
     Ok(())
 }

@@ -122,11 +122,7 @@ pub fn remove(id: ShmId) -> Result<(), Errno> {
 
 /// `shmctl(SHM_LOCK)` / `shmctl(SHM_UNLOCK)`: keep the segment in memory.
 pub fn set_locked(id: ShmId, locked: bool) -> Result<(), Errno> {
-    let cmd = if locked {
-        libc::SHM_LOCK
-    } else {
-        libc::SHM_UNLOCK
-    };
+    let cmd = if locked { libc::SHM_LOCK } else { libc::SHM_UNLOCK };
     // SAFETY: SHM_LOCK and SHM_UNLOCK take no buffer.
     Errno::result(unsafe { libc::shmctl(id.0, cmd, std::ptr::null_mut()) })?;
     Ok(())
@@ -156,10 +152,7 @@ pub fn usage() -> Result<ShmUsage, Errno> {
     Errno::result(unsafe { libc::shmctl(0, SHM_INFO, info.as_mut_ptr().cast()) })?;
     // SAFETY: SHM_INFO succeeded, so the kernel filled in info.
     let info = unsafe { info.assume_init_ref() };
-    Ok(ShmUsage {
-        used_ids: info.used_ids as u64,
-        total_pages: info.shm_tot,
-    })
+    Ok(ShmUsage { used_ids: info.used_ids as u64, total_pages: info.shm_tot })
 }
 
 /// A segment mapped into the daemon. Detaches on drop.
@@ -190,11 +183,7 @@ impl Attachment {
             return Err(Errno::last());
         }
         let addr = NonNull::new(addr.cast::<u8>()).ok_or(Errno::EFAULT)?;
-        Ok(Attachment {
-            addr,
-            len,
-            writable,
-        })
+        Ok(Attachment { addr, len, writable })
     }
 
     pub fn len(&self) -> u64 {

@@ -71,11 +71,7 @@ impl<'a> Table<'a> {
     fn new(text: &'a str) -> Result<Table<'a>, String> {
         let mut lines = text.lines();
         let header = lines.next().ok_or("empty sysvipc table")?;
-        let columns = header
-            .split_whitespace()
-            .enumerate()
-            .map(|(i, name)| (name, i))
-            .collect();
+        let columns = header.split_whitespace().enumerate().map(|(i, name)| (name, i)).collect();
         Ok(Table { columns, lines })
     }
 
@@ -83,10 +79,7 @@ impl<'a> Table<'a> {
         self.lines
             .clone()
             .filter(|l| !l.trim().is_empty())
-            .map(|line| Row {
-                columns: &self.columns,
-                fields: line.split_whitespace().collect(),
-            })
+            .map(|line| Row { columns: &self.columns, fields: line.split_whitespace().collect() })
     }
 }
 
@@ -97,14 +90,8 @@ struct Row<'a> {
 
 impl Row<'_> {
     fn field(&self, name: &str) -> Result<&str, String> {
-        let index = *self
-            .columns
-            .get(name)
-            .ok_or_else(|| format!("no column {name}"))?;
-        self.fields
-            .get(index)
-            .copied()
-            .ok_or_else(|| format!("short row, no {name}"))
+        let index = *self.columns.get(name).ok_or_else(|| format!("no column {name}"))?;
+        self.fields.get(index).copied().ok_or_else(|| format!("short row, no {name}"))
     }
 
     fn get<T: std::str::FromStr>(&self, name: &str) -> Result<T, String> {
@@ -147,27 +134,15 @@ mod tests {
         assert!(!first.is_locked());
         assert_eq!(first.segsz, 4096);
         assert_eq!((first.cpid, first.lpid, first.nattch), (812, 812, 1));
-        assert_eq!(
-            (
-                first.perm.uid,
-                first.perm.gid,
-                first.perm.cuid,
-                first.perm.cgid
-            ),
-            (1000, 1000, 0, 0)
-        );
-        assert_eq!(
-            (first.atime, first.dtime, first.ctime),
-            (1700000100, 1700000050, 1700000000)
-        );
+        assert_eq!((first.perm.uid, first.perm.gid, first.perm.cuid, first.perm.cgid), (1000, 1000, 0, 0));
+        assert_eq!((first.atime, first.dtime, first.ctime), (1700000100, 1700000050, 1700000000));
         assert_eq!(rows[1].perm.key.to_string(), "0x12345678");
         assert_eq!(rows[1].perm.gid, 100);
         assert_eq!(rows[2].perm.key.to_string(), "0xffffffff");
         assert!(rows[2].is_dest() && rows[2].is_locked());
     }
 
-    const SEM: &str =
-        "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime
+    const SEM: &str = "       key      semid perms      nsems   uid   gid  cuid  cgid      otime      ctime
       4660          0   600          3     0     0     0     0          0 1700000000
          0      32769   666          1  1000   100  1000   100 1700000500 1700000400
 ";
@@ -182,10 +157,7 @@ mod tests {
         assert_eq!((rows[0].otime, rows[0].ctime), (0, 1700000000));
         assert_eq!(rows[1].id, SemId(32769));
         assert!(rows[1].perm.key.is_private());
-        assert_eq!(
-            (rows[1].perm.uid, rows[1].perm.gid, rows[1].otime),
-            (1000, 100, 1700000500)
-        );
+        assert_eq!((rows[1].perm.uid, rows[1].perm.gid, rows[1].otime), (1000, 100, 1700000500));
     }
 
     #[test]

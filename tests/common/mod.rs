@@ -36,16 +36,9 @@ pub fn isolate() {
     if DONE.with(|d| d.replace(true)) {
         return;
     }
-    unshare(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNS)
-        .expect("unshare(IPC|NS): tests need root");
-    mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .expect("make / private");
+    unshare(CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWNS).expect("unshare(IPC|NS): tests need root");
+    mount(None::<&str>, "/", None::<&str>, MsFlags::MS_REC | MsFlags::MS_PRIVATE, None::<&str>)
+        .expect("make / private");
 }
 
 /// A temporary directory, removed on drop.
@@ -95,10 +88,7 @@ impl Mounted {
             .stdin(Stdio::null())
             .spawn()
             .expect("start ipcfs");
-        let mut mounted = Mounted {
-            dir,
-            daemon: Some(daemon),
-        };
+        let mut mounted = Mounted { dir, daemon: Some(daemon) };
         mounted.wait_until_mounted();
         mounted
     }
@@ -135,8 +125,7 @@ impl Mounted {
     pub fn terminate(&mut self) -> std::process::ExitStatus {
         let mut daemon = self.daemon.take().expect("daemon already stopped");
         kill(Pid::from_raw(daemon.id() as i32), Signal::SIGTERM).unwrap();
-        wait_timeout(&mut daemon, Duration::from_secs(20))
-            .expect("daemon did not exit after SIGTERM")
+        wait_timeout(&mut daemon, Duration::from_secs(20)).expect("daemon did not exit after SIGTERM")
     }
 }
 
@@ -172,33 +161,20 @@ pub fn is_mounted(dir: &Path) -> bool {
     let dir = dir.to_str().unwrap();
     table.lines().any(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let fstype = line
-            .split(" - ")
-            .nth(1)
-            .and_then(|rest| rest.split_whitespace().next());
+        let fstype = line.split(" - ").nth(1).and_then(|rest| rest.split_whitespace().next());
         fields.get(4) == Some(&dir) && fstype.is_some_and(|t| t.starts_with("fuse"))
     })
 }
 
 /// Runs a shell command line in the test's namespaces.
 pub fn sh(script: &str) -> Output {
-    Command::new("sh")
-        .arg("-c")
-        .arg(script)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    Command::new("sh").arg("-c").arg(script).stdin(Stdio::null()).output().unwrap()
 }
 
 /// Runs a shell command line and requires success; returns stdout.
 pub fn sh_ok(script: &str) -> String {
     let out = sh(script);
-    assert!(
-        out.status.success(),
-        "`{script}` failed ({}): {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "`{script}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -208,21 +184,10 @@ pub fn sh_as(uid: u32, gid: u32, groups: &[u32], script: &str) -> Output {
     let groups_arg = if groups.is_empty() {
         "--clear-groups".to_string()
     } else {
-        format!(
-            "--groups={}",
-            groups
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
-        )
+        format!("--groups={}", groups.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
     };
     Command::new("setpriv")
-        .args([
-            format!("--reuid={uid}"),
-            format!("--regid={gid}"),
-            groups_arg,
-        ])
+        .args([format!("--reuid={uid}"), format!("--regid={gid}"), groups_arg])
         .args(["--", "sh", "-c", script])
         .stdin(Stdio::null())
         .output()
@@ -231,8 +196,7 @@ pub fn sh_as(uid: u32, gid: u32, groups: &[u32], script: &str) -> Output {
 
 /// The errno a failed syscall returned.
 pub fn errno_of(e: &std::io::Error) -> i32 {
-    e.raw_os_error()
-        .unwrap_or_else(|| panic!("not an OS error: {e}"))
+    e.raw_os_error().unwrap_or_else(|| panic!("not an OS error: {e}"))
 }
 
 /// Creates a segment with the kernel directly (as ipcmk would).
@@ -242,25 +206,18 @@ pub fn create_segment(key: i32, size: u64, mode: i32) -> ShmId {
 
 /// Reads an extended attribute through the filesystem, as text.
 pub fn xattr(path: &Path, name: &str) -> std::io::Result<String> {
-    let out = Command::new("getfattr")
-        .args(["--only-values", "--absolute-names", "-n", name])
-        .arg(path)
-        .output()?;
+    let out = Command::new("getfattr").args(["--only-values", "--absolute-names", "-n", name]).arg(path).output()?;
     if out.status.success() {
         Ok(String::from_utf8(out.stdout).unwrap())
     } else {
-        Err(std::io::Error::other(
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        ))
+        Err(std::io::Error::other(String::from_utf8_lossy(&out.stderr).into_owned()))
     }
 }
 
 /// Names of a directory's entries, sorted.
 pub fn list(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .collect();
+    let mut names: Vec<String> =
+        std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
     names.sort();
     names
 }
