@@ -233,17 +233,23 @@ impl Filesystem for IpcFuse {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
-        _flags: OpenFlags,
+        flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match self.fs.read(fh.0, offset, size) {
+        let nonblocking = flags.0 & libc::O_NONBLOCK != 0;
+        let reply_with = |reply: ReplyData, result: Result<Vec<u8>, Error>| match result {
             Ok(data) => reply.data(&data),
+            Err(e) => reply.error(errno("read", e)),
+        };
+        match self.fs.read(fh.0, offset, size, nonblocking, &caller(req)) {
+            Ok(Outcome::Ready(data)) => reply.data(&data),
+            Ok(Outcome::Wait(wait)) => run_elsewhere(wait, reply, reply_with),
             Err(e) => reply.error(errno("read", e)),
         }
     }
@@ -337,15 +343,15 @@ impl Filesystem for IpcFuse {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
-        _value: &[u8],
+        value: &[u8],
         _flags: i32,
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        match self.fs.setxattr(ino.0, name) {
+        match self.fs.setxattr(ino.0, name, Some(value), &caller(req)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("setxattr", e)),
         }
@@ -365,8 +371,8 @@ impl Filesystem for IpcFuse {
         }
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.fs.setxattr(ino.0, name) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.setxattr(ino.0, name, None, &caller(req)) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(errno("removexattr", e)),
         }

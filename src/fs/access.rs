@@ -86,7 +86,7 @@ impl Caller {
         gid == self.gid || self.status().groups.contains(&gid)
     }
 
-    fn has_cap(&self, cap: u32) -> bool {
+    pub fn has_cap(&self, cap: u32) -> bool {
         self.status().cap_eff & (1 << cap) != 0
     }
 

@@ -25,6 +25,8 @@ pub enum Error {
     NoAttribute,
     #[error("a number or size out of range")]
     OutOfRange,
+    #[error("the message is larger than the read buffer; it stays queued")]
+    TooLong,
     #[error("interrupted: the caller has a signal to handle")]
     Interrupted,
     #[error("would have to wait, and the file is non-blocking")]
@@ -57,6 +59,7 @@ impl Error {
             Error::TooBig => libc::EFBIG,
             Error::NoAttribute => libc::ENODATA,
             Error::OutOfRange => libc::ERANGE,
+            Error::TooLong => libc::E2BIG,
             Error::Interrupted => libc::EINTR,
             Error::WouldBlock => libc::EAGAIN,
             Error::NotSupported => libc::EOPNOTSUPP,

@@ -10,6 +10,7 @@ use std::sync::Arc;
 
 use super::shm::PendingSegment;
 use crate::ipc::Key;
+use crate::ipc::msg::{MsgStat, MsqId};
 use crate::ipc::sem::{SemId, SemStat};
 use crate::ipc::shm::{ShmId, ShmStat};
 
@@ -111,6 +112,21 @@ impl SemIdent {
     }
 }
 
+/// What tells one message queue from a later one with the same id.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MsgIdent {
+    pub id: MsqId,
+    pub key: Key,
+    pub cuid: u32,
+    pub cgid: u32,
+}
+
+impl MsgIdent {
+    pub fn of(stat: &MsgStat) -> MsgIdent {
+        MsgIdent { id: stat.id, key: stat.perm.key, cuid: stat.perm.cuid, cgid: stat.perm.cgid }
+    }
+}
+
 /// What a dynamic inode stands for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Node {
@@ -124,6 +140,21 @@ pub enum Node {
     Semaphore(SemIdent, u16),
     /// `by-key/sem/0x%08x`
     SemKeyLink(SemIdent),
+    /// `msg/<id>/`
+    Queue(MsgIdent),
+    /// `msg/<id>/.wait/`
+    QueueWaitDir(MsgIdent),
+    /// `msg/<id>/any` (mtype 0) or `msg/<id>/<mtype>`, and the same under `.wait/`.
+    QueueFile { ident: MsgIdent, mtype: i64, waiting: bool },
+    /// `by-key/msg/0x%08x`
+    MsgKeyLink(MsgIdent),
+}
+
+impl Node {
+    /// Whether the node is shown as a directory.
+    pub fn is_dir(&self) -> bool {
+        matches!(self, Node::SemSet(_) | Node::Queue(_) | Node::QueueWaitDir(_))
+    }
 }
 
 /// What an inode number resolves to.

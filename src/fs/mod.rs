@@ -17,12 +17,14 @@
 pub mod access;
 pub mod error;
 pub mod inode;
+mod msg;
 pub mod names;
 mod nodes;
 mod sem;
 mod shm;
 pub mod signals;
 mod types;
+mod waiting;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -33,6 +35,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub use access::{Caller, Want};
 pub use error::{Error, Result};
 use inode::{Dir, InodeTable, Node, Target};
+use msg::OpenQueueFile;
 use sem::OpenSemaphore;
 use shm::OpenSegment;
 pub use types::{Attr, Entry, FileKind, Opened, Outcome, SetAttr, StatFs, Wait, Written};
@@ -58,6 +61,10 @@ enum Handle {
     Semaphore {
         ino: u64,
         open: OpenSemaphore,
+    },
+    QueueFile {
+        ino: u64,
+        open: OpenQueueFile,
     },
     /// A directory listing, taken whole when read from offset 0, so that
     /// objects coming and going never make readdir skip or repeat an entry.
@@ -126,12 +133,16 @@ impl IpcFs {
                 match dir {
                     Dir::Shm => shm::lookup_segment(name)?,
                     Dir::Sem => sem::lookup_set(name)?,
+                    Dir::Msg => msg::lookup_queue(name)?,
                     Dir::ByKeyShm => shm::lookup_key_link(name)?,
                     Dir::ByKeySem => sem::lookup_key_link(name)?,
+                    Dir::ByKeyMsg => msg::lookup_key_link(name)?,
                     _ => return Err(Error::NotFound),
                 }
             }
             Target::Node(Node::SemSet(ident)) => sem::lookup_semaphore(ident, name)?,
+            Target::Node(Node::Queue(ident)) => msg::lookup_in_queue(ident, false, name)?,
+            Target::Node(Node::QueueWaitDir(ident)) => msg::lookup_in_queue(ident, true, name)?,
             _ => return Err(Error::NotDirectory),
         };
         Ok(self.remember(&node, attr))
@@ -198,7 +209,8 @@ impl IpcFs {
         let name = name_str(name)?;
         match self.target(parent)? {
             Target::Dir(Dir::Shm) => {}
-            Target::Dir(_) | Target::Node(Node::SemSet(_)) => return Err(Error::NotPermitted),
+            Target::Dir(_) => return Err(Error::NotPermitted),
+            Target::Node(node) if node.is_dir() => return Err(Error::NotPermitted),
             _ => return Err(Error::NotDirectory),
         }
         let pending = Arc::new(shm::PendingSegment::new(name, mode, caller)?);
@@ -212,22 +224,39 @@ impl IpcFs {
     pub fn open(&self, ino: u64, flags: i32, caller: &Caller) -> Result<Opened> {
         let want = Want::from_open_flags(flags);
         let handle = match self.target(ino)? {
-            Target::Dir(_) | Target::Node(Node::SemSet(_)) => return Err(Error::IsDirectory),
+            Target::Dir(_) => return Err(Error::IsDirectory),
+            Target::Node(node) if node.is_dir() => return Err(Error::IsDirectory),
             Target::Node(Node::Segment(ident)) => Handle::Segment(OpenSegment::open(ident, want, caller)?),
             Target::Node(Node::Semaphore(ident, num)) => {
                 Handle::Semaphore { ino, open: OpenSemaphore::open(ident, num, flags, caller)? }
             }
+            Target::Node(node @ Node::QueueFile { .. }) => {
+                Handle::QueueFile { ino, open: OpenQueueFile::open(&node, flags, caller)? }
+            }
             Target::Node(_) => return Err(Error::Invalid),
             Target::Pending(pending) => Handle::Segment(OpenSegment::reopen_pending(pending, want, caller)?),
         };
-        let stream = matches!(handle, Handle::Semaphore { .. });
+        let stream = matches!(handle, Handle::Semaphore { .. } | Handle::QueueFile { .. });
         Ok(Opened { fh: self.add_handle(handle), direct_io: true, stream })
     }
 
-    pub fn read(&self, fh: u64, offset: u64, size: u32) -> Result<Vec<u8>> {
+    /// Reads; `nonblocking` is the file's O_NONBLOCK now. A read that must
+    /// wait (a queue file under `.wait/`) comes back as [`Outcome::Wait`].
+    pub fn read(
+        &self,
+        fh: u64,
+        offset: u64,
+        size: u32,
+        nonblocking: bool,
+        caller: &Caller,
+    ) -> Result<Outcome<Vec<u8>>> {
         match &*self.handle(fh)? {
-            Handle::Segment(open) => open.read(offset, size as usize),
-            Handle::Semaphore { open, .. } => open.read(size as usize),
+            Handle::Segment(open) => open.read(offset, size as usize).map(Outcome::Ready),
+            Handle::Semaphore { open, .. } => open.read(size as usize).map(Outcome::Ready),
+            Handle::QueueFile { open, .. } => match open.read(size as usize, nonblocking, caller)? {
+                Outcome::Wait(wait) => Ok(Outcome::Wait(wait.stopping_with(&self.stopping))),
+                ready => Ok(ready),
+            },
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
@@ -238,15 +267,20 @@ impl IpcFs {
     pub fn write(&self, fh: u64, offset: u64, data: &[u8], nonblocking: bool, caller: &Caller) -> Result<Written> {
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.write(offset, data).map(Outcome::Ready),
-            Handle::Semaphore { ino, open } => match open.write(data, nonblocking, caller)? {
-                Outcome::Wait(wait) => {
-                    // This write holds the inode's write lock while it waits.
-                    self.inodes().retire(*ino);
-                    Ok(Outcome::Wait(wait.stopping_with(&self.stopping)))
-                }
-                ready => Ok(ready),
-            },
+            Handle::Semaphore { ino, open } => self.waiting_write(*ino, open.write(data, nonblocking, caller)?),
+            Handle::QueueFile { ino, open } => self.waiting_write(*ino, open.write(data, nonblocking, caller)?),
             Handle::Dir(_) => Err(Error::IsDirectory),
+        }
+    }
+
+    fn waiting_write(&self, ino: u64, written: Written) -> Result<Written> {
+        match written {
+            Outcome::Wait(wait) => {
+                // This write holds the inode's write lock while it waits.
+                self.inodes().retire(ino);
+                Ok(Outcome::Wait(wait.stopping_with(&self.stopping)))
+            }
+            ready => Ok(ready),
         }
     }
 
@@ -257,7 +291,7 @@ impl IpcFs {
         }
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.allocate(offset.checked_add(length).ok_or(Error::TooBig)?, caller),
-            Handle::Semaphore { .. } => Err(Error::NotSupported),
+            Handle::Semaphore { .. } | Handle::QueueFile { .. } => Err(Error::NotSupported),
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
@@ -278,29 +312,34 @@ impl IpcFs {
         match self.target(parent)? {
             Target::Dir(Dir::Shm) => shm::remove(name, caller),
             Target::Node(Node::SemSet(ident)) => sem::unlink_semaphore(ident, name, caller),
+            Target::Node(Node::Queue(ident) | Node::QueueWaitDir(ident)) => msg::discard(ident, name, caller),
             Target::Dir(_) => Err(Error::NotPermitted),
             _ => Err(Error::NotDirectory),
         }
     }
 
-    /// `mkdir sem/KEY[:N]` creates a semaphore set.
+    /// `mkdir sem/KEY[:N]` creates a semaphore set, `mkdir msg/KEY` a queue.
     pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32, caller: &Caller) -> Result<Entry> {
         let name = name_str(name)?;
         let (node, attr) = match self.target(parent)? {
             Target::Dir(Dir::Sem) => sem::create_set(name, mode, caller)?,
-            Target::Dir(_) | Target::Node(Node::SemSet(_)) => return Err(Error::NotPermitted),
+            Target::Dir(Dir::Msg) => msg::create_queue(name, mode, caller)?,
+            Target::Dir(_) => return Err(Error::NotPermitted),
+            Target::Node(node) if node.is_dir() => return Err(Error::NotPermitted),
             _ => return Err(Error::NotDirectory),
         };
         Ok(self.remember(&node, attr))
     }
 
-    /// `rmdir sem/<id>` removes the set.
+    /// `rmdir sem/<id>` removes the set, `rmdir msg/<id>` the queue.
     pub fn rmdir(&self, parent: u64, name: &OsStr, caller: &Caller) -> Result<()> {
         let name = name_str(name)?;
         match self.target(parent)? {
             Target::Dir(Dir::Sem) => sem::remove_set(name, caller),
+            Target::Dir(Dir::Msg) => msg::remove_queue(name, caller),
             Target::Dir(_) => Err(Error::NotPermitted),
-            Target::Node(Node::SemSet(_)) => Err(Error::NotDirectory),
+            // `.wait/` goes with its queue: removing it alone changes nothing.
+            Target::Node(Node::Queue(_)) if name == msg::WAIT_DIR => Ok(()),
             _ => Err(Error::NotDirectory),
         }
     }
@@ -342,12 +381,16 @@ impl IpcFs {
         nodes::xattr(&node, name).map(String::into_bytes)
     }
 
-    /// Every attribute ipcfs shows is the kernel's and read-only.
-    pub fn setxattr(&self, ino: u64, name: &OsStr) -> Result<()> {
+    /// Only a queue's `user.ipc.qbytes` can be set; every other attribute
+    /// ipcfs shows is the kernel's and read-only. `value` is None for removexattr.
+    pub fn setxattr(&self, ino: u64, name: &OsStr, value: Option<&[u8]>, caller: &Caller) -> Result<()> {
         let name = name.to_str().ok_or(Error::NotSupported)?;
-        match self.target(ino)? {
-            Target::Node(node) if nodes::is_xattr_name(&node, name) => Err(Error::NotPermitted),
-            Target::Pending(_) if shm::is_xattr_name(name) => Err(Error::NotPermitted),
+        match (self.xattr_node(ino)?, value) {
+            (Some(node), Some(value)) => nodes::set_xattr(&node, name, value, caller),
+            (Some(node), None) if nodes::xattr_names(&node)?.contains(&name) => Err(Error::NotPermitted),
+            (None, _) if matches!(self.target(ino)?, Target::Pending(_)) && shm::is_xattr_name(name) => {
+                Err(Error::NotPermitted)
+            }
             _ => Err(Error::NotSupported),
         }
     }
@@ -358,6 +401,7 @@ impl IpcFs {
         match self.target(ino)? {
             Target::Dir(_) => {}
             Target::Node(Node::SemSet(ident)) => sem::check_list(ident, caller)?,
+            Target::Node(Node::Queue(ident) | Node::QueueWaitDir(ident)) => msg::check_list(ident, caller)?,
             _ => return Err(Error::NotDirectory),
         }
         Ok(self.add_handle(Handle::Dir(Mutex::new(Vec::new()))))
@@ -409,30 +453,41 @@ impl IpcFs {
     }
 
     fn list(&self, ino: u64, target: &Target, caller: &Caller) -> Result<Vec<Listed>> {
-        let listed =
+        let fixed =
             |name: &str, dir: Dir| Listed { name: name.into(), target: Target::Dir(dir), attr: self.dir_attr(dir) };
-        let (mut items, nodes) = match target {
+        let node_dir = |name: &str, node: &Node, ino: u64| -> Result<Listed> {
+            let attr = Attr { ino, ..nodes::attr(node)? };
+            Ok(Listed { name: name.into(), target: Target::Node(node.clone()), attr })
+        };
+        let (mut items, children) = match target {
             Target::Dir(dir) => {
-                let mut items = vec![listed(".", *dir), listed("..", dir.parent())];
-                items.extend(dir.children().iter().map(|(name, child)| listed(name, *child)));
-                let nodes = match dir {
+                let mut items = vec![fixed(".", *dir), fixed("..", dir.parent())];
+                items.extend(dir.children().iter().map(|(name, child)| fixed(name, *child)));
+                let children = match dir {
                     Dir::Shm => shm::list_segments()?,
                     Dir::Sem => sem::list_sets()?,
+                    Dir::Msg => msg::list_queues()?,
                     Dir::ByKeyShm => shm::list_key_links()?,
                     Dir::ByKeySem => sem::list_key_links()?,
-                    _ => Vec::new(),
+                    Dir::ByKeyMsg => msg::list_key_links()?,
+                    Dir::Root | Dir::ByKey => Vec::new(),
                 };
-                (items, nodes)
+                (items, children)
             }
             Target::Node(node @ Node::SemSet(ident)) => {
-                let mut attr = nodes::attr(node)?;
-                attr.ino = ino;
-                let dot = Listed { name: ".".into(), target: Target::Node(node.clone()), attr };
-                (vec![dot, listed("..", Dir::Sem)], sem::list_semaphores(*ident, caller)?)
+                (vec![node_dir(".", node, ino)?, fixed("..", Dir::Sem)], sem::list_semaphores(*ident, caller)?)
+            }
+            Target::Node(node @ Node::Queue(ident)) => {
+                (vec![node_dir(".", node, ino)?, fixed("..", Dir::Msg)], msg::list_files(*ident, false, caller)?)
+            }
+            Target::Node(node @ Node::QueueWaitDir(ident)) => {
+                let queue = Node::Queue(*ident);
+                let parent = node_dir("..", &queue, self.inodes().peek(&queue))?;
+                (vec![node_dir(".", node, ino)?, parent], msg::list_files(*ident, true, caller)?)
             }
             _ => return Err(Error::NotDirectory),
         };
-        items.extend(nodes.into_iter().map(|(name, node, attr)| Listed { name, target: Target::Node(node), attr }));
+        items.extend(children.into_iter().map(|(name, node, attr)| Listed { name, target: Target::Node(node), attr }));
         Ok(items)
     }
 
@@ -441,9 +496,9 @@ impl IpcFs {
     }
 
     fn dir_attr(&self, dir: Dir) -> Attr {
-        // shm/ and sem/ are like /tmp: anyone may create, only owners may
-        // remove, which is the kernel's own rule for IPC objects.
-        let perm = if matches!(dir, Dir::Shm | Dir::Sem) { 0o1777 } else { 0o555 };
+        // shm/, sem/ and msg/ are like /tmp: anyone may create, only owners
+        // may remove, which is the kernel's own rule for IPC objects.
+        let perm = if matches!(dir, Dir::Shm | Dir::Sem | Dir::Msg) { 0o1777 } else { 0o555 };
         Attr {
             ino: dir.ino(),
             kind: FileKind::Directory,

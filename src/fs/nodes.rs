@@ -3,12 +3,13 @@
 use super::access::{Caller, Want};
 use super::error::{Error, Result};
 use super::inode::Node;
-use super::{Attr, SetAttr, sem, shm};
+use super::{Attr, SetAttr, msg, sem, shm};
 
 pub fn attr(node: &Node) -> Result<Attr> {
     match node {
         Node::Segment(_) | Node::ShmKeyLink(_) => shm::node_attr(node),
         Node::SemSet(_) | Node::Semaphore(..) | Node::SemKeyLink(_) => sem::attr(node),
+        Node::Queue(_) | Node::QueueWaitDir(_) | Node::QueueFile { .. } | Node::MsgKeyLink(_) => msg::attr(node),
     }
 }
 
@@ -16,6 +17,7 @@ pub fn readlink(node: &Node) -> Result<Vec<u8>> {
     match *node {
         Node::ShmKeyLink(ident) => shm::link_target(ident),
         Node::SemKeyLink(ident) => sem::link_target(ident),
+        Node::MsgKeyLink(ident) => msg::link_target(ident),
         _ => Err(Error::Invalid),
     }
 }
@@ -25,6 +27,8 @@ pub fn setattr(node: &Node, change: SetAttr, caller: &Caller) -> Result<Attr> {
     match *node {
         Node::SemSet(ident) => sem::setattr_set(ident, change, caller),
         Node::Semaphore(ident, _) => sem::setattr_semaphore(ident, change),
+        Node::Queue(ident) => msg::setattr_queue(ident, change, caller),
+        Node::QueueFile { .. } => msg::setattr_file(node, change),
         _ if change == SetAttr::default() => attr(node),
         _ => Err(Error::NotPermitted),
     }
@@ -34,18 +38,28 @@ pub fn access(node: &Node, want: Want, caller: &Caller) -> Result<()> {
     match *node {
         Node::Segment(ident) => shm::access(ident, want, caller),
         Node::SemSet(ident) | Node::Semaphore(ident, _) => sem::access(ident, node, want, caller),
-        Node::ShmKeyLink(_) | Node::SemKeyLink(_) => Ok(()),
+        Node::Queue(ident) | Node::QueueWaitDir(ident) | Node::QueueFile { ident, .. } => {
+            msg::access(ident, node, want, caller)
+        }
+        Node::ShmKeyLink(_) | Node::SemKeyLink(_) | Node::MsgKeyLink(_) => Ok(()),
+    }
+}
+
+fn family_xattr_names(node: &Node) -> &'static [&'static str] {
+    match node {
+        Node::SemSet(_) | Node::Semaphore(..) => sem::xattr_names(node),
+        Node::Queue(_) => msg::xattr_names(node),
+        _ => &[],
     }
 }
 
 pub fn xattr_names(node: &Node) -> Result<Vec<&'static str>> {
     match *node {
         Node::Segment(ident) => shm::xattr_names(ident),
-        Node::SemSet(_) | Node::Semaphore(..) => {
+        _ => {
             attr(node)?;
-            Ok(sem::xattr_names(node).to_vec())
+            Ok(family_xattr_names(node).to_vec())
         }
-        Node::ShmKeyLink(_) | Node::SemKeyLink(_) => Ok(Vec::new()),
     }
 }
 
@@ -53,14 +67,18 @@ pub fn xattr(node: &Node, name: &str) -> Result<String> {
     match *node {
         Node::Segment(ident) => shm::xattr(ident, name),
         Node::SemSet(_) | Node::Semaphore(..) => sem::xattr(node, name),
-        Node::ShmKeyLink(_) | Node::SemKeyLink(_) => Err(Error::NoAttribute),
+        Node::Queue(_) => msg::xattr(node, name),
+        _ => Err(Error::NoAttribute),
     }
 }
 
-/// Every attribute ipcfs shows is the kernel's and read-only.
-pub fn is_xattr_name(node: &Node, name: &str) -> bool {
+/// setfattr: only a queue's `user.ipc.qbytes` can be set; the other
+/// attributes are the kernel's and read-only (EPERM), unknown ones EOPNOTSUPP.
+pub fn set_xattr(node: &Node, name: &str, value: &[u8], caller: &Caller) -> Result<()> {
     match node {
-        Node::Segment(_) => shm::is_xattr_name(name),
-        _ => sem::xattr_names(node).contains(&name),
+        Node::Queue(_) => msg::set_xattr(node, name, value, caller),
+        Node::Segment(_) if shm::is_xattr_name(name) => Err(Error::NotPermitted),
+        _ if family_xattr_names(node).contains(&name) => Err(Error::NotPermitted),
+        _ => Err(Error::NotSupported),
     }
 }

@@ -7,9 +7,11 @@
 //! The calls act in the IPC namespace of the calling thread.
 
 pub mod creds;
+pub mod msg;
 pub mod sem;
 pub mod shm;
 pub mod sysvipc;
+pub mod wake;
 
 use std::fmt;
 

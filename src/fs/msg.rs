@@ -1,0 +1,435 @@
+//! Message queues: `msg/<id>/` is a directory; in it `any` and one file per
+//! message type; `by-key/msg/0x%08x` links to the queue.
+//!
+//! - One read(2) receives one whole message (msgrcv), one write(2) sends one
+//!   (msgsnd). The files are streams with direct I/O, so the kernel neither
+//!   splits, merges, caches nor reads ahead.
+//! - `any` receives the next message of any type and sends type 1; `<type>`
+//!   receives the next message of exactly that type and sends that type.
+//! - Reads do not wait: with nothing queued, read returns end-of-file. The
+//!   same files under `msg/<id>/.wait/` wait for a message instead.
+//! - Listing shows `any` and the types that have messages queued, found with
+//!   MSG_COPY, which copies a message without taking it.
+
+use std::collections::BTreeMap;
+
+use super::access::{Caller, Want, check_access, check_owner};
+use super::error::{Error, Result};
+use super::inode::{MsgIdent, Node};
+use super::names::{parse_creation_key, parse_id};
+use super::signals::Signals;
+use super::waiting::watched;
+use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Wait, Written, kernel_time};
+use crate::ipc::creds::run_as;
+use crate::ipc::msg::{self, Message, MsgStat, MsqId};
+use crate::ipc::{Errno, sysvipc};
+
+/// The name of the file that receives any type.
+pub const ANY: &str = "any";
+/// The hidden directory whose files wait for a message.
+pub const WAIT_DIR: &str = ".wait";
+/// The type `any` sends.
+const ANY_SEND_TYPE: i64 = 1;
+/// The largest message body ipcfs reads in one request (the kernel's
+/// largest FUSE request); larger messages need msgrcv directly.
+const LARGEST_READ: usize = 1 << 20;
+
+/// The queue `ident` names, as the kernel has it now.
+fn current(ident: MsgIdent) -> Result<MsgStat> {
+    let stat = msg::stat_any(ident.id).map_err(Error::from_id_call)?;
+    if MsgIdent::of(&stat) == ident { Ok(stat) } else { Err(Error::NotFound) }
+}
+
+fn dir_perm(mode: u32) -> u16 {
+    let bits = mode & 0o777;
+    (bits | ((bits & 0o444) >> 2)) as u16
+}
+
+fn queue_attr(stat: &MsgStat) -> Attr {
+    Attr {
+        ino: 0,
+        kind: FileKind::Directory,
+        size: stat.cbytes,
+        perm: dir_perm(stat.perm.mode),
+        nlink: 2,
+        uid: stat.perm.uid,
+        gid: stat.perm.gid,
+        atime: kernel_time(stat.rtime, stat.ctime),
+        mtime: kernel_time(stat.stime, stat.ctime),
+        ctime: kernel_time(stat.ctime, stat.ctime),
+        blksize: BLOCK_SIZE,
+    }
+}
+
+fn file_attr(stat: &MsgStat, bytes: u64) -> Attr {
+    Attr {
+        kind: FileKind::RegularFile,
+        size: bytes,
+        perm: (stat.perm.mode & 0o777) as u16,
+        nlink: 1,
+        ..queue_attr(stat)
+    }
+}
+
+fn link_text(id: MsqId) -> String {
+    format!("../../msg/{}", id.0)
+}
+
+fn link_attr(stat: &MsgStat) -> Attr {
+    Attr { kind: FileKind::Symlink, size: link_text(stat.id).len() as u64, perm: 0o777, nlink: 1, ..queue_attr(stat) }
+}
+
+/// The type a file name stands for: 0 for `any`, else a canonical decimal
+/// type of at least 1.
+fn parse_type(name: &str) -> Result<i64> {
+    if name == ANY {
+        return Ok(0);
+    }
+    let canonical = !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit()) && !name.starts_with('0');
+    if !canonical {
+        return Err(Error::NotFound);
+    }
+    name.parse().map_err(|_| Error::NotFound)
+}
+
+fn type_name(mtype: i64) -> String {
+    if mtype == 0 { ANY.to_string() } else { mtype.to_string() }
+}
+
+/// Bytes queued per type, by looking at every message without taking it.
+fn bytes_by_type(ident: MsgIdent, stat: &MsgStat) -> Result<BTreeMap<i64, u64>> {
+    let mut sizes = BTreeMap::new();
+    let mut room = read_sysctl_msgmax();
+    for index in 0..stat.qnum {
+        let message = loop {
+            match msg::peek(ident.id, index, room) {
+                Err(Errno::E2BIG) if room < usize::MAX / 2 => room *= 2,
+                other => break other,
+            }
+        };
+        match message {
+            Ok(m) => *sizes.entry(m.mtype).or_insert(0) += m.body.len() as u64,
+            // The queue shrank while we looked: what is left has been seen.
+            Err(Errno::ENOMSG) => break,
+            Err(e) => return Err(Error::from_id_call(e)),
+        }
+    }
+    Ok(sizes)
+}
+
+fn read_sysctl_msgmax() -> usize {
+    std::fs::read_to_string("/proc/sys/kernel/msgmax").ok().and_then(|t| t.trim().parse().ok()).unwrap_or(8192)
+}
+
+fn type_bytes(ident: MsgIdent, stat: &MsgStat, mtype: i64) -> Result<u64> {
+    if mtype == 0 {
+        return Ok(stat.cbytes);
+    }
+    Ok(bytes_by_type(ident, stat)?.get(&mtype).copied().unwrap_or(0))
+}
+
+// ---- names ----
+
+pub fn lookup_queue(name: &str) -> Result<(Node, Attr)> {
+    let id = parse_id(name).ok_or(Error::NotFound)?;
+    let stat = msg::stat_any(MsqId(id)).map_err(Error::from_id_call)?;
+    Ok((Node::Queue(MsgIdent::of(&stat)), queue_attr(&stat)))
+}
+
+/// A name in `msg/<id>/` (or its `.wait/`): `any`, any type of at least 1
+/// (listed or not, so that any type can be written), or `.wait`.
+pub fn lookup_in_queue(ident: MsgIdent, waiting: bool, name: &str) -> Result<(Node, Attr)> {
+    let stat = current(ident)?;
+    if name == WAIT_DIR && !waiting {
+        return Ok((Node::QueueWaitDir(ident), queue_attr(&stat)));
+    }
+    let mtype = parse_type(name)?;
+    let bytes = type_bytes(ident, &stat, mtype)?;
+    Ok((Node::QueueFile { ident, mtype, waiting }, file_attr(&stat, bytes)))
+}
+
+pub fn lookup_key_link(name: &str) -> Result<(Node, Attr)> {
+    let key = super::names::parse_canonical_key(name).ok_or(Error::NotFound)?;
+    let id = msg::get(key, 0).map_err(Error::from_id_call)?;
+    let stat = msg::stat_any(id).map_err(Error::from_id_call)?;
+    Ok((Node::MsgKeyLink(MsgIdent::of(&stat)), link_attr(&stat)))
+}
+
+pub fn link_target(ident: MsgIdent) -> Result<Vec<u8>> {
+    current(ident)?;
+    Ok(link_text(ident.id).into_bytes())
+}
+
+pub fn attr(node: &Node) -> Result<Attr> {
+    match *node {
+        Node::Queue(ident) | Node::QueueWaitDir(ident) => Ok(queue_attr(&current(ident)?)),
+        Node::QueueFile { ident, mtype, .. } => {
+            let stat = current(ident)?;
+            Ok(file_attr(&stat, type_bytes(ident, &stat, mtype)?))
+        }
+        Node::MsgKeyLink(ident) => Ok(link_attr(&current(ident)?)),
+        _ => Err(Error::NotFound),
+    }
+}
+
+pub fn list_queues() -> Result<Vec<(String, Node, Attr)>> {
+    Ok(list()?.iter().map(|q| (q.id.0.to_string(), Node::Queue(MsgIdent::of(q)), queue_attr(q))).collect())
+}
+
+pub fn list_key_links() -> Result<Vec<(String, Node, Attr)>> {
+    Ok(list()?
+        .iter()
+        .filter(|q| !q.perm.key.is_private())
+        .map(|q| (q.perm.key.to_string(), Node::MsgKeyLink(MsgIdent::of(q)), link_attr(q)))
+        .collect())
+}
+
+/// `any` and the types with messages queued. Listing needs read permission,
+/// as the directory's mode shows.
+pub fn list_files(ident: MsgIdent, waiting: bool, caller: &Caller) -> Result<Vec<(String, Node, Attr)>> {
+    let stat = current(ident)?;
+    check_access(&stat.perm, caller, Want::READ)?;
+    let any = (ANY.to_string(), Node::QueueFile { ident, mtype: 0, waiting }, file_attr(&stat, stat.cbytes));
+    let types = bytes_by_type(ident, &stat)?
+        .into_iter()
+        .map(|(mtype, bytes)| (type_name(mtype), Node::QueueFile { ident, mtype, waiting }, file_attr(&stat, bytes)));
+    Ok(std::iter::once(any).chain(types).collect())
+}
+
+fn list() -> Result<Vec<MsgStat>> {
+    sysvipc::list_msg().map_err(|e| Error::Kernel(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
+}
+
+pub fn check_list(ident: MsgIdent, caller: &Caller) -> Result<()> {
+    check_access(&current(ident)?.perm, caller, Want::READ)
+}
+
+/// access(2): on the queue directories, search (x) means read.
+pub fn access(ident: MsgIdent, node: &Node, want: Want, caller: &Caller) -> Result<()> {
+    let stat = current(ident)?;
+    let want = match node {
+        Node::Queue(_) | Node::QueueWaitDir(_) if want.0 & 1 != 0 => Want((want.0 & !1) | Want::READ.0),
+        _ => want,
+    };
+    if want.0 == 0 { Ok(()) } else { check_access(&stat.perm, caller, want) }
+}
+
+// ---- management ----
+
+/// `mkdir msg/KEY`: a queue made by the caller; KEY is `0x` and hex digits,
+/// or `private`.
+pub fn create_queue(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Attr)> {
+    let key = parse_creation_key(name).ok_or(Error::Invalid)?;
+    let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o666) as i32;
+    let id = run_as(&caller.identity(), || msg::get(key, flags))?.map_err(|e| match e {
+        Errno::EEXIST => Error::Exists,
+        other => Error::Kernel(other),
+    })?;
+    let stat = msg::stat_any(id).map_err(Error::from_id_call)?;
+    Ok((Node::Queue(MsgIdent::of(&stat)), queue_attr(&stat)))
+}
+
+/// `rmdir msg/<id>`: IPC_RMID, messages and all.
+pub fn remove_queue(name: &str, caller: &Caller) -> Result<()> {
+    let id = MsqId(parse_id(name).ok_or(Error::NotFound)?);
+    let stat = msg::stat_any(id).map_err(Error::from_id_call)?;
+    check_owner(&stat.perm, caller)?;
+    msg::remove(id).map_err(Error::from_id_call)
+}
+
+/// `rm msg/<id>/<type>` discards the messages of that type, `rm .../any`
+/// every message: receiving them, which needs read permission.
+pub fn discard(ident: MsgIdent, name: &str, caller: &Caller) -> Result<()> {
+    let stat = current(ident)?;
+    let mtype = parse_type(name)?;
+    check_access(&stat.perm, caller, Want::READ)?;
+    loop {
+        match msg::discard_one(ident.id, mtype) {
+            Ok(()) => continue,
+            Err(Errno::ENOMSG) => return Ok(()),
+            Err(e) => return Err(Error::from_id_call(e)),
+        }
+    }
+}
+
+/// chmod and chown on the queue directory: IPC_SET.
+pub fn setattr_queue(ident: MsgIdent, change: SetAttr, caller: &Caller) -> Result<Attr> {
+    let stat = current(ident)?;
+    if change.size.is_some() {
+        return Err(Error::IsDirectory);
+    }
+    let mode = change.mode.map(|m| m & 0o7777);
+    if mode.is_some_and(|m| m & !0o777 != 0) {
+        return Err(Error::Invalid);
+    }
+    if change == SetAttr::default() {
+        return Ok(queue_attr(&stat));
+    }
+    check_owner(&stat.perm, caller)?;
+    let uid = change.uid.unwrap_or(stat.perm.uid);
+    let gid = change.gid.unwrap_or(stat.perm.gid);
+    let mode = mode.map_or(stat.perm.mode, |m| m & 0o666);
+    msg::set(ident.id, uid, gid, mode, stat.qbytes).map_err(Error::from_id_call)?;
+    Ok(queue_attr(&current(ident)?))
+}
+
+/// A queue file's attributes are the queue's; truncating (`echo > file`) is
+/// accepted and changes nothing.
+pub fn setattr_file(node: &Node, change: SetAttr) -> Result<Attr> {
+    if change.mode.is_some() || change.uid.is_some() || change.gid.is_some() {
+        return Err(Error::NotPermitted);
+    }
+    attr(node)
+}
+
+// ---- extended attributes ----
+
+const QUEUE_XATTRS: [&str; 9] = [
+    "user.ipc.key",
+    "user.ipc.id",
+    "user.ipc.cuid",
+    "user.ipc.cgid",
+    "user.ipc.qnum",
+    "user.ipc.qbytes",
+    "user.ipc.cbytes",
+    "user.ipc.lspid",
+    "user.ipc.lrpid",
+];
+
+pub fn xattr_names(node: &Node) -> &'static [&'static str] {
+    match node {
+        Node::Queue(_) => &QUEUE_XATTRS,
+        _ => &[],
+    }
+}
+
+pub fn xattr(node: &Node, name: &str) -> Result<String> {
+    let Node::Queue(ident) = *node else { return Err(Error::NoAttribute) };
+    let stat = current(ident)?;
+    Ok(match name {
+        "user.ipc.key" => stat.perm.key.to_string(),
+        "user.ipc.id" => stat.id.0.to_string(),
+        "user.ipc.cuid" => stat.perm.cuid.to_string(),
+        "user.ipc.cgid" => stat.perm.cgid.to_string(),
+        "user.ipc.qnum" => stat.qnum.to_string(),
+        "user.ipc.qbytes" => stat.qbytes.to_string(),
+        "user.ipc.cbytes" => stat.cbytes.to_string(),
+        "user.ipc.lspid" => stat.lspid.to_string(),
+        "user.ipc.lrpid" => stat.lrpid.to_string(),
+        _ => return Err(Error::NoAttribute),
+    })
+}
+
+/// `setfattr -n user.ipc.qbytes -v N msg/<id>`: IPC_SET of msg_qbytes. As
+/// the kernel requires, raising it above kernel.msgmnb needs
+/// CAP_SYS_RESOURCE. Every other attribute is read-only.
+pub fn set_xattr(node: &Node, name: &str, value: &[u8], caller: &Caller) -> Result<()> {
+    let Node::Queue(ident) = *node else { return Err(Error::NotSupported) };
+    if name != "user.ipc.qbytes" {
+        return Err(if QUEUE_XATTRS.contains(&name) { Error::NotPermitted } else { Error::NotSupported });
+    }
+    let text = std::str::from_utf8(value).map_err(|_| Error::Invalid)?.trim_ascii();
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::Invalid);
+    }
+    let qbytes: u64 = text.parse().map_err(|_| Error::OutOfRange)?;
+    let stat = current(ident)?;
+    check_owner(&stat.perm, caller)?;
+    let msgmnb = std::fs::read_to_string("/proc/sys/kernel/msgmnb").ok().and_then(|t| t.trim().parse().ok());
+    if msgmnb.is_some_and(|limit: u64| qbytes > limit) && !caller.has_cap(CAP_SYS_RESOURCE) {
+        return Err(Error::NotPermitted);
+    }
+    msg::set(ident.id, stat.perm.uid, stat.perm.gid, stat.perm.mode, qbytes).map_err(|e| match e {
+        Errno::EINVAL => Error::Invalid,
+        other => Error::from_id_call(other),
+    })
+}
+
+const CAP_SYS_RESOURCE: u32 = 24;
+
+// ---- reading and writing ----
+
+/// An open queue file.
+pub struct OpenQueueFile {
+    ident: MsgIdent,
+    /// 0: any type.
+    mtype: i64,
+    /// Reads wait for a message (the file is under `.wait/`).
+    waiting: bool,
+    nonblocking: bool,
+}
+
+impl OpenQueueFile {
+    pub fn open(node: &Node, flags: i32, caller: &Caller) -> Result<OpenQueueFile> {
+        let Node::QueueFile { ident, mtype, waiting } = *node else { return Err(Error::Invalid) };
+        let stat = current(ident)?;
+        check_access(&stat.perm, caller, Want::from_open_flags(flags))?;
+        Ok(OpenQueueFile { ident, mtype, waiting, nonblocking: flags & libc::O_NONBLOCK != 0 })
+    }
+
+    /// Receives one message whose body fits in `size` bytes. Nothing queued:
+    /// end-of-file, or (under `.wait/`) a [`Wait`] for the next message. A
+    /// message larger than `size` stays queued and the read fails with E2BIG.
+    pub fn read(&self, size: usize, nonblocking: bool, caller: &Caller) -> Result<Outcome<Vec<u8>>> {
+        current(self.ident)?;
+        let (id, mtype, room) = (self.ident.id, self.mtype, size.min(LARGEST_READ));
+        match msg::receive(id, mtype, room, false) {
+            Ok(message) => Ok(Outcome::Ready(message.body)),
+            Err(Errno::ENOMSG) if !self.waiting => Ok(Outcome::Ready(Vec::new())),
+            Err(Errno::ENOMSG) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
+            Err(Errno::ENOMSG) => {
+                let tid = caller.pid;
+                Ok(Outcome::Wait(Wait::new(move |stop| {
+                    let (got, signals) = watched(tid, stop, move || msg::receive(id, mtype, room, true));
+                    match got {
+                        Ok(message) if signals == Signals::Fatal => {
+                            put_back(id, message);
+                            Err(Error::Interrupted)
+                        }
+                        Ok(message) => Ok(message.body),
+                        Err(e) => Err(map_error(e)),
+                    }
+                })))
+            }
+            Err(e) => Err(map_error(e)),
+        }
+    }
+
+    /// Sends `data` as one message; a full queue makes the write wait, or
+    /// fail with EAGAIN on a non-blocking file.
+    pub fn write(&self, data: &[u8], nonblocking: bool, caller: &Caller) -> Result<Written> {
+        current(self.ident)?;
+        let (id, len) = (self.ident.id, data.len());
+        let mtype = if self.mtype == 0 { ANY_SEND_TYPE } else { self.mtype };
+        match msg::send(id, mtype, data, false) {
+            Ok(()) => Ok(Outcome::Ready(len)),
+            Err(Errno::EAGAIN) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
+            Err(Errno::EAGAIN) => {
+                let (tid, body) = (caller.pid, data.to_vec());
+                Ok(Outcome::Wait(Wait::new(move |stop| {
+                    let (sent, _) = watched(tid, stop, move || msg::send(id, mtype, &body, true));
+                    sent.map(|()| len).map_err(map_error)
+                })))
+            }
+            Err(e) => Err(map_error(e)),
+        }
+    }
+}
+
+/// A message taken for a caller that died before it could be handed over
+/// goes back on the queue (at its end: the kernel has no other place).
+fn put_back(id: MsqId, message: Message) {
+    if let Err(e) = msg::send(id, message.mtype, &message.body, false) {
+        log::warn!("could not put back a message of type {} on queue {}: {e}", message.mtype, id.0);
+    }
+}
+
+fn map_error(e: Errno) -> Error {
+    match e {
+        Errno::EINTR => Error::Interrupted,
+        Errno::E2BIG => Error::TooLong,
+        Errno::EIDRM => Error::Kernel(Errno::EIDRM),
+        Errno::EINVAL => Error::Invalid,
+        other => Error::from_id_call(other),
+    }
+}
