@@ -119,8 +119,8 @@ impl Filesystem for IpcFuse {
         self.fs.destroy();
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.fs.lookup(parent.0, name) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.fs.lookup(parent.0, name, &caller(req)) {
             Ok(e) => reply_entry(reply, e),
             Err(e) => reply.error(errno("lookup", e)),
         }

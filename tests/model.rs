@@ -63,7 +63,7 @@ fn the_inode_table_forgets_what_the_kernel_forgets() {
     assert_eq!(fs.inode_count(), ids.len(), "one counted lookup per readdirplus entry");
     // A lookup of a listed name is the same inode, counted again.
     let (name, ino) = names[0];
-    assert_eq!(fs.lookup(SHM_DIR, OsStr::new(name)).unwrap().attr.ino, *ino);
+    assert_eq!(fs.lookup(SHM_DIR, OsStr::new(name), &root_caller()).unwrap().attr.ino, *ino);
     for (_, ino) in &names {
         fs.forget(*ino, 1);
     }
@@ -80,7 +80,7 @@ fn plain_readdir_counts_no_lookups() {
     let listed = listing(&fs, SHM_DIR, false);
     let ino = listed.iter().find(|(n, _)| *n == id.0.to_string()).unwrap().1;
     // The entry exists without a count; a lookup then forget removes it.
-    assert_eq!(fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string())).unwrap().attr.ino, ino);
+    assert_eq!(fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string()), &root_caller()).unwrap().attr.ino, ino);
     fs.forget(ino, 1);
     assert_eq!(fs.inode_count(), 0);
 }
@@ -90,13 +90,13 @@ fn a_recycled_id_is_a_new_inode_and_the_old_one_is_gone() {
     isolate();
     let fs = IpcFs::new();
     let id = create_segment(0x300, 4096, 0o600);
-    let old = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string())).unwrap().attr.ino;
+    let old = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string()), &root_caller()).unwrap().attr.ino;
     shm::remove(id).unwrap();
     std::fs::write("/proc/sys/kernel/shm_next_id", id.0.to_string()).unwrap();
     let again = create_segment(0x301, 8192, 0o600);
     assert_eq!(again, id, "shm_next_id gives the same id back");
     assert_eq!(fs.getattr(old).unwrap_err(), Error::NotFound);
-    let new = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string())).unwrap();
+    let new = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string()), &root_caller()).unwrap();
     assert_ne!(new.attr.ino, old);
     assert_eq!(new.attr.size, 8192);
 }
@@ -106,7 +106,7 @@ fn open_attaches_and_release_detaches() {
     isolate();
     let fs = IpcFs::new();
     let id = create_segment(0x400, 4096, 0o600);
-    let ino = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string())).unwrap().attr.ino;
+    let ino = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string()), &root_caller()).unwrap().attr.ino;
     let opened = fs.open(ino, libc::O_RDWR, &root_caller()).unwrap();
     assert!(opened.direct_io);
     assert_eq!(shm::stat(id).unwrap().nattch, 1);
@@ -126,7 +126,7 @@ fn refusals_change_nothing() {
     isolate();
     let fs = IpcFs::new();
     let id = create_segment(0x500, 4096, 0o640);
-    let ino = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string())).unwrap().attr.ino;
+    let ino = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string()), &root_caller()).unwrap().attr.ino;
     let before = shm::stat(id).unwrap();
     let stranger = user(4242);
     assert_eq!(fs.open(ino, libc::O_RDONLY, &stranger).unwrap_err(), Error::AccessDenied);
@@ -147,7 +147,7 @@ fn attributes_are_the_kernels() {
     let fs = IpcFs::new();
     let id = create_segment(0x600, 12345, 0o604);
     shm::set(id, 7, 8, 0o604).unwrap();
-    let e = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string())).unwrap();
+    let e = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string()), &root_caller()).unwrap();
     assert_eq!(e.attr.kind, FileKind::RegularFile);
     assert_eq!((e.attr.size, e.attr.perm, e.attr.uid, e.attr.gid), (12345, 0o604, 7, 8));
     assert!(e.ttl.is_zero(), "live values are never cached");
@@ -160,7 +160,7 @@ fn a_removed_segment_still_attached_keeps_its_inode() {
     isolate();
     let fs = IpcFs::new();
     let id = create_segment(0x700, 4096, 0o600);
-    let ino = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string())).unwrap().attr.ino;
+    let ino = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string()), &root_caller()).unwrap().attr.ino;
     let opened = fs.open(ino, libc::O_RDONLY, &root_caller()).unwrap();
     shm::remove(id).unwrap();
     let stat = shm::stat_any(id).unwrap();

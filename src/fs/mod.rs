@@ -30,7 +30,7 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use access::{Caller, Want};
 pub use error::{Error, Result};
@@ -71,8 +71,24 @@ enum Handle {
     Dir(Mutex<Vec<Listed>>),
 }
 
+/// A set or queue just made under the name `private` (or `private:N`).
+/// `mkdir -m` looks the new directory up by the name it made it with, to
+/// chmod it; keyed names find their object by key, but `private` names none,
+/// so the creating thread may look it up by that name for a moment.
+struct JustCreated {
+    pid: u32,
+    dir: Dir,
+    name: String,
+    node: Node,
+    at: Instant,
+}
+
+/// How long a `private` name stays resolvable for its creator.
+const JUST_CREATED_FOR: Duration = Duration::from_secs(1);
+
 pub struct IpcFs {
     inodes: Mutex<InodeTable>,
+    just_created: Mutex<Vec<JustCreated>>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
     /// Set when the filesystem goes away: waiting operations give up.
@@ -93,6 +109,7 @@ impl IpcFs {
     pub fn new() -> IpcFs {
         IpcFs {
             inodes: Mutex::new(InodeTable::new()),
+            just_created: Mutex::new(Vec::new()),
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             stopping: Arc::new(AtomicBool::new(false)),
@@ -123,7 +140,7 @@ impl IpcFs {
 
     // ---- names ----
 
-    pub fn lookup(&self, parent: u64, name: &OsStr) -> Result<Entry> {
+    pub fn lookup(&self, parent: u64, name: &OsStr, caller: &Caller) -> Result<Entry> {
         let name = name_str(name)?;
         let (node, attr) = match self.target(parent)? {
             Target::Dir(dir) => {
@@ -132,8 +149,8 @@ impl IpcFs {
                 }
                 match dir {
                     Dir::Shm => shm::lookup_segment(name)?,
-                    Dir::Sem => sem::lookup_set(name)?,
-                    Dir::Msg => msg::lookup_queue(name)?,
+                    Dir::Sem => sem::lookup_set(name).or_else(|e| self.lookup_created(Dir::Sem, name, caller, e))?,
+                    Dir::Msg => msg::lookup_queue(name).or_else(|e| self.lookup_created(Dir::Msg, name, caller, e))?,
                     Dir::ByKeyShm => shm::lookup_key_link(name)?,
                     Dir::ByKeySem => sem::lookup_key_link(name)?,
                     Dir::ByKeyMsg => msg::lookup_key_link(name)?,
@@ -146,6 +163,31 @@ impl IpcFs {
             _ => return Err(Error::NotDirectory),
         };
         Ok(self.remember(&node, attr))
+    }
+
+    /// A creation name (`0x1234`, `0x1234:4`, `private`) used as a path in
+    /// sem/ or msg/: the object with that key, or the one this caller thread
+    /// just made as `private`. Not listed under that name. `otherwise` is the
+    /// error to give when the name is neither.
+    fn lookup_created(&self, dir: Dir, name: &str, caller: &Caller, otherwise: Error) -> Result<(Node, Attr)> {
+        let key = match dir {
+            Dir::Sem => sem::parse_creation_name(name).map(|(key, _)| key).ok(),
+            _ => names::parse_creation_key(name),
+        };
+        match key {
+            None => Err(otherwise),
+            Some(key) if !key.is_private() && dir == Dir::Sem => sem::lookup_by_key(key),
+            Some(key) if !key.is_private() => msg::lookup_by_key(key),
+            Some(_) => {
+                let just_created = self.just_created.lock().unwrap_or_else(|p| p.into_inner());
+                let found = just_created.iter().rev().find(|c| {
+                    c.pid == caller.pid && c.dir == dir && c.name == name && c.at.elapsed() < JUST_CREATED_FOR
+                });
+                let node = found.map(|c| c.node.clone()).ok_or(otherwise)?;
+                drop(just_created);
+                Ok((node.clone(), nodes::attr(&node)?))
+            }
+        }
     }
 
     pub fn forget(&self, ino: u64, nlookup: u64) {
@@ -328,6 +370,18 @@ impl IpcFs {
             Target::Node(node) if node.is_dir() => return Err(Error::NotPermitted),
             _ => return Err(Error::NotDirectory),
         };
+        if name.starts_with(names::PRIVATE_NAME) {
+            let Target::Dir(dir) = self.target(parent)? else { return Err(Error::NotDirectory) };
+            let mut just_created = self.just_created.lock().unwrap_or_else(|p| p.into_inner());
+            just_created.retain(|c| c.at.elapsed() < JUST_CREATED_FOR);
+            just_created.push(JustCreated {
+                pid: caller.pid,
+                dir,
+                name: name.into(),
+                node: node.clone(),
+                at: Instant::now(),
+            });
+        }
         Ok(self.remember(&node, attr))
     }
 

@@ -22,7 +22,7 @@ use super::waiting::watched;
 use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Wait, Written, kernel_time};
 use crate::ipc::creds::run_as;
 use crate::ipc::msg::{self, Message, MsgStat, MsqId};
-use crate::ipc::{Errno, sysvipc};
+use crate::ipc::{Errno, Key, sysvipc};
 
 /// The name of the file that receives any type.
 pub const ANY: &str = "any";
@@ -146,6 +146,14 @@ pub fn lookup_in_queue(ident: MsgIdent, waiting: bool, name: &str) -> Result<(No
     let mtype = parse_type(name)?;
     let bytes = type_bytes(ident, &stat, mtype)?;
     Ok((Node::QueueFile { ident, mtype, waiting }, file_attr(&stat, bytes)))
+}
+
+/// A creation name used as a path (`mkdir -m` chmods by name after the
+/// mkdir): the queue with that key, not listed under that name.
+pub fn lookup_by_key(key: Key) -> Result<(Node, Attr)> {
+    let id = msg::get(key, 0).map_err(Error::from_id_call)?;
+    let stat = msg::stat_any(id).map_err(Error::from_id_call)?;
+    Ok((Node::Queue(MsgIdent::of(&stat)), queue_attr(&stat)))
 }
 
 pub fn lookup_key_link(name: &str) -> Result<(Node, Attr)> {

@@ -21,7 +21,7 @@ use super::signals::{Signals, caller_signals};
 use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Wait, Written, kernel_time};
 use crate::ipc::creds::run_as;
 use crate::ipc::sem::{self, Query, SEMVMX, SemId, SemStat};
-use crate::ipc::{Errno, sysvipc};
+use crate::ipc::{Errno, Key, sysvipc};
 
 /// How often a waiting operation looks at its caller's signals: an
 /// interrupted wait ends within this long.
@@ -104,6 +104,23 @@ pub fn lookup_semaphore(ident: SemIdent, name: &str) -> Result<(Node, Attr)> {
     Ok((Node::Semaphore(ident, num), semaphore_attr(&stat)))
 }
 
+/// The key and size a creation name (`KEY` or `KEY:N`) asks for.
+pub fn parse_creation_name(name: &str) -> Result<(Key, i32)> {
+    let (key, nsems) = match name.split_once(':') {
+        Some((key, n)) => (key, parse_id(n).filter(|&n| n > 0).ok_or(Error::Invalid)?),
+        None => (name, 1),
+    };
+    Ok((parse_creation_key(key).ok_or(Error::Invalid)?, nsems))
+}
+
+/// A creation name used as a path (`mkdir -m` chmods by name after the
+/// mkdir): the set with that key, not listed under that name.
+pub fn lookup_by_key(key: Key) -> Result<(Node, Attr)> {
+    let id = sem::get(key, 0, 0).map_err(Error::from_id_call)?;
+    let stat = sem::stat_any(id).map_err(Error::from_id_call)?;
+    Ok((Node::SemSet(SemIdent::of(&stat)), set_attr(&stat)))
+}
+
 pub fn lookup_key_link(name: &str) -> Result<(Node, Attr)> {
     let key = super::names::parse_canonical_key(name).ok_or(Error::NotFound)?;
     let id = sem::get(key, 0, 0).map_err(Error::from_id_call)?;
@@ -173,11 +190,7 @@ pub fn access(ident: SemIdent, node: &Node, want: Want, caller: &Caller) -> Resu
 /// `mkdir sem/KEY` or `mkdir sem/KEY:N`: a set of 1 (or N) semaphores, made
 /// by the caller. KEY is `0x` and hex digits, or `private`.
 pub fn create_set(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Attr)> {
-    let (key, nsems) = match name.split_once(':') {
-        Some((key, n)) => (key, parse_id(n).filter(|&n| n > 0).ok_or(Error::Invalid)?),
-        None => (name, 1),
-    };
-    let key = parse_creation_key(key).ok_or(Error::Invalid)?;
+    let (key, nsems) = parse_creation_name(name)?;
     // mkdir's x bits mean nothing for a set: the directory shows search
     // wherever read is granted.
     let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o666) as i32;
