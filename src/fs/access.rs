@@ -57,6 +57,40 @@ impl Want {
     pub fn includes_write(self) -> bool {
         self.0 & 2 != 0
     }
+
+    /// On a set or queue directory, search (x) means read, as its mode shows.
+    pub fn search_as_read(self) -> Want {
+        if self.0 & 1 != 0 { Want((self.0 & !1) | Want::READ.0) } else { self }
+    }
+}
+
+/// Directory permissions of a set or queue: its bits, with search wherever
+/// read is granted, so that it can be entered.
+pub fn dir_perm(mode: u32) -> u16 {
+    let bits = mode & 0o777;
+    (bits | ((bits & 0o444) >> 2)) as u16
+}
+
+/// chmod and chown on a set or queue directory: checks everything, then
+/// calls `set(uid, gid, mode)` (IPC_SET). Execute bits are dropped: the
+/// directory's search bits are derived from read. Returns whether anything
+/// was asked for.
+pub fn chmod_chown_dir(
+    perm: &IpcPerm,
+    change: super::SetAttr,
+    caller: &Caller,
+    set: impl FnOnce(u32, u32, u32) -> Result<()>,
+) -> Result<bool> {
+    if change.size.is_some() {
+        return Err(Error::IsDirectory);
+    }
+    let mode = change.permission_bits()?;
+    if !change.changes_owner_or_mode() {
+        return Ok(false);
+    }
+    check_owner(perm, caller)?;
+    set(change.uid.unwrap_or(perm.uid), change.gid.unwrap_or(perm.gid), mode.map_or(perm.mode, |m| m & 0o666))?;
+    Ok(true)
 }
 
 impl Caller {

@@ -89,6 +89,13 @@ impl Error {
     }
 }
 
+/// Reading a /proc table failed.
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Error {
+        Error::Kernel(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    }
+}
+
 impl From<Errno> for Error {
     fn from(e: Errno) -> Error {
         Error::Kernel(e)

@@ -13,7 +13,7 @@
 
 use std::collections::BTreeMap;
 
-use super::access::{Caller, Want, check_access, check_owner};
+use super::access::{Caller, Want, check_access, check_owner, chmod_chown_dir, dir_perm};
 use super::error::{Error, Result};
 use super::inode::{MsgIdent, Node};
 use super::names::{parse_creation_key, parse_id};
@@ -38,11 +38,6 @@ const LARGEST_READ: usize = 1 << 20;
 fn current(ident: MsgIdent) -> Result<MsgStat> {
     let stat = msg::stat_any(ident.id).map_err(Error::from_id_call)?;
     if MsgIdent::of(&stat) == ident { Ok(stat) } else { Err(Error::NotFound) }
-}
-
-fn dir_perm(mode: u32) -> u16 {
-    let bits = mode & 0o777;
-    (bits | ((bits & 0o444) >> 2)) as u16
 }
 
 fn queue_attr(stat: &MsgStat) -> Attr {
@@ -205,7 +200,7 @@ pub fn list_files(ident: MsgIdent, waiting: bool, caller: &Caller) -> Result<Vec
 }
 
 fn list() -> Result<Vec<MsgStat>> {
-    sysvipc::list_msg().map_err(|e| Error::Kernel(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
+    Ok(sysvipc::list_msg()?)
 }
 
 pub fn check_list(ident: MsgIdent, caller: &Caller) -> Result<()> {
@@ -216,7 +211,7 @@ pub fn check_list(ident: MsgIdent, caller: &Caller) -> Result<()> {
 pub fn access(ident: MsgIdent, node: &Node, want: Want, caller: &Caller) -> Result<()> {
     let stat = current(ident)?;
     let want = match node {
-        Node::Queue(_) | Node::QueueWaitDir(_) if want.0 & 1 != 0 => Want((want.0 & !1) | Want::READ.0),
+        Node::Queue(_) | Node::QueueWaitDir(_) => want.search_as_read(),
         _ => want,
     };
     if want.0 == 0 { Ok(()) } else { check_access(&stat.perm, caller, want) }
@@ -263,28 +258,17 @@ pub fn discard(ident: MsgIdent, name: &str, caller: &Caller) -> Result<()> {
 /// chmod and chown on the queue directory: IPC_SET.
 pub fn setattr_queue(ident: MsgIdent, change: SetAttr, caller: &Caller) -> Result<Attr> {
     let stat = current(ident)?;
-    if change.size.is_some() {
-        return Err(Error::IsDirectory);
+    let set = |uid, gid, mode| msg::set(ident.id, uid, gid, mode, stat.qbytes).map_err(Error::from_id_call);
+    if chmod_chown_dir(&stat.perm, change, caller, set)? {
+        return Ok(queue_attr(&current(ident)?));
     }
-    let mode = change.mode.map(|m| m & 0o7777);
-    if mode.is_some_and(|m| m & !0o777 != 0) {
-        return Err(Error::Invalid);
-    }
-    if change == SetAttr::default() {
-        return Ok(queue_attr(&stat));
-    }
-    check_owner(&stat.perm, caller)?;
-    let uid = change.uid.unwrap_or(stat.perm.uid);
-    let gid = change.gid.unwrap_or(stat.perm.gid);
-    let mode = mode.map_or(stat.perm.mode, |m| m & 0o666);
-    msg::set(ident.id, uid, gid, mode, stat.qbytes).map_err(Error::from_id_call)?;
-    Ok(queue_attr(&current(ident)?))
+    Ok(queue_attr(&stat))
 }
 
 /// A queue file's attributes are the queue's; truncating (`echo > file`) is
 /// accepted and changes nothing.
 pub fn setattr_file(node: &Node, change: SetAttr) -> Result<Attr> {
-    if change.mode.is_some() || change.uid.is_some() || change.gid.is_some() {
+    if change.changes_owner_or_mode() {
         return Err(Error::NotPermitted);
     }
     attr(node)

@@ -13,7 +13,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use super::access::{Caller, Want, check_access, check_owner};
+use super::access::{Caller, Want, check_access, check_owner, chmod_chown_dir, dir_perm};
 use super::error::{Error, Result};
 use super::inode::{Node, SemIdent};
 use super::names::{parse_creation_key, parse_id};
@@ -31,12 +31,6 @@ const SLICE: Duration = Duration::from_millis(100);
 fn current(ident: SemIdent) -> Result<SemStat> {
     let stat = sem::stat_any(ident.id).map_err(Error::from_id_call)?;
     if SemIdent::of(&stat) == ident { Ok(stat) } else { Err(Error::NotFound) }
-}
-
-/// Directory permissions: the set's bits, with search wherever read is granted.
-fn dir_perm(mode: u32) -> u16 {
-    let bits = mode & 0o777;
-    (bits | ((bits & 0o444) >> 2)) as u16
 }
 
 fn set_attr(stat: &SemStat) -> Attr {
@@ -168,7 +162,7 @@ pub fn list_semaphores(ident: SemIdent, caller: &Caller) -> Result<Vec<(String, 
 }
 
 fn list() -> Result<Vec<SemStat>> {
-    sysvipc::list_sem().map_err(|e| Error::Kernel(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
+    Ok(sysvipc::list_sem()?)
 }
 
 pub fn check_list(ident: SemIdent, caller: &Caller) -> Result<()> {
@@ -179,7 +173,7 @@ pub fn check_list(ident: SemIdent, caller: &Caller) -> Result<()> {
 pub fn access(ident: SemIdent, node: &Node, want: Want, caller: &Caller) -> Result<()> {
     let stat = current(ident)?;
     let want = match node {
-        Node::SemSet(_) if want.0 & 1 != 0 => Want((want.0 & !1) | Want::READ.0),
+        Node::SemSet(_) => want.search_as_read(),
         _ => want,
     };
     if want.0 == 0 { Ok(()) } else { check_access(&stat.perm, caller, want) }
@@ -223,30 +217,18 @@ pub fn unlink_semaphore(ident: SemIdent, name: &str, caller: &Caller) -> Result<
 /// chmod and chown on the set directory: IPC_SET.
 pub fn setattr_set(ident: SemIdent, change: SetAttr, caller: &Caller) -> Result<Attr> {
     let stat = current(ident)?;
-    if change.size.is_some() {
-        return Err(Error::IsDirectory);
+    let set = |uid, gid, mode| sem::set(ident.id, uid, gid, mode).map_err(Error::from_id_call);
+    if chmod_chown_dir(&stat.perm, change, caller, set)? {
+        return Ok(set_attr(&current(ident)?));
     }
-    let mode = change.mode.map(|m| m & 0o7777);
-    if mode.is_some_and(|m| m & !0o777 != 0) {
-        return Err(Error::Invalid);
-    }
-    if change == SetAttr::default() {
-        return Ok(set_attr(&stat));
-    }
-    check_owner(&stat.perm, caller)?;
-    let uid = change.uid.unwrap_or(stat.perm.uid);
-    let gid = change.gid.unwrap_or(stat.perm.gid);
-    // The search bits shown are derived from read; the kernel keeps rw only.
-    let mode = mode.map_or(stat.perm.mode, |m| m & 0o666);
-    sem::set(ident.id, uid, gid, mode).map_err(Error::from_id_call)?;
-    Ok(set_attr(&current(ident)?))
+    Ok(set_attr(&stat))
 }
 
 /// A semaphore file's own attributes cannot change (they are the set's);
 /// the truncate of `echo N > file` is accepted and ignored.
 pub fn setattr_semaphore(ident: SemIdent, change: SetAttr) -> Result<Attr> {
     let stat = current(ident)?;
-    if change.mode.is_some() || change.uid.is_some() || change.gid.is_some() {
+    if change.changes_owner_or_mode() {
         return Err(Error::NotPermitted);
     }
     Ok(semaphore_attr(&stat))

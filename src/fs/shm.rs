@@ -92,7 +92,7 @@ pub fn list_key_links() -> Result<Vec<(String, Node, Attr)>> {
 }
 
 fn list() -> Result<Vec<ShmStat>> {
-    sysvipc::list_shm().map_err(|e| Error::Kernel(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))))
+    Ok(sysvipc::list_shm()?)
 }
 
 pub fn access(ident: ShmIdent, want: Want, caller: &Caller) -> Result<()> {
@@ -113,14 +113,11 @@ pub fn remove(name: &str, caller: &Caller) -> Result<()> {
 /// before anything changes.
 pub fn setattr(ident: ShmIdent, open: Option<&OpenSegment>, change: SetAttr, caller: &Caller) -> Result<Attr> {
     let stat = current(ident)?;
-    let mode = change.mode.map(|m| m & 0o7777);
-    if mode.is_some_and(|m| m & !0o777 != 0) {
-        return Err(Error::Invalid);
-    }
+    let mode = change.permission_bits()?;
     if change.size.is_some_and(|size| size > stat.segsz) {
         return Err(Error::TooBig);
     }
-    let changes_perm = mode.is_some() || change.uid.is_some() || change.gid.is_some();
+    let changes_perm = change.changes_owner_or_mode();
     if changes_perm {
         check_owner(&stat.perm, caller)?;
     }
@@ -271,10 +268,7 @@ impl PendingSegment {
         if !self.is_creator(caller) {
             return Err(Error::NotPermitted);
         }
-        let mode = change.mode.map(|m| m & 0o7777);
-        if mode.is_some_and(|m| m & !0o777 != 0) {
-            return Err(Error::Invalid);
-        }
+        let mode = change.permission_bits()?;
         if change.uid.is_some_and(|u| u != self.creator.uid) || change.gid.is_some_and(|g| g != self.creator.gid) {
             return Err(Error::NotPermitted);
         }

@@ -48,6 +48,21 @@ pub struct SetAttr {
     pub size: Option<u64>,
 }
 
+impl SetAttr {
+    /// The permission bits a chmod asks for; setuid, setgid and sticky bits
+    /// mean nothing for IPC objects and are refused with EINVAL.
+    pub fn permission_bits(&self) -> Result<Option<u32>> {
+        match self.mode.map(|m| m & 0o7777) {
+            Some(m) if m & !0o777 != 0 => Err(super::Error::Invalid),
+            mode => Ok(mode),
+        }
+    }
+
+    pub fn changes_owner_or_mode(&self) -> bool {
+        self.mode.is_some() || self.uid.is_some() || self.gid.is_some()
+    }
+}
+
 /// An opened file: its handle and how the kernel must treat it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Opened {
