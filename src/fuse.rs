@@ -1,6 +1,8 @@
 //! The FUSE adapter: the only code that sees fuser types. Each handler calls
 //! the model, replies on `Ok` and maps the error on `Err`.
 
+#![forbid(unsafe_code)]
+
 use std::ffi::OsStr;
 use std::path::Path;
 use std::time::SystemTime;

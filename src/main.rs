@@ -4,6 +4,8 @@
 //! once that daemon reports the mount ready, so a script can use the mount on
 //! its next line.
 
+#![forbid(unsafe_code)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
@@ -108,7 +110,7 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
     if let Err(e) = stop.thread_block() {
         return fail(&format!("cannot block signals: {e}"));
     }
-    let fs = IpcFuse::new(IpcFs::new());
+    let fs = IpcFuse::new(IpcFs::new().read_only(options.read_only));
     let session = match fuser::Session::new(fs, mountpoint, &options.config(THREADS)) {
         Ok(session) => session,
         Err(e) => return fail(&format!("cannot mount on {}: {e}", mountpoint.display())),

@@ -1,6 +1,8 @@
 //! `-o` mount options, in the usual FUSE style: comma-separated, repeatable.
 //! An option ipcfs does not know is an error, never silently ignored.
 
+#![forbid(unsafe_code)]
+
 use fuser::{Config, MountOption, SessionACL};
 
 /// What `-o` asked for.

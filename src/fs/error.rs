@@ -41,6 +41,8 @@ pub enum Error {
     BadHandle,
     #[error("name too long")]
     NameTooLong,
+    #[error("the filesystem is mounted read-only")]
+    ReadOnly,
     #[error("the kernel refused: {0}")]
     Kernel(Errno),
 }
@@ -67,6 +69,7 @@ impl Error {
             Error::NotDirectory => libc::ENOTDIR,
             Error::BadHandle => libc::EBADF,
             Error::NameTooLong => libc::ENAMETOOLONG,
+            Error::ReadOnly => libc::EROFS,
             Error::Kernel(e) => e as i32,
         }
     }

@@ -11,8 +11,11 @@
 //! /            shm/ sem/ msg/ by-key/
 //! shm/<id>     one file per segment            (shm.rs)
 //! sem/<id>/<n> one directory per set, a file per semaphore (sem.rs)
-//! by-key/{shm,sem}/0x%08x -> ../../{shm,sem}/<id>  for objects with a key
+//! msg/<id>/any, msg/<id>/<type>, msg/<id>/.wait/…   one directory per queue (msg.rs)
+//! by-key/{shm,sem,msg}/0x%08x -> ../../{shm,sem,msg}/<id>  for objects with a key
 //! ```
+
+#![forbid(unsafe_code)]
 
 pub mod access;
 pub mod error;
@@ -91,6 +94,10 @@ pub struct IpcFs {
     just_created: Mutex<Vec<JustCreated>>,
     handles: Mutex<HashMap<u64, Arc<Handle>>>,
     next_fh: AtomicU64,
+    /// Mounted with `-o ro`: nothing may change (the kernel refuses most
+    /// changes on a read-only mount itself; this covers the rest, such as a
+    /// read that would receive a message).
+    read_only: bool,
     /// Set when the filesystem goes away: waiting operations give up.
     stopping: Arc<AtomicBool>,
     /// Times and owner shown on the fixed directories.
@@ -110,6 +117,7 @@ impl IpcFs {
         IpcFs {
             inodes: Mutex::new(InodeTable::new()),
             just_created: Mutex::new(Vec::new()),
+            read_only: false,
             handles: Mutex::new(HashMap::new()),
             next_fh: AtomicU64::new(1),
             stopping: Arc::new(AtomicBool::new(false)),
@@ -117,6 +125,16 @@ impl IpcFs {
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
         }
+    }
+
+    /// The same filesystem, read-only (`-o ro`).
+    pub fn read_only(mut self, read_only: bool) -> IpcFs {
+        self.read_only = read_only;
+        self
+    }
+
+    fn writable(&self) -> Result<()> {
+        if self.read_only { Err(Error::ReadOnly) } else { Ok(()) }
     }
 
     fn inodes(&self) -> MutexGuard<'_, InodeTable> {
@@ -229,6 +247,9 @@ impl IpcFs {
     }
 
     pub fn setattr(&self, ino: u64, fh: Option<u64>, change: SetAttr, caller: &Caller) -> Result<Entry> {
+        if change != SetAttr::default() {
+            self.writable()?;
+        }
         let handle = fh.map(|fh| self.handle(fh)).transpose()?;
         let open = handle.as_deref().and_then(|h| match h {
             Handle::Segment(open) => Some(open),
@@ -248,6 +269,7 @@ impl IpcFs {
     // ---- files ----
 
     pub fn create(&self, parent: u64, name: &OsStr, mode: u32, flags: i32, caller: &Caller) -> Result<(Entry, Opened)> {
+        self.writable()?;
         let name = name_str(name)?;
         match self.target(parent)? {
             Target::Dir(Dir::Shm) => {}
@@ -265,6 +287,9 @@ impl IpcFs {
 
     pub fn open(&self, ino: u64, flags: i32, caller: &Caller) -> Result<Opened> {
         let want = Want::from_open_flags(flags);
+        if want.includes_write() {
+            self.writable()?;
+        }
         let handle = match self.target(ino)? {
             Target::Dir(_) => return Err(Error::IsDirectory),
             Target::Node(node) if node.is_dir() => return Err(Error::IsDirectory),
@@ -273,7 +298,7 @@ impl IpcFs {
                 Handle::Semaphore { ino, open: OpenSemaphore::open(ident, num, flags, caller)? }
             }
             Target::Node(node @ Node::QueueFile { .. }) => {
-                Handle::QueueFile { ino, open: OpenQueueFile::open(&node, flags, caller)? }
+                Handle::QueueFile { ino, open: OpenQueueFile::open(&node, flags, self.read_only, caller)? }
             }
             Target::Node(_) => return Err(Error::Invalid),
             Target::Pending(pending) => Handle::Segment(OpenSegment::reopen_pending(pending, want, caller)?),
@@ -307,6 +332,7 @@ impl IpcFs {
     /// that must wait comes back as [`Outcome::Wait`], to be run off the
     /// event loop.
     pub fn write(&self, fh: u64, offset: u64, data: &[u8], nonblocking: bool, caller: &Caller) -> Result<Written> {
+        self.writable()?;
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.write(offset, data).map(Outcome::Ready),
             Handle::Semaphore { ino, open } => self.waiting_write(*ino, open.write(data, nonblocking, caller)?),
@@ -328,6 +354,7 @@ impl IpcFs {
 
     /// fallocate(2) mode 0: on a segment being created, gives it its size.
     pub fn fallocate(&self, fh: u64, offset: u64, length: u64, mode: i32, caller: &Caller) -> Result<()> {
+        self.writable()?;
         if mode != 0 {
             return Err(Error::NotSupported);
         }
@@ -350,6 +377,7 @@ impl IpcFs {
     }
 
     pub fn unlink(&self, parent: u64, name: &OsStr, caller: &Caller) -> Result<()> {
+        self.writable()?;
         let name = name_str(name)?;
         match self.target(parent)? {
             Target::Dir(Dir::Shm) => shm::remove(name, caller),
@@ -362,6 +390,7 @@ impl IpcFs {
 
     /// `mkdir sem/KEY[:N]` creates a semaphore set, `mkdir msg/KEY` a queue.
     pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32, caller: &Caller) -> Result<Entry> {
+        self.writable()?;
         let name = name_str(name)?;
         let (node, attr) = match self.target(parent)? {
             Target::Dir(Dir::Sem) => sem::create_set(name, mode, caller)?,
@@ -387,6 +416,7 @@ impl IpcFs {
 
     /// `rmdir sem/<id>` removes the set, `rmdir msg/<id>` the queue.
     pub fn rmdir(&self, parent: u64, name: &OsStr, caller: &Caller) -> Result<()> {
+        self.writable()?;
         let name = name_str(name)?;
         match self.target(parent)? {
             Target::Dir(Dir::Sem) => sem::remove_set(name, caller),
@@ -438,6 +468,7 @@ impl IpcFs {
     /// Only a queue's `user.ipc.qbytes` can be set; every other attribute
     /// ipcfs shows is the kernel's and read-only. `value` is None for removexattr.
     pub fn setxattr(&self, ino: u64, name: &OsStr, value: Option<&[u8]>, caller: &Caller) -> Result<()> {
+        self.writable()?;
         let name = name.to_str().ok_or(Error::NotSupported)?;
         match (self.xattr_node(ino)?, value) {
             (Some(node), Some(value)) => nodes::set_xattr(&node, name, value, caller),

@@ -349,14 +349,46 @@ pub struct OpenQueueFile {
     /// Reads wait for a message (the file is under `.wait/`).
     waiting: bool,
     nonblocking: bool,
+    /// On a read-only mount reads only look (MSG_COPY): the position in the
+    /// queue of the next message to look at.
+    peek_from: Option<std::sync::Mutex<u64>>,
 }
 
 impl OpenQueueFile {
-    pub fn open(node: &Node, flags: i32, caller: &Caller) -> Result<OpenQueueFile> {
+    /// `read_only`: the mount is read-only, so reads look at the messages
+    /// in order without taking them (and never wait).
+    pub fn open(node: &Node, flags: i32, read_only: bool, caller: &Caller) -> Result<OpenQueueFile> {
         let Node::QueueFile { ident, mtype, waiting } = *node else { return Err(Error::Invalid) };
         let stat = current(ident)?;
         check_access(&stat.perm, caller, Want::from_open_flags(flags))?;
-        Ok(OpenQueueFile { ident, mtype, waiting, nonblocking: flags & libc::O_NONBLOCK != 0 })
+        let peek_from = read_only.then(|| std::sync::Mutex::new(0));
+        Ok(OpenQueueFile { ident, mtype, waiting, nonblocking: flags & libc::O_NONBLOCK != 0, peek_from })
+    }
+
+    /// The next message of this file's type at or after the position, left
+    /// queued; end-of-file (and back to the start) when there is none.
+    fn peek(&self, position: &std::sync::Mutex<u64>, size: usize) -> Result<Vec<u8>> {
+        let mut position = position.lock().unwrap_or_else(|p| p.into_inner());
+        let room = size.min(LARGEST_READ);
+        loop {
+            match msg::peek(self.ident.id, *position, room) {
+                Ok(m) if self.mtype == 0 || m.mtype == self.mtype => {
+                    *position += 1;
+                    return Ok(m.body);
+                }
+                Ok(_) => *position += 1,
+                // Too large for the buffer: is it one of ours? Look with room.
+                Err(Errno::E2BIG) => match msg::peek(self.ident.id, *position, LARGEST_READ) {
+                    Ok(m) if self.mtype != 0 && m.mtype != self.mtype => *position += 1,
+                    _ => return Err(Error::TooLong),
+                },
+                Err(Errno::ENOMSG) => {
+                    *position = 0;
+                    return Ok(Vec::new());
+                }
+                Err(e) => return Err(map_error(e)),
+            }
+        }
     }
 
     /// Receives one message whose body fits in `size` bytes. Nothing queued:
@@ -364,6 +396,9 @@ impl OpenQueueFile {
     /// message larger than `size` stays queued and the read fails with E2BIG.
     pub fn read(&self, size: usize, nonblocking: bool, caller: &Caller) -> Result<Outcome<Vec<u8>>> {
         current(self.ident)?;
+        if let Some(position) = &self.peek_from {
+            return self.peek(position, size).map(Outcome::Ready);
+        }
         let (id, mtype, room) = (self.ident.id, self.mtype, size.min(LARGEST_READ));
         match msg::receive(id, mtype, room, false) {
             Ok(message) => Ok(Outcome::Ready(message.body)),
