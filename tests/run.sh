@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v getfattr >/dev/null || missing+=(attr)
+# The access tests run Python as other users: it must be the system's.
+[[ -x /usr/bin/python3 ]] || missing+=(python3)
 for tool in ipcs ipcmk ipcrm lsipc unshare setpriv fallocate; do
     command -v "$tool" >/dev/null || { missing+=(util-linux); break; }
 done

@@ -95,9 +95,15 @@ fn list() -> Result<Vec<ShmStat>> {
     Ok(sysvipc::list_shm()?)
 }
 
+/// What attaching needs: shmat for writing maps the segment read-write, so
+/// the kernel asks for read and write permission both.
+fn attach_want(want: Want) -> Want {
+    if want.includes_write() { Want::READ_WRITE } else { want }
+}
+
 pub fn access(ident: ShmIdent, want: Want, caller: &Caller) -> Result<()> {
     let stat = current(ident)?;
-    check_access(&stat.perm, caller, want)
+    check_access(&stat.perm, caller, attach_want(want))
 }
 
 /// `rm shm/<id>`: IPC_RMID. A segment still attached is only marked for
@@ -127,13 +133,13 @@ pub fn setattr(ident: ShmIdent, open: Option<&OpenSegment>, change: SetAttr, cal
         let attachment = match open.map(OpenSegment::writable_attachment).transpose()?.flatten() {
             Some(attachment) => attachment,
             None => {
-                check_access(&stat.perm, caller, Want::WRITE)?;
+                check_access(&stat.perm, caller, Want::READ_WRITE)?;
                 Arc::new(attach(ident, true)?)
             }
         };
         attachment.zero_from(size)?;
     } else if change.size.is_some() && open.is_none() {
-        check_access(&stat.perm, caller, Want::WRITE)?;
+        check_access(&stat.perm, caller, Want::READ_WRITE)?;
     }
     if changes_perm {
         let uid = change.uid.unwrap_or(stat.perm.uid);
@@ -318,7 +324,7 @@ enum OpenTarget {
 impl OpenSegment {
     pub fn open(ident: ShmIdent, want: Want, caller: &Caller) -> Result<OpenSegment> {
         let stat = current(ident)?;
-        check_access(&stat.perm, caller, want)?;
+        check_access(&stat.perm, caller, attach_want(want))?;
         let attachment = attach(ident, want.includes_write())?;
         Ok(OpenSegment { target: OpenTarget::Existing, want, attachment: Mutex::new(Some(Arc::new(attachment))) })
     }
