@@ -93,7 +93,17 @@ fn reply_entry(reply: ReplyEntry, e: Entry) {
 }
 
 fn open_flags(o: Opened) -> FopenFlags {
-    if o.direct_io { FopenFlags::FOPEN_DIRECT_IO } else { FopenFlags::empty() }
+    let mut flags = FopenFlags::empty();
+    if o.direct_io {
+        // Writes within the file's size may run side by side: otherwise the
+        // kernel takes the inode's lock for each, and one waiting write
+        // (a semaphore P) would hold up every other on the same file.
+        flags |= FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES;
+    }
+    if o.stream {
+        flags |= FopenFlags::FOPEN_STREAM | FopenFlags::FOPEN_NONSEEKABLE;
+    }
+    flags
 }
 
 /// getxattr/listxattr protocol: size 0 asks for the length.

@@ -21,6 +21,11 @@ use ipcfs::options::{self, MountOptions};
 /// Event loops serving the kernel (the machine this was tuned on has 2 cores).
 const THREADS: usize = 2;
 const READY: &str = "ready";
+/// The log filter without RUST_LOG: real problems only. fuser reports a
+/// reply the kernel no longer waits for (its answer to the interrupt of a
+/// wait that has just ended) and an unmount it did not do as errors; neither
+/// is one.
+const QUIET: &str = "warn,fuser::session=error,fuser::reply=off";
 
 /// Mount the System V IPC objects of this IPC namespace as files.
 #[derive(Parser, Debug)]
@@ -58,7 +63,7 @@ fn main() -> ExitCode {
         Ok(p) => return fail(&format!("{}: not a directory", p.display())),
         Err(e) => return fail(&format!("{}: {e}", cli.mountpoint.display())),
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("warn,fuser::session=error")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(QUIET)).init();
     if cli.foreground || cli.daemon { serve(&mountpoint, &options, cli.daemon) } else { start_daemon(&mountpoint) }
 }
 

@@ -41,6 +41,8 @@ pub enum Error {
     BadHandle,
     #[error("name too long")]
     NameTooLong,
+    #[error("the object was removed while the operation waited")]
+    Removed,
     #[error("the filesystem is mounted read-only")]
     ReadOnly,
     #[error("the kernel refused: {0}")]
@@ -69,6 +71,7 @@ impl Error {
             Error::NotDirectory => libc::ENOTDIR,
             Error::BadHandle => libc::EBADF,
             Error::NameTooLong => libc::ENAMETOOLONG,
+            Error::Removed => libc::EIDRM,
             Error::ReadOnly => libc::EROFS,
             Error::Kernel(e) => e as i32,
         }

@@ -155,6 +155,16 @@ impl Node {
     pub fn is_dir(&self) -> bool {
         matches!(self, Node::SemSet(_) | Node::Queue(_) | Node::QueueWaitDir(_))
     }
+
+    /// Semaphore and queue files get a new inode at every lookup. The kernel
+    /// serialises writes and truncates per inode: a write that waits (a P, a
+    /// send to a full queue) holds its inode's lock, and the truncate of the
+    /// next `echo N > file` — perhaps the V it waits for — would wait behind
+    /// it. With an inode per lookup, only descriptors that share an open file
+    /// share a lock (and those write side by side: see the adapter).
+    pub fn inode_per_lookup(&self) -> bool {
+        matches!(self, Node::Semaphore(..) | Node::QueueFile { .. })
+    }
 }
 
 /// What an inode number resolves to.
@@ -192,6 +202,9 @@ impl InodeTable {
 
     /// The inode for `node`, counting one lookup by the kernel.
     pub fn remember(&mut self, node: &Node) -> u64 {
+        if node.inode_per_lookup() {
+            return self.insert(Target::Node(node.clone()), 1);
+        }
         if let Some(&ino) = self.by_node.get(node) {
             if let Some(slot) = self.slots.get_mut(&ino) {
                 slot.lookups += 1;
@@ -235,18 +248,6 @@ impl InodeTable {
             if let Some(Slot { target: Target::Node(node), .. }) = self.slots.remove(&ino) {
                 self.forget_mapping(&node, ino);
             }
-        }
-    }
-
-    /// From now on, lookups of the node behind `ino` get a new inode, while
-    /// `ino` lives on for whoever holds it. The kernel serialises writes and
-    /// truncates per inode, so a write that waits (a semaphore P) would
-    /// otherwise hold up every later `echo N > file` on the same file,
-    /// including the V it waits for.
-    pub fn retire(&mut self, ino: u64) {
-        if let Some(Slot { target: Target::Node(node), .. }) = self.slots.get(&ino) {
-            let node = node.clone();
-            self.forget_mapping(&node, ino);
         }
     }
 
@@ -332,16 +333,14 @@ mod tests {
     }
 
     #[test]
-    fn a_retired_inode_lives_on_but_is_not_found_again() {
+    fn semaphore_files_get_an_inode_per_lookup() {
         let mut table = InodeTable::new();
-        let old = table.remember(&seg(9, 1));
-        table.retire(old);
-        let new = table.remember(&seg(9, 1));
-        assert_ne!(old, new, "new lookups get a new inode");
-        assert!(table.get(old).is_some(), "the old one is still served");
-        table.forget(old, 1);
-        assert!(table.get(old).is_none());
-        assert_eq!(table.remember(&seg(9, 1)), new, "forgetting the old one keeps the new mapping");
+        let ident = SemIdent { id: SemId(1), key: Key(2), cuid: 0, cgid: 0, nsems: 1 };
+        let (a, b) = (table.remember(&Node::Semaphore(ident, 0)), table.remember(&Node::Semaphore(ident, 0)));
+        assert_ne!(a, b);
+        table.forget(a, 1);
+        table.forget(b, 1);
+        assert!(table.is_empty());
     }
 
     #[test]

@@ -61,14 +61,8 @@ struct Listed {
 
 enum Handle {
     Segment(OpenSegment),
-    Semaphore {
-        ino: u64,
-        open: OpenSemaphore,
-    },
-    QueueFile {
-        ino: u64,
-        open: OpenQueueFile,
-    },
+    Semaphore(OpenSemaphore),
+    QueueFile(OpenQueueFile),
     /// A directory listing, taken whole when read from offset 0, so that
     /// objects coming and going never make readdir skip or repeat an entry.
     Dir(Mutex<Vec<Listed>>),
@@ -295,15 +289,15 @@ impl IpcFs {
             Target::Node(node) if node.is_dir() => return Err(Error::IsDirectory),
             Target::Node(Node::Segment(ident)) => Handle::Segment(OpenSegment::open(ident, want, caller)?),
             Target::Node(Node::Semaphore(ident, num)) => {
-                Handle::Semaphore { ino, open: OpenSemaphore::open(ident, num, flags, caller)? }
+                Handle::Semaphore(OpenSemaphore::open(ident, num, flags, caller)?)
             }
             Target::Node(node @ Node::QueueFile { .. }) => {
-                Handle::QueueFile { ino, open: OpenQueueFile::open(&node, flags, self.read_only, caller)? }
+                Handle::QueueFile(OpenQueueFile::open(&node, flags, self.read_only, caller)?)
             }
             Target::Node(_) => return Err(Error::Invalid),
             Target::Pending(pending) => Handle::Segment(OpenSegment::reopen_pending(pending, want, caller)?),
         };
-        let stream = matches!(handle, Handle::Semaphore { .. } | Handle::QueueFile { .. });
+        let stream = matches!(handle, Handle::Semaphore(_) | Handle::QueueFile(_));
         Ok(Opened { fh: self.add_handle(handle), direct_io: true, stream })
     }
 
@@ -319,8 +313,8 @@ impl IpcFs {
     ) -> Result<Outcome<Vec<u8>>> {
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.read(offset, size as usize).map(Outcome::Ready),
-            Handle::Semaphore { open, .. } => open.read(size as usize).map(Outcome::Ready),
-            Handle::QueueFile { open, .. } => match open.read(size as usize, nonblocking, caller)? {
+            Handle::Semaphore(open) => open.read(size as usize).map(Outcome::Ready),
+            Handle::QueueFile(open) => match open.read(size as usize, nonblocking, caller)? {
                 Outcome::Wait(wait) => Ok(Outcome::Wait(wait.stopping_with(&self.stopping))),
                 ready => Ok(ready),
             },
@@ -335,19 +329,15 @@ impl IpcFs {
         self.writable()?;
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.write(offset, data).map(Outcome::Ready),
-            Handle::Semaphore { ino, open } => self.waiting_write(*ino, open.write(data, nonblocking, caller)?),
-            Handle::QueueFile { ino, open } => self.waiting_write(*ino, open.write(data, nonblocking, caller)?),
+            Handle::Semaphore(open) => self.waiting_write(open.write(data, nonblocking, caller)?),
+            Handle::QueueFile(open) => self.waiting_write(open.write(data, nonblocking, caller)?),
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
 
-    fn waiting_write(&self, ino: u64, written: Written) -> Result<Written> {
+    fn waiting_write(&self, written: Written) -> Result<Written> {
         match written {
-            Outcome::Wait(wait) => {
-                // This write holds the inode's write lock while it waits.
-                self.inodes().retire(ino);
-                Ok(Outcome::Wait(wait.stopping_with(&self.stopping)))
-            }
+            Outcome::Wait(wait) => Ok(Outcome::Wait(wait.stopping_with(&self.stopping))),
             ready => Ok(ready),
         }
     }
@@ -360,7 +350,7 @@ impl IpcFs {
         }
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.allocate(offset.checked_add(length).ok_or(Error::TooBig)?, caller),
-            Handle::Semaphore { .. } | Handle::QueueFile { .. } => Err(Error::NotSupported),
+            Handle::Semaphore(_) | Handle::QueueFile(_) => Err(Error::NotSupported),
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }

@@ -455,7 +455,7 @@ fn map_error(e: Errno) -> Error {
     match e {
         Errno::EINTR => Error::Interrupted,
         Errno::E2BIG => Error::TooLong,
-        Errno::EIDRM => Error::Kernel(Errno::EIDRM),
+        Errno::EIDRM => Error::Removed,
         Errno::EINVAL => Error::Invalid,
         other => Error::from_id_call(other),
     }

@@ -391,7 +391,7 @@ impl OpenSemaphore {
 fn map_op_error(e: Errno) -> Error {
     match e {
         Errno::ERANGE => Error::OutOfRange,
-        Errno::EIDRM => Error::Kernel(Errno::EIDRM),
+        Errno::EIDRM => Error::Removed,
         other => Error::from_id_call(other),
     }
 }
