@@ -17,7 +17,7 @@ use fuser::{
 use crate::fs::{Attr, Caller, Entry, Error, FileKind, IpcFs, Opened, Outcome, SetAttr, Wait};
 
 /// Largest read and write the kernel sends in one request.
-const MAX_IO: u32 = 1 << 20;
+const MAX_IO: u32 = crate::fs::LARGEST_REQUEST as u32;
 
 pub struct IpcFuse {
     fs: IpcFs,

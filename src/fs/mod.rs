@@ -41,7 +41,9 @@ use inode::{Dir, InodeTable, Node, Target};
 use msg::OpenQueueFile;
 use sem::OpenSemaphore;
 use shm::OpenSegment;
-pub use types::{Attr, Entry, FileKind, Opened, Outcome, SetAttr, StatFs, Wait, Written};
+pub use types::{
+    Attr, Entry, FileKind, LARGEST_REQUEST, Opened, Outcome, SetAttr, StatFs, Wait, Written, request_limit,
+};
 
 /// How long the kernel may trust what never changes: the fixed directories.
 const FIXED_TTL: Duration = Duration::from_secs(60);
@@ -264,13 +266,13 @@ impl IpcFs {
 
     pub fn create(&self, parent: u64, name: &OsStr, mode: u32, flags: i32, caller: &Caller) -> Result<(Entry, Opened)> {
         self.writable()?;
-        let name = name_str(name)?;
         match self.target(parent)? {
             Target::Dir(Dir::Shm) => {}
             Target::Dir(_) => return Err(Error::NotPermitted),
             Target::Node(node) if node.is_dir() => return Err(Error::NotPermitted),
             _ => return Err(Error::NotDirectory),
         }
+        let name = creation_name(name)?;
         let pending = Arc::new(shm::PendingSegment::new(name, mode, caller)?);
         let mut attr = pending.attr()?;
         let open = OpenSegment::pending(pending.clone(), Want::from_open_flags(flags));
@@ -381,14 +383,14 @@ impl IpcFs {
     /// `mkdir sem/KEY[:N]` creates a semaphore set, `mkdir msg/KEY` a queue.
     pub fn mkdir(&self, parent: u64, name: &OsStr, mode: u32, caller: &Caller) -> Result<Entry> {
         self.writable()?;
-        let name = name_str(name)?;
         let (node, attr) = match self.target(parent)? {
-            Target::Dir(Dir::Sem) => sem::create_set(name, mode, caller)?,
-            Target::Dir(Dir::Msg) => msg::create_queue(name, mode, caller)?,
+            Target::Dir(Dir::Sem) => sem::create_set(creation_name(name)?, mode, caller)?,
+            Target::Dir(Dir::Msg) => msg::create_queue(creation_name(name)?, mode, caller)?,
             Target::Dir(_) => return Err(Error::NotPermitted),
             Target::Node(node) if node.is_dir() => return Err(Error::NotPermitted),
             _ => return Err(Error::NotDirectory),
         };
+        let name = creation_name(name)?;
         if name.starts_with(names::PRIVATE_NAME) {
             let Target::Dir(dir) = self.target(parent)? else { return Err(Error::NotDirectory) };
             let mut just_created = self.just_created.lock().unwrap_or_else(|p| p.into_inner());
@@ -615,6 +617,11 @@ fn name_str(name: &OsStr) -> Result<&str> {
     }
     // Every name ipcfs shows or accepts is ASCII.
     name.to_str().ok_or(Error::NotFound)
+}
+
+/// A name to create an object by: one that is not even UTF-8 is no key.
+fn creation_name(name: &OsStr) -> Result<&str> {
+    name_str(name).map_err(|e| if e == Error::NotFound { Error::Invalid } else { e })
 }
 
 fn read_sysctl(name: &str) -> Option<u64> {

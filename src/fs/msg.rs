@@ -19,7 +19,7 @@ use super::inode::{MsgIdent, Node};
 use super::names::{parse_creation_key, parse_id};
 use super::signals::Signals;
 use super::waiting::watched;
-use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Wait, Written, kernel_time};
+use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Wait, Written, kernel_time, request_limit};
 use crate::ipc::creds::run_as;
 use crate::ipc::msg::{self, Message, MsgStat, MsqId};
 use crate::ipc::{Errno, Key, sysvipc};
@@ -30,9 +30,15 @@ pub const ANY: &str = "any";
 pub const WAIT_DIR: &str = ".wait";
 /// The type `any` sends.
 const ANY_SEND_TYPE: i64 = 1;
-/// The largest message body ipcfs reads in one request (the kernel's
-/// largest FUSE request); larger messages need msgrcv directly.
-const LARGEST_READ: usize = 1 << 20;
+/// The largest message body ipcfs moves: a FUSE request less one page. The
+/// kernel cuts a long write(2) at page boundaries of the caller's buffer, so
+/// the first piece of anything longer is longer than this (and refused),
+/// while anything up to this travels in one request.
+fn largest_message() -> usize {
+    request_limit() - PAGE
+}
+
+const PAGE: usize = 4096;
 
 /// The queue `ident` names, as the kernel has it now.
 fn current(ident: MsgIdent) -> Result<MsgStat> {
@@ -369,7 +375,7 @@ impl OpenQueueFile {
     /// queued; end-of-file (and back to the start) when there is none.
     fn peek(&self, position: &std::sync::Mutex<u64>, size: usize) -> Result<Vec<u8>> {
         let mut position = position.lock().unwrap_or_else(|p| p.into_inner());
-        let room = size.min(LARGEST_READ);
+        let room = size.min(largest_message());
         loop {
             match msg::peek(self.ident.id, *position, room) {
                 Ok(m) if self.mtype == 0 || m.mtype == self.mtype => {
@@ -378,7 +384,7 @@ impl OpenQueueFile {
                 }
                 Ok(_) => *position += 1,
                 // Too large for the buffer: is it one of ours? Look with room.
-                Err(Errno::E2BIG) => match msg::peek(self.ident.id, *position, LARGEST_READ) {
+                Err(Errno::E2BIG) => match msg::peek(self.ident.id, *position, largest_message()) {
                     Ok(m) if self.mtype != 0 && m.mtype != self.mtype => *position += 1,
                     _ => return Err(Error::TooLong),
                 },
@@ -399,7 +405,7 @@ impl OpenQueueFile {
         if let Some(position) = &self.peek_from {
             return self.peek(position, size).map(Outcome::Ready);
         }
-        let (id, mtype, room) = (self.ident.id, self.mtype, size.min(LARGEST_READ));
+        let (id, mtype, room) = (self.ident.id, self.mtype, size.min(largest_message()));
         match msg::receive(id, mtype, room, false) {
             Ok(message) => Ok(Outcome::Ready(message.body)),
             Err(Errno::ENOMSG) if !self.waiting => Ok(Outcome::Ready(Vec::new())),
@@ -426,6 +432,10 @@ impl OpenQueueFile {
     /// fail with EAGAIN on a non-blocking file.
     pub fn write(&self, data: &[u8], nonblocking: bool, caller: &Caller) -> Result<Written> {
         current(self.ident)?;
+        // Possibly one piece of a longer write(2): refuse it whole.
+        if data.len() > largest_message() {
+            return Err(Error::Invalid);
+        }
         let (id, len) = (self.ident.id, data.len());
         let mtype = if self.mtype == 0 { ANY_SEND_TYPE } else { self.mtype };
         match msg::send(id, mtype, data, false) {

@@ -290,6 +290,11 @@ pub enum Command {
 /// Parses one command; surrounding white space (a trailing newline) is fine.
 /// Malformed text is EINVAL, a number out of range ERANGE.
 pub fn parse_command(data: &[u8]) -> Result<Command> {
+    // No command is longer than the file; a longer write may even reach us
+    // in pieces, which must not each count as a command.
+    if data.len() as u64 > SEMAPHORE_FILE_SIZE {
+        return Err(Error::Invalid);
+    }
     let text = std::str::from_utf8(data).map_err(|_| Error::Invalid)?.trim_ascii();
     let (sign, digits) = match text.as_bytes().first() {
         Some(b'+') => (1, &text[1..]),

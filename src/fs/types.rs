@@ -48,6 +48,24 @@ pub struct SetAttr {
     pub size: Option<u64>,
 }
 
+/// The largest read or write the kernel sends in one FUSE request: 1 MiB
+/// (what ipcfs asks for), or less where `fs.fuse.max_pages_limit` is lower.
+/// A longer write(2) reaches the filesystem as several requests that cannot
+/// be told apart from several writes, so a semaphore command or a message
+/// must be shorter than this.
+pub fn request_limit() -> usize {
+    static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let pages: Option<usize> =
+            std::fs::read_to_string("/proc/sys/fs/fuse/max_pages_limit").ok().and_then(|t| t.trim().parse().ok());
+        let page = 4096;
+        pages.map_or(LARGEST_REQUEST, |p| (p * page).min(LARGEST_REQUEST))
+    })
+}
+
+/// What ipcfs asks the kernel for as the largest read and write.
+pub const LARGEST_REQUEST: usize = 1 << 20;
+
 impl SetAttr {
     /// The permission bits a chmod asks for; setuid, setgid and sticky bits
     /// mean nothing for IPC objects and are refused with EINVAL.
