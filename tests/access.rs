@@ -223,3 +223,49 @@ fn the_probe_itself_sees_refusals() {
     let out = results(probe(other, &[format!("shm_read {}", o.shm.0), format!("msg_rm {}", o.msg.0)]));
     assert_eq!(out, ["EACCES", "EPERM"]);
 }
+
+/// `-o ro`: reads work; every change is EROFS and changes nothing, for sets
+/// and queues too; a queue read only looks at the messages.
+#[test]
+fn a_read_only_mount_changes_nothing() {
+    let m = Mounted::with_options(&["-o", "ro,allow_other"]);
+    let o = make_objects(0o666);
+    sem::set_value(o.sem, 0, 3).unwrap();
+    msg::send(o.msg, 7, b"seven", false).unwrap();
+    let before = state(o);
+    let (s, e, q) = (o.shm.0, o.sem.0, o.msg.0);
+    let root = m.root().display();
+    let ops: Vec<String> = [
+        format!("fs_write {root}/shm/{s} X"),
+        format!("fs_write {root}/sem/{e}/0 +1"),
+        format!("fs_write {root}/sem/{e}/0 5"),
+        format!("fs_write {root}/msg/{q}/any hello"),
+        format!("fs_chmod {root}/shm/{s} 600"),
+        format!("fs_chmod {root}/sem/{e} 600"),
+        format!("fs_chown {root}/msg/{q} 5 5"),
+        format!("fs_unlink {root}/shm/{s}"),
+        format!("fs_unlink {root}/msg/{q}/any"),
+        format!("fs_rmdir {root}/sem/{e}"),
+        format!("fs_rmdir {root}/msg/{q}"),
+    ]
+    .into();
+    for who in [&CALLERS[0], &CALLERS[2]] {
+        let out = results(probe(who, &ops));
+        assert!(out.iter().all(|r| r == "EROFS"), "{}: {out:?}", who.name);
+    }
+    for (what, script) in [
+        ("mkdir sem", format!("mkdir {root}/sem/0x77")),
+        ("mkdir msg", format!("mkdir {root}/msg/0x77")),
+        ("create shm", format!("truncate -s 4096 {root}/shm/0x77")),
+        ("setfattr", format!("setfattr -n user.ipc.qbytes -v 100 {root}/msg/{q}")),
+    ] {
+        let out = sh(&format!("LC_ALL=C {script}"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("Read-only file system"), "{what}: {out:?}");
+    }
+    // Reads work, and a queue read only looks: twice the same messages.
+    let read_all = || sh_ok(&format!("cat {root}/msg/{q}/any"));
+    assert_eq!(read_all(), "mseven");
+    assert_eq!(read_all(), "mseven");
+    assert_eq!(sh_ok(&format!("cat {root}/msg/{q}/7 {root}/sem/{e}/0")), "seven3\n");
+    assert_eq!(state(o), before, "nothing changed");
+}
