@@ -88,6 +88,16 @@ impl Error {
         }
     }
 
+    /// For a `*get(IPC_CREAT | IPC_EXCL)`: the key exists, or the kernel
+    /// refuses the size or count asked for.
+    pub fn from_creation(e: Errno) -> Error {
+        match e {
+            Errno::EEXIST => Error::Exists,
+            Errno::EINVAL => Error::Invalid,
+            other => Error::Kernel(other),
+        }
+    }
+
     /// Whether a failure is part of normal use (logged at debug) rather than a
     /// sign of trouble in the daemon (logged at warn).
     pub fn is_expected(self) -> bool {

@@ -230,10 +230,7 @@ pub fn access(ident: MsgIdent, node: &Node, want: Want, caller: &Caller) -> Resu
 pub fn create_queue(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Attr)> {
     let key = parse_creation_key(name).ok_or(Error::Invalid)?;
     let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o666) as i32;
-    let id = run_as(&caller.identity(), || msg::get(key, flags))?.map_err(|e| match e {
-        Errno::EEXIST => Error::Exists,
-        other => Error::Kernel(other),
-    })?;
+    let id = run_as(&caller.identity(), || msg::get(key, flags))?.map_err(Error::from_creation)?;
     let stat = msg::stat_any(id).map_err(Error::from_id_call)?;
     Ok((Node::Queue(MsgIdent::of(&stat)), queue_attr(&stat)))
 }

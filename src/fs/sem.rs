@@ -188,11 +188,7 @@ pub fn create_set(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Attr)
     // mkdir's x bits mean nothing for a set: the directory shows search
     // wherever read is granted.
     let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o666) as i32;
-    let id = run_as(&caller.identity(), || sem::get(key, nsems, flags))?.map_err(|e| match e {
-        Errno::EEXIST => Error::Exists,
-        Errno::EINVAL => Error::Invalid,
-        other => Error::Kernel(other),
-    })?;
+    let id = run_as(&caller.identity(), || sem::get(key, nsems, flags))?.map_err(Error::from_creation)?;
     let stat = sem::stat_any(id).map_err(Error::from_id_call)?;
     Ok((Node::SemSet(SemIdent::of(&stat)), set_attr(&stat)))
 }

@@ -294,11 +294,7 @@ impl PendingSegment {
             return Ok(file_attr(&current(ident)?));
         }
         let flags = libc::IPC_CREAT | libc::IPC_EXCL | self.mode() as i32;
-        let id = run_as(&self.creator, || shm::get(self.key, size, flags))?.map_err(|e| match e {
-            Errno::EEXIST => Error::Exists,
-            Errno::EINVAL => Error::Invalid,
-            other => Error::Kernel(other),
-        })?;
+        let id = run_as(&self.creator, || shm::get(self.key, size, flags))?.map_err(Error::from_creation)?;
         let stat = shm::stat_any(id).map_err(Error::from_id_call)?;
         *created = Some(ShmIdent::of(&stat));
         log::debug!("created segment {} with key {} and size {size}", id.0, self.key);
