@@ -159,3 +159,32 @@ fn statfs_reports_shared_memory_use() {
     assert!(after[1] <= free - 256, "1 MiB = 256 pages used");
     assert!(Path::new(&m.path("shm")).is_dir());
 }
+
+/// The kernel holds the state: kill -9 the daemon with files open and a
+/// waiter blocked, and after `umount -l` a new mount shows every byte, value
+/// and message as before, with no attachment left behind.
+#[test]
+fn a_killed_daemon_loses_nothing_and_a_new_mount_shows_everything() {
+    let mut m = Mounted::new();
+    let seg = create_segment(0x61, 4096, 0o644);
+    std::fs::write(m.shm(seg), b"kept").unwrap();
+    std::fs::create_dir(m.path("sem/0x62")).unwrap();
+    std::fs::create_dir(m.path("msg/0x63")).unwrap();
+    std::fs::write(m.path("by-key/sem/0x00000062/0"), "5").unwrap();
+    std::fs::write(m.path("by-key/msg/0x00000063/any"), "one").unwrap();
+    let held = std::fs::File::open(m.shm(seg)).unwrap();
+    assert_eq!(shm::stat(seg).unwrap().nattch, 1, "the daemon's attachment for the open file");
+
+    let pid = m.daemon_pid().unwrap();
+    sh_ok(&format!("kill -9 {pid}"));
+    let status = wait_for_exit(&mut m);
+    assert_eq!(exit_signal(&status), Some(9));
+    assert_eq!(shm::stat(seg).unwrap().nattch, 0, "the kernel detached the dead daemon");
+    drop(held);
+    // The recovery users are told about: lazy unmount, then mount again.
+    sh_ok(&format!("umount -l {}", m.root().display()));
+    let again = Mounted::new();
+    assert_eq!(std::fs::read(again.shm(seg)).unwrap()[..4], *b"kept");
+    assert_eq!(std::fs::read_to_string(again.path("by-key/sem/0x00000062/0")).unwrap(), "5\n");
+    assert_eq!(std::fs::read_to_string(again.path("by-key/msg/0x00000063/any")).unwrap(), "one");
+}
