@@ -17,7 +17,7 @@ use super::access::{Caller, Want, check_access, check_owner, chmod_chown_dir, di
 use super::error::{Error, Result};
 use super::inode::{MsgIdent, Node};
 use super::names::{parse_creation_key, parse_id};
-use super::signals::Signals;
+use super::signals::{Signals, caller_signals};
 use super::waiting::watched;
 use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Wait, Written, kernel_time, request_limit};
 use crate::ipc::creds::run_as;
@@ -404,6 +404,12 @@ impl OpenQueueFile {
         }
         let (id, mtype, room) = (self.ident.id, self.mtype, size.min(largest_message()));
         match msg::receive(id, mtype, room, false) {
+            // A caller killed while its read was on the way would never see
+            // the message: put it back instead.
+            Ok(message) if caller_signals(caller.pid) == Signals::Fatal => {
+                put_back(id, message);
+                Err(Error::Interrupted)
+            }
             Ok(message) => Ok(Outcome::Ready(message.body)),
             Err(Errno::ENOMSG) if !self.waiting => Ok(Outcome::Ready(Vec::new())),
             Err(Errno::ENOMSG) if nonblocking || self.nonblocking => Err(Error::WouldBlock),

@@ -378,6 +378,12 @@ impl OpenSemaphore {
             Command::WaitZero => 0,
         };
         match sem::operate(id, num, delta, None) {
+            // A caller killed while its P was on the way would never know it
+            // took the units: give them back.
+            Ok(()) if delta < 0 && caller_signals(caller.pid) == Signals::Fatal => {
+                undo(id, num, delta);
+                Err(Error::Interrupted)
+            }
             Ok(()) => Ok(Outcome::Ready(len)),
             Err(Errno::EAGAIN) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
             Err(Errno::EAGAIN) => {
@@ -385,6 +391,15 @@ impl OpenSemaphore {
                 Ok(Written::Wait(Wait::new(move |stop| wait(ident, num, delta, tid, stop).map(|()| len))))
             }
             Err(e) => Err(map_op_error(e)),
+        }
+    }
+}
+
+/// Gives back what `delta` took, for a caller that will never see it.
+fn undo(id: SemId, num: u16, delta: i16) {
+    if delta != 0 {
+        if let Err(e) = sem::operate(id, num, -delta, None) {
+            log::warn!("could not undo semop {delta} on {}/{num} for a killed caller: {e}", id.0);
         }
     }
 }
@@ -408,11 +423,7 @@ fn wait(ident: SemIdent, num: u16, delta: i16, tid: u32, stop: &dyn Fn() -> bool
         match sem::operate(ident.id, num, delta, Some(SLICE)) {
             Ok(()) => {
                 if caller_signals(tid) == Signals::Fatal {
-                    if delta != 0 {
-                        if let Err(e) = sem::operate(ident.id, num, -delta, None) {
-                            log::warn!("could not undo semop {delta} on {}/{num} for a killed caller: {e}", ident.id.0);
-                        }
-                    }
+                    undo(ident.id, num, delta);
                     return Err(Error::Interrupted);
                 }
                 return Ok(());
