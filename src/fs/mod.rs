@@ -20,6 +20,7 @@
 pub mod access;
 pub mod error;
 pub mod inode;
+mod listing;
 mod msg;
 pub mod names;
 mod nodes;
@@ -38,6 +39,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub use access::{Caller, Want};
 pub use error::{Error, Result};
 use inode::{Dir, InodeTable, Node, Target};
+use listing::Listed;
 use msg::OpenQueueFile;
 use sem::OpenSemaphore;
 use shm::OpenSegment;
@@ -52,14 +54,6 @@ const LIVE_TTL: Duration = Duration::ZERO;
 /// st_blksize: large, so that cat, cp and dd pick big buffers.
 pub const BLOCK_SIZE: u32 = 1 << 20;
 const NAME_MAX: usize = 255;
-
-/// One directory entry of a listing, before it gets an inode number.
-#[derive(Clone, Debug)]
-struct Listed {
-    name: String,
-    target: Target,
-    attr: Attr,
-}
 
 enum Handle {
     Segment(OpenSegment),
@@ -469,125 +463,6 @@ impl IpcFs {
                 Err(Error::NotPermitted)
             }
             _ => Err(Error::NotSupported),
-        }
-    }
-
-    // ---- directories ----
-
-    pub fn opendir(&self, ino: u64, caller: &Caller) -> Result<u64> {
-        match self.target(ino)? {
-            Target::Dir(_) => {}
-            Target::Node(Node::SemSet(ident)) => sem::check_list(ident, caller)?,
-            Target::Node(Node::Queue(ident) | Node::QueueWaitDir(ident)) => msg::check_list(ident, caller)?,
-            _ => return Err(Error::NotDirectory),
-        }
-        Ok(self.add_handle(Handle::Dir(Mutex::new(Vec::new()))))
-    }
-
-    /// Lists directory `ino` from `offset`, handing each entry to `add` with
-    /// the offset of the entry after it until `add` says the buffer is full.
-    /// With `plus` (readdirplus) every entry handed over counts as a lookup.
-    pub fn readdir(
-        &self,
-        ino: u64,
-        fh: u64,
-        offset: u64,
-        plus: bool,
-        caller: &Caller,
-        add: &mut dyn FnMut(u64, &str, &Entry) -> bool,
-    ) -> Result<()> {
-        let target = self.target(ino)?;
-        let handle = self.handle(fh)?;
-        let Handle::Dir(listing) = &*handle else {
-            return Err(Error::NotDirectory);
-        };
-        let mut listing = listing.lock().unwrap_or_else(|p| p.into_inner());
-        if offset == 0 {
-            *listing = self.list(ino, &target, caller)?;
-        }
-        let start = usize::try_from(offset).unwrap_or(usize::MAX);
-        for (index, item) in listing.iter().enumerate().skip(start) {
-            let is_dot = item.name == "." || item.name == "..";
-            let mut entry = Entry { attr: item.attr, ttl: LIVE_TTL };
-            let counted = plus && !is_dot && matches!(item.target, Target::Node(_));
-            entry.attr.ino = match &item.target {
-                Target::Dir(d) => {
-                    entry.ttl = FIXED_TTL;
-                    d.ino()
-                }
-                Target::Node(node) if counted => self.inodes().remember(node),
-                Target::Node(node) => self.inodes().peek(node),
-                Target::Pending(_) => item.attr.ino,
-            };
-            if add(index as u64 + 1, &item.name, &entry) {
-                if counted {
-                    self.forget(entry.attr.ino, 1);
-                }
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    fn list(&self, ino: u64, target: &Target, caller: &Caller) -> Result<Vec<Listed>> {
-        let fixed =
-            |name: &str, dir: Dir| Listed { name: name.into(), target: Target::Dir(dir), attr: self.dir_attr(dir) };
-        let node_dir = |name: &str, node: &Node, ino: u64| -> Result<Listed> {
-            let attr = Attr { ino, ..nodes::attr(node)? };
-            Ok(Listed { name: name.into(), target: Target::Node(node.clone()), attr })
-        };
-        let (mut items, children) = match target {
-            Target::Dir(dir) => {
-                let mut items = vec![fixed(".", *dir), fixed("..", dir.parent())];
-                items.extend(dir.children().iter().map(|(name, child)| fixed(name, *child)));
-                let children = match dir {
-                    Dir::Shm => shm::list_segments()?,
-                    Dir::Sem => sem::list_sets()?,
-                    Dir::Msg => msg::list_queues()?,
-                    Dir::ByKeyShm => shm::list_key_links()?,
-                    Dir::ByKeySem => sem::list_key_links()?,
-                    Dir::ByKeyMsg => msg::list_key_links()?,
-                    Dir::Root | Dir::ByKey => Vec::new(),
-                };
-                (items, children)
-            }
-            Target::Node(node @ Node::SemSet(ident)) => {
-                (vec![node_dir(".", node, ino)?, fixed("..", Dir::Sem)], sem::list_semaphores(*ident, caller)?)
-            }
-            Target::Node(node @ Node::Queue(ident)) => {
-                (vec![node_dir(".", node, ino)?, fixed("..", Dir::Msg)], msg::list_files(*ident, false, caller)?)
-            }
-            Target::Node(node @ Node::QueueWaitDir(ident)) => {
-                let queue = Node::Queue(*ident);
-                let parent = node_dir("..", &queue, self.inodes().peek(&queue))?;
-                (vec![node_dir(".", node, ino)?, parent], msg::list_files(*ident, true, caller)?)
-            }
-            _ => return Err(Error::NotDirectory),
-        };
-        items.extend(children.into_iter().map(|(name, node, attr)| Listed { name, target: Target::Node(node), attr }));
-        Ok(items)
-    }
-
-    fn dir_entry(&self, dir: Dir) -> Entry {
-        Entry { attr: self.dir_attr(dir), ttl: FIXED_TTL }
-    }
-
-    fn dir_attr(&self, dir: Dir) -> Attr {
-        // shm/, sem/ and msg/ are like /tmp: anyone may create, only owners
-        // may remove, which is the kernel's own rule for IPC objects.
-        let perm = if matches!(dir, Dir::Shm | Dir::Sem | Dir::Msg) { 0o1777 } else { 0o555 };
-        Attr {
-            ino: dir.ino(),
-            kind: FileKind::Directory,
-            size: 0,
-            perm,
-            nlink: 2 + dir.children().len() as u32,
-            uid: self.uid,
-            gid: self.gid,
-            atime: self.mounted_at,
-            mtime: self.mounted_at,
-            ctime: self.mounted_at,
-            blksize: BLOCK_SIZE,
         }
     }
 
