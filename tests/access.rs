@@ -15,8 +15,11 @@ use ipcfs::ipc::creds::{Identity, run_as};
 use ipcfs::ipc::msg::{self, MsqId};
 use ipcfs::ipc::sem::{self, Query, SemId};
 
-const OWNER: u32 = 1001;
-const CREATOR: u32 = 1002;
+/// Every object is made by CREATOR (uid 1002, gid 3002), then given to an
+/// owner: in the first layout someone else (uid 1001, gid 3001), in the
+/// second the creator keeps the uid but the group is another.
+const CREATOR: (u32, u32) = (1002, 3002);
+const LAYOUTS: [(u32, u32); 2] = [(1001, 3001), (1002, 3001)];
 const PROBE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/ipcprobe.py");
 /// The system's Python, which every user may run (a python3 found on root's
 /// PATH may live in root's home). tests/run.sh installs it if missing.
@@ -41,11 +44,11 @@ const CALLERS: &[Who] = &[
         groups: &[],
         caps: &["--inh-caps=-all", "--bounding-set=-all"],
     },
-    Who { name: "owner", uid: OWNER, gid: OWNER, groups: &[], caps: &[] },
-    Who { name: "creator", uid: CREATOR, gid: CREATOR, groups: &[], caps: &[] },
-    Who { name: "in the owner's group", uid: 2001, gid: 2001, groups: &[OWNER], caps: &[] },
-    Who { name: "in the creator's group", uid: 2002, gid: 2002, groups: &[CREATOR], caps: &[] },
-    Who { name: "primary group is the owner's", uid: 2003, gid: OWNER, groups: &[], caps: &[] },
+    Who { name: "uid 1001", uid: 1001, gid: 1001, groups: &[], caps: &[] },
+    Who { name: "uid 1002, the creator", uid: 1002, gid: 1002, groups: &[], caps: &[] },
+    Who { name: "in group 3001 (supplementary)", uid: 2001, gid: 2001, groups: &[3001], caps: &[] },
+    Who { name: "in group 3002, the creator's", uid: 2002, gid: 2002, groups: &[3002], caps: &[] },
+    Who { name: "primary group 3001", uid: 2003, gid: 3001, groups: &[], caps: &[] },
     Who { name: "other", uid: 2004, gid: 2004, groups: &[7, 8], caps: &[] },
     Who {
         name: "other with CAP_IPC_OWNER",
@@ -65,7 +68,7 @@ const CALLERS: &[Who] = &[
 
 const MODES: &[u32] = &[0o000, 0o400, 0o200, 0o600, 0o040, 0o020, 0o060, 0o004, 0o002, 0o006, 0o640, 0o466];
 
-/// One of each kind of object, made by CREATOR and given to OWNER.
+/// One of each kind of object, made by CREATOR and given to `owner`.
 #[derive(Clone, Copy, Debug)]
 struct Objects {
     shm: ShmId,
@@ -73,8 +76,8 @@ struct Objects {
     msg: MsqId,
 }
 
-fn make_objects(mode: u32) -> Objects {
-    let creator = Identity { uid: CREATOR, gid: CREATOR, groups: vec![] };
+fn make_objects(mode: u32, owner: (u32, u32)) -> Objects {
+    let creator = Identity { uid: CREATOR.0, gid: CREATOR.1, groups: vec![] };
     let flags = libc::IPC_CREAT | libc::IPC_EXCL | 0o600;
     let (shm, sem, msg) = run_as(&creator, || {
         (
@@ -85,15 +88,17 @@ fn make_objects(mode: u32) -> Objects {
     })
     .unwrap();
     msg::send(msg, 1, b"m", false).unwrap();
-    shm::set(shm, OWNER, OWNER, mode).unwrap();
-    sem::set(sem, OWNER, OWNER, mode).unwrap();
-    msg::set(msg, OWNER, OWNER, mode, msg::stat_any(msg).unwrap().qbytes).unwrap();
+    let (uid, gid) = owner;
+    shm::set(shm, uid, gid, mode).unwrap();
+    sem::set(sem, uid, gid, mode).unwrap();
+    msg::set(msg, uid, gid, mode, msg::stat_any(msg).unwrap().qbytes).unwrap();
     Objects { shm, sem, msg }
 }
 
 /// The operations, as (through the mount, directly) pairs.
-fn operations(m: &Path, o: Objects, mode: u32) -> (Vec<String>, Vec<String>) {
+fn operations(m: &Path, o: Objects, mode: u32, owner: (u32, u32)) -> (Vec<String>, Vec<String>) {
     let (s, e, q) = (o.shm.0, o.sem.0, o.msg.0);
+    let (u, g) = owner;
     let m = m.display();
     let mode = format!("{mode:o}");
     let pairs = [
@@ -105,12 +110,12 @@ fn operations(m: &Path, o: Objects, mode: u32) -> (Vec<String>, Vec<String>) {
         (format!("fs_write {m}/sem/{e}/0 5"), format!("sem_setval {e} 0 5")),
         (format!("fs_read {m}/msg/{q}/any"), format!("msg_recv {q} 0")),
         (format!("fs_write {m}/msg/{q}/any hello"), format!("msg_send {q} 1 hello")),
-        (format!("fs_chmod {m}/shm/{s} {mode}"), format!("shm_set {s} {OWNER} {OWNER} {mode}")),
-        (format!("fs_chown {m}/shm/{s} {OWNER} {OWNER}"), format!("shm_set {s} {OWNER} {OWNER} {mode}")),
-        (format!("fs_chmod {m}/sem/{e} {mode}"), format!("sem_set {e} {OWNER} {OWNER} {mode}")),
-        (format!("fs_chown {m}/sem/{e} {OWNER} {OWNER}"), format!("sem_set {e} {OWNER} {OWNER} {mode}")),
-        (format!("fs_chmod {m}/msg/{q} {mode}"), format!("msg_set {q} {OWNER} {OWNER} {mode}")),
-        (format!("fs_chown {m}/msg/{q} {OWNER} {OWNER}"), format!("msg_set {q} {OWNER} {OWNER} {mode}")),
+        (format!("fs_chmod {m}/shm/{s} {mode}"), format!("shm_set {s} {u} {g} {mode}")),
+        (format!("fs_chown {m}/shm/{s} {u} {g}"), format!("shm_set {s} {u} {g} {mode}")),
+        (format!("fs_chmod {m}/sem/{e} {mode}"), format!("sem_set {e} {u} {g} {mode}")),
+        (format!("fs_chown {m}/sem/{e} {u} {g}"), format!("sem_set {e} {u} {g} {mode}")),
+        (format!("fs_chmod {m}/msg/{q} {mode}"), format!("msg_set {q} {u} {g} {mode}")),
+        (format!("fs_chown {m}/msg/{q} {u} {g}"), format!("msg_set {q} {u} {g} {mode}")),
         (format!("fs_unlink {m}/shm/{s}"), format!("shm_rm {s}")),
         (format!("fs_rmdir {m}/sem/{e}"), format!("sem_rm {e}")),
         (format!("fs_rmdir {m}/msg/{q}"), format!("msg_rm {q}")),
@@ -170,18 +175,18 @@ fn state(o: Objects) -> State {
 }
 
 #[test]
-fn every_operation_agrees_with_the_kernel_for_every_caller_and_mode() {
+fn every_operation_agrees_with_the_kernel_for_every_caller_mode_and_owner() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
     let mut disagreements = Vec::new();
     let mut checked = 0;
-    for &mode in MODES {
-        // All callers of one mode at once: twice ten processes in flight.
+    for (&mode, owner) in MODES.iter().flat_map(|mode| LAYOUTS.iter().map(move |o| (mode, *o))) {
+        // All callers of one mode and owner at once: twice ten processes in flight.
         let runs: Vec<_> = CALLERS
             .iter()
             .map(|who| {
-                let (through, direct) = (make_objects(mode), make_objects(mode));
-                let (fs_ops, _) = operations(m.root(), through, mode);
-                let (_, direct_ops) = operations(m.root(), direct, mode);
+                let (through, direct) = (make_objects(mode, owner), make_objects(mode, owner));
+                let (fs_ops, _) = operations(m.root(), through, mode, owner);
+                let (_, direct_ops) = operations(m.root(), direct, mode, owner);
                 let before = state(through);
                 assert_eq!(before, state(direct));
                 let children = (probe(who, &fs_ops), probe(who, &direct_ops));
@@ -195,7 +200,7 @@ fn every_operation_agrees_with_the_kernel_for_every_caller_and_mode() {
                 checked += 1;
                 if got != want {
                     disagreements.push(format!(
-                        "mode {mode:03o}, {}: `{}` gave {got}, `{}` gave {want}",
+                        "mode {mode:03o}, owner {owner:?}, {}: `{}` gave {got}, `{}` gave {want}",
                         who.name, fs_ops[i], direct_ops[i]
                     ));
                 }
@@ -203,7 +208,7 @@ fn every_operation_agrees_with_the_kernel_for_every_caller_and_mode() {
             let (after_fs, after_direct) = (state(through), state(direct));
             if after_fs != after_direct {
                 disagreements.push(format!(
-                    "mode {mode:03o}, {}: objects differ afterwards: through the mount {after_fs:?}, directly {after_direct:?}",
+                    "mode {mode:03o}, owner {owner:?}, {}: objects differ afterwards: through the mount {after_fs:?}, directly {after_direct:?}",
                     who.name
                 ));
             }
@@ -211,14 +216,14 @@ fn every_operation_agrees_with_the_kernel_for_every_caller_and_mode() {
     }
     assert!(disagreements.is_empty(), "{} of {checked} disagree:\n{}", disagreements.len(), disagreements.join("\n"));
     // The matrix must have exercised both outcomes of each kind.
-    assert!(checked >= MODES.len() * CALLERS.len() * 17);
+    assert_eq!(checked, MODES.len() * LAYOUTS.len() * CALLERS.len() * 17);
 }
 
 #[test]
 fn the_probe_itself_sees_refusals() {
     // Guards the test above against a probe that always says "ok".
     isolate();
-    let o = make_objects(0o600);
+    let o = make_objects(0o600, LAYOUTS[0]);
     let other = &CALLERS[7];
     let out = results(probe(other, &[format!("shm_read {}", o.shm.0), format!("msg_rm {}", o.msg.0)]));
     assert_eq!(out, ["EACCES", "EPERM"]);
@@ -229,7 +234,7 @@ fn the_probe_itself_sees_refusals() {
 #[test]
 fn a_read_only_mount_changes_nothing() {
     let m = Mounted::with_options(&["-o", "ro,allow_other"]);
-    let o = make_objects(0o666);
+    let o = make_objects(0o666, LAYOUTS[0]);
     sem::set_value(o.sem, 0, 3).unwrap();
     msg::send(o.msg, 7, b"seven", false).unwrap();
     let before = state(o);
