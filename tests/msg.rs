@@ -24,7 +24,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ipcfs::ipc::Errno;
 use ipcfs::ipc::msg::{self, MsgStat, MsqId};
@@ -181,11 +181,6 @@ fn qpath(m: &Mounted, id: MsqId, name: &str) -> PathBuf {
     if name.is_empty() { dir } else { dir.join(name) }
 }
 
-/// A path quoted for sh.
-fn q(path: &Path) -> String {
-    format!("'{}'", path.display())
-}
-
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -298,50 +293,9 @@ fn wait_until_daemon_idle(m: &Mounted) {
     wait_for("the daemon has no waiting operation left", PROMPTLY, || daemon_waiting_threads(m) == 0);
 }
 
-/// Sleeps into the next wall-clock second (and a little past it, as the
-/// kernel's coarse clock follows the fine one by up to a tick), so that
-/// consecutive kernel times differ.
-fn wait_for_next_second() {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    std::thread::sleep(Duration::from_secs(now.as_secs() + 1) - now + Duration::from_millis(30));
-}
-
-/// "rw-r-----" as bits.
-fn perm_bits(symbolic: &str) -> u32 {
-    assert_eq!(symbolic.len(), 9, "{symbolic:?}");
-    symbolic.bytes().fold(0, |bits, c| bits << 1 | u32::from(c != b'-'))
-}
-
-/// `getfattr -d` of one path: every user.* attribute and its value.
-fn getfattr_dump(path: &Path) -> HashMap<String, String> {
-    let text = sh_ok(&format!("getfattr -d --absolute-names {}", q(path)));
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (name, value) = l.split_once('=').unwrap_or_else(|| panic!("getfattr line {l:?}"));
-            (name.to_string(), value.trim_matches('"').to_string())
-        })
-        .collect()
-}
-
 /// The rows of `lsipc -q --json`, by column name (lower case); null is "".
 fn lsipc_rows(columns: &str) -> Vec<HashMap<String, String>> {
-    let text = sh_ok(&format!("TZ=UTC lsipc -q --json --bytes --time-format=iso -o {columns}"));
-    let mut rows = Vec::new();
-    let mut row: Option<HashMap<String, String>> = None;
-    for line in text.lines() {
-        let line = line.trim().trim_end_matches(',');
-        if let Some((name, value)) = line.split_once(": ") {
-            if value == "[" {
-                continue;
-            }
-            let value = if value == "null" { "" } else { value.trim_matches('"') };
-            row.get_or_insert_with(HashMap::new).insert(name.trim_matches('"').to_string(), value.to_string());
-        } else if line.starts_with('}') {
-            rows.extend(row.take());
-        }
-    }
-    rows
+    parse_lsipc_json(&sh_ok(&format!("TZ=UTC lsipc -q --json --bytes --time-format=iso -o {columns}")))
 }
 
 /// A client process whose output is collected as it comes, so that a test

@@ -26,7 +26,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use ipcfs::ipc::Errno;
 use ipcfs::ipc::sem::{self, Query, SemId, SemStat};
@@ -112,11 +112,6 @@ fn set_dir(m: &Mounted, id: SemId) -> PathBuf {
 
 fn sem_file(m: &Mounted, id: SemId, num: u16) -> PathBuf {
     m.path(format!("sem/{}/{num}", id.0))
-}
-
-/// A path quoted for the shell.
-fn q(path: &Path) -> String {
-    format!("'{}'", path.display())
 }
 
 fn key_name(key: i32) -> String {
@@ -251,19 +246,6 @@ fn attr(path: &Path, name: &str) -> String {
     shell_ok(&format!("getfattr --only-values --absolute-names -n {name} {}", q(path)))
 }
 
-/// `getfattr -d` of one file: every user.* attribute and its value.
-#[track_caller]
-fn getfattr_dump(path: &Path) -> HashMap<String, String> {
-    let text = shell_ok(&format!("getfattr -d --absolute-names {}", q(path)));
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (name, value) = l.split_once('=').unwrap_or_else(|| panic!("getfattr line {l:?}"));
-            (name.to_string(), value.trim_matches('"').to_string())
-        })
-        .collect()
-}
-
 /// Writes one command with write(2) through libc in a process that catches
 /// SIGUSR1 (so the signal interrupts without killing), then prints the
 /// result and errno: "-1 4" for EINTR. argv: path, command.
@@ -351,20 +333,6 @@ fn ipcmk(as_user: Option<(u32, u32)>, nsems: u32, mode: u32) -> SemId {
     SemId(id.parse().unwrap())
 }
 
-/// Sleeps into the next wall-clock second (and a little past it, as the
-/// kernel's coarse clock follows the fine one by up to a tick). The kernel
-/// keeps IPC times in whole seconds; this makes consecutive ones distinct.
-fn wait_for_next_second() {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    std::thread::sleep(Duration::from_secs(now.as_secs() + 1) - now + Duration::from_millis(30));
-}
-
-/// "rw-r-----" as bits.
-fn perm_bits(symbolic: &str) -> u32 {
-    assert_eq!(symbolic.len(), 9, "{symbolic:?}");
-    symbolic.bytes().fold(0, |bits, c| bits << 1 | u32::from(c != b'-'))
-}
-
 /// `ls -l` (with `flags`) of a directory with ISO times in UTC, by name:
 /// (perms, owner, group, size, time).
 fn ls_long(dir: &Path, flags: &str) -> HashMap<String, Vec<String>> {
@@ -382,22 +350,7 @@ fn ls_long(dir: &Path, flags: &str) -> HashMap<String, Vec<String>> {
 /// The rows of `lsipc -s --json`, by column name (lower case); null is "".
 /// lsipc pretty-prints one `"name": value` per line, which is all this parses.
 fn lsipc_rows(columns: &str) -> Vec<HashMap<String, String>> {
-    let text = shell_ok(&format!("TZ=UTC lsipc -s --json --numeric-perms --time-format=iso -o {columns}"));
-    let mut rows = Vec::new();
-    let mut row: Option<HashMap<String, String>> = None;
-    for line in text.lines() {
-        let line = line.trim().trim_end_matches(',');
-        if let Some((name, value)) = line.split_once(": ") {
-            if value == "[" {
-                continue;
-            }
-            let value = if value == "null" { "" } else { value.trim_matches('"') };
-            row.get_or_insert_with(HashMap::new).insert(name.trim_matches('"').to_string(), value.to_string());
-        } else if line.starts_with('}') {
-            rows.extend(row.take());
-        }
-    }
-    rows
+    parse_lsipc_json(&shell_ok(&format!("TZ=UTC lsipc -s --json --numeric-perms --time-format=iso -o {columns}")))
 }
 
 /// `ipcs -s -i ID`: the header's fields (uid, gid, cuid, cgid, mode, nsems)

@@ -20,7 +20,6 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 use std::process::Output;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ipcfs::ipc::Errno;
 use ipcfs::ipc::shm::{Attachment, ShmStat};
@@ -83,11 +82,6 @@ fn snapshot(id: ShmId) -> Snapshot {
     }
 }
 
-/// A path quoted for sh.
-fn q(path: &Path) -> String {
-    format!("'{}'", path.display())
-}
-
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
@@ -136,52 +130,10 @@ fn request_next_id(id: ShmId) {
     fs::write("/proc/sys/kernel/shm_next_id", id.0.to_string()).expect("write kernel.shm_next_id");
 }
 
-/// Sleeps into the next wall-clock second (and a little past it, as the
-/// kernel's coarse clock follows the fine one by up to a tick). The kernel
-/// keeps IPC times in whole seconds; this makes consecutive ones distinct, so
-/// that a field shown in the wrong place is visible.
-fn wait_for_next_second() {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
-    std::thread::sleep(Duration::from_secs(now.as_secs() + 1) - now + Duration::from_millis(30));
-}
-
-/// "rw-r-----" as bits.
-fn perm_bits(symbolic: &str) -> u32 {
-    assert_eq!(symbolic.len(), 9, "{symbolic:?}");
-    symbolic.bytes().fold(0, |bits, c| bits << 1 | u32::from(c != b'-'))
-}
-
-/// `getfattr -d` of one file: every user.* attribute and its value.
-fn getfattr_dump(path: &Path) -> HashMap<String, String> {
-    let text = sh_ok(&format!("getfattr -d --absolute-names {}", q(path)));
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-        .map(|l| {
-            let (name, value) = l.split_once('=').unwrap_or_else(|| panic!("getfattr line {l:?}"));
-            (name.to_string(), value.trim_matches('"').to_string())
-        })
-        .collect()
-}
-
 /// The rows of `lsipc -m --json`, by column name (lower case); null is "".
 /// lsipc pretty-prints one `"name": value` per line, which is all this parses.
 fn lsipc_rows(columns: &str) -> Vec<HashMap<String, String>> {
-    let text = sh_ok(&format!("TZ=UTC lsipc -m --json --bytes --numeric-perms --time-format=iso -o {columns}"));
-    let mut rows = Vec::new();
-    let mut row: Option<HashMap<String, String>> = None;
-    for line in text.lines() {
-        let line = line.trim().trim_end_matches(',');
-        if let Some((name, value)) = line.split_once(": ") {
-            if value == "[" {
-                continue;
-            }
-            let value = if value == "null" { "" } else { value.trim_matches('"') };
-            row.get_or_insert_with(HashMap::new).insert(name.trim_matches('"').to_string(), value.to_string());
-        } else if line.starts_with('}') {
-            rows.extend(row.take());
-        }
-    }
-    rows
+    parse_lsipc_json(&sh_ok(&format!("TZ=UTC lsipc -m --json --bytes --numeric-perms --time-format=iso -o {columns}")))
 }
 
 /// `ls -l` of shm/ with ISO times in UTC, by name: (perms, owner, group, size, time).

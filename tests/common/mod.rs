@@ -229,3 +229,58 @@ pub fn exit_signal(status: &std::process::ExitStatus) -> Option<i32> {
 pub fn os(s: &str) -> &OsStr {
     OsStr::new(s)
 }
+
+/// A path quoted for sh.
+pub fn q(path: &Path) -> String {
+    format!("'{}'", path.display())
+}
+
+/// Sleeps into the next wall-clock second (and a little past it, as the
+/// kernel's coarse clock follows the fine one by up to a tick). The kernel
+/// keeps IPC times in whole seconds; this makes consecutive ones distinct, so
+/// that a field shown in the wrong place is visible.
+pub fn wait_for_next_second() {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    std::thread::sleep(Duration::from_secs(now.as_secs() + 1) - now + Duration::from_millis(30));
+}
+
+/// "rw-r-----" as bits.
+pub fn perm_bits(symbolic: &str) -> u32 {
+    assert_eq!(symbolic.len(), 9, "{symbolic:?}");
+    symbolic.bytes().fold(0, |bits, c| bits << 1 | u32::from(c != b'-'))
+}
+
+/// `getfattr -d` of one path: every user.* attribute and its value.
+#[track_caller]
+pub fn getfattr_dump(path: &Path) -> std::collections::HashMap<String, String> {
+    let text = sh_ok(&format!("getfattr -d --absolute-names {}", q(path)));
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .map(|l| {
+            let (name, value) = l.split_once('=').unwrap_or_else(|| panic!("getfattr line {l:?}"));
+            (name.to_string(), value.trim_matches('"').to_string())
+        })
+        .collect()
+}
+
+/// The rows of `lsipc --json` output, by column name (lower case); null is
+/// "". lsipc pretty-prints one `"name": value` per line, which is all this
+/// parses.
+pub fn parse_lsipc_json(text: &str) -> Vec<std::collections::HashMap<String, String>> {
+    let mut rows = Vec::new();
+    let mut row: Option<std::collections::HashMap<String, String>> = None;
+    for line in text.lines() {
+        let line = line.trim().trim_end_matches(',');
+        if let Some((name, value)) = line.split_once(": ") {
+            if value == "[" {
+                continue;
+            }
+            let value = if value == "null" { "" } else { value.trim_matches('"') };
+            row.get_or_insert_with(Default::default).insert(name.trim_matches('"').to_string(), value.to_string());
+        } else if line.starts_with('}') {
+            rows.extend(row.take());
+        }
+    }
+    rows
+}
