@@ -181,41 +181,10 @@ fn qpath(m: &Mounted, id: MsqId, name: &str) -> PathBuf {
     if name.is_empty() { dir } else { dir.join(name) }
 }
 
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 /// A shell command line under timeout(1): a daemon that wrongly waited must
 /// fail the test, not hang it.
 fn sh_bounded(script: &str) -> Output {
     Command::new("timeout").args(["20", "sh", "-c", script]).stdin(Stdio::null()).output().unwrap()
-}
-
-/// The command failed and said `message` (the strerror text of the expected errno).
-#[track_caller]
-fn assert_refused(out: &Output, message: &str, what: &str) {
-    let stderr = stderr_of(out);
-    assert!(
-        !out.status.success() && stderr.contains(message),
-        "{what}: expected a failure saying {message:?}, got {} with stderr {stderr:?} and stdout {:?}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
-
-#[track_caller]
-fn assert_ok(out: &Output, what: &str) -> String {
-    assert!(out.status.success(), "{what}: failed ({}): {}", out.status, stderr_of(out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The errno of a call that must fail.
-#[track_caller]
-fn errno<T: std::fmt::Debug>(result: std::io::Result<T>) -> i32 {
-    match result {
-        Ok(value) => panic!("expected an error, got {value:?}"),
-        Err(e) => errno_of(&e),
-    }
 }
 
 /// Polls until `done` holds, failing after `limit`.

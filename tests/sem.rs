@@ -203,37 +203,6 @@ fn echo_to(cmd: &str, path: &Path) -> String {
     format!("echo {cmd} > {}", q(path))
 }
 
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-#[track_caller]
-fn assert_ok(out: &Output, what: &str) -> String {
-    assert!(out.status.success(), "`{what}` failed ({}): {}", out.status, stderr_of(out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The command failed and said `message` (the strerror text of the expected errno).
-#[track_caller]
-fn assert_refused(out: &Output, message: &str, what: &str) {
-    let stderr = stderr_of(out);
-    assert!(
-        !out.status.success() && stderr.contains(message),
-        "`{what}`: expected a failure saying {message:?}, got {} with stderr {stderr:?} and stdout {:?}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
-
-/// The errno of a call that must fail.
-#[track_caller]
-fn errno<T: std::fmt::Debug>(result: std::io::Result<T>) -> i32 {
-    match result {
-        Ok(value) => panic!("expected an error, got {value:?}"),
-        Err(e) => errno_of(&e),
-    }
-}
-
 /// `cat PATH` as root.
 #[track_caller]
 fn cat(path: &Path) -> String {

@@ -105,10 +105,6 @@ fn sh_fails_with(script: &str, message: &str) -> Output {
     out
 }
 
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
 fn p(path: &Path) -> String {
     path.display().to_string()
 }

@@ -19,7 +19,6 @@ use std::io::Read;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
-use std::process::Output;
 
 use ipcfs::ipc::Errno;
 use ipcfs::ipc::shm::{Attachment, ShmStat};
@@ -79,37 +78,6 @@ fn snapshot(id: ShmId) -> Snapshot {
         gid: k.perm.gid,
         segsz: k.segsz,
         contents: contents(id),
-    }
-}
-
-fn stderr_of(out: &Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-/// The command failed and said `message` (the strerror text of the expected errno).
-#[track_caller]
-fn assert_refused(out: &Output, message: &str, what: &str) {
-    let stderr = stderr_of(out);
-    assert!(
-        !out.status.success() && stderr.contains(message),
-        "{what}: expected a failure saying {message:?}, got {} with stderr {stderr:?} and stdout {:?}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout)
-    );
-}
-
-#[track_caller]
-fn assert_ok(out: &Output, what: &str) -> String {
-    assert!(out.status.success(), "{what}: failed ({}): {}", out.status, stderr_of(out));
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// The errno of a call that must fail.
-#[track_caller]
-fn errno<T: std::fmt::Debug>(result: std::io::Result<T>) -> i32 {
-    match result {
-        Ok(value) => panic!("expected an error, got {value:?}"),
-        Err(e) => errno_of(&e),
     }
 }
 
