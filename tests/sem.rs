@@ -302,20 +302,6 @@ fn ipcmk(as_user: Option<(u32, u32)>, nsems: u32, mode: u32) -> SemId {
     SemId(id.parse().unwrap())
 }
 
-/// `ls -l` (with `flags`) of a directory with ISO times in UTC, by name:
-/// (perms, owner, group, size, time).
-fn ls_long(dir: &Path, flags: &str) -> HashMap<String, Vec<String>> {
-    let text = shell_ok(&format!("TZ=UTC ls {flags} --time-style=+%Y-%m-%dT%H:%M:%S%:z {}", q(dir)));
-    text.lines()
-        .filter(|l| !l.starts_with("total"))
-        .map(|l| {
-            let f: Vec<String> = l.split_whitespace().map(str::to_string).collect();
-            assert_eq!(f.len(), 7, "ls line {l:?}");
-            (f[6].clone(), vec![f[0].clone(), f[2].clone(), f[3].clone(), f[4].clone(), f[5].clone()])
-        })
-        .collect()
-}
-
 /// The rows of `lsipc -s --json`, by column name (lower case); null is "".
 /// lsipc pretty-prints one `"name": value` per line, which is all this parses.
 fn lsipc_rows(columns: &str) -> Vec<HashMap<String, String>> {

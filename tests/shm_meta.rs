@@ -104,19 +104,6 @@ fn lsipc_rows(columns: &str) -> Vec<HashMap<String, String>> {
     parse_lsipc_json(&sh_ok(&format!("TZ=UTC lsipc -m --json --bytes --numeric-perms --time-format=iso -o {columns}")))
 }
 
-/// `ls -l` of shm/ with ISO times in UTC, by name: (perms, owner, group, size, time).
-fn ls_long(dir: &Path, flags: &str) -> HashMap<String, Vec<String>> {
-    let text = sh_ok(&format!("TZ=UTC LC_ALL=C ls {flags} --time-style=+%Y-%m-%dT%H:%M:%S%:z {}", q(dir)));
-    text.lines()
-        .filter(|l| !l.starts_with("total"))
-        .map(|l| {
-            let f: Vec<String> = l.split_whitespace().map(str::to_string).collect();
-            assert_eq!(f.len(), 7, "ls line {l:?}");
-            (f[6].clone(), vec![f[0].clone(), f[2].clone(), f[3].clone(), f[4].clone(), f[5].clone()])
-        })
-        .collect()
-}
-
 // ---- 1. layout ----
 
 #[test]

@@ -316,3 +316,17 @@ pub fn errno<T: std::fmt::Debug>(result: std::io::Result<T>) -> i32 {
         Err(e) => errno_of(&e),
     }
 }
+
+/// `ls FLAGS DIR` (a long listing) with ISO times in UTC, by name:
+/// (perms, owner, group, size, time).
+pub fn ls_long(dir: &Path, flags: &str) -> std::collections::HashMap<String, Vec<String>> {
+    let text = sh_ok(&format!("TZ=UTC LC_ALL=C ls {flags} --time-style=+%Y-%m-%dT%H:%M:%S%:z {}", q(dir)));
+    text.lines()
+        .filter(|l| !l.starts_with("total"))
+        .map(|l| {
+            let f: Vec<String> = l.split_whitespace().map(str::to_string).collect();
+            assert_eq!(f.len(), 7, "ls line {l:?}");
+            (f[6].clone(), vec![f[0].clone(), f[2].clone(), f[3].clone(), f[4].clone(), f[5].clone()])
+        })
+        .collect()
+}
