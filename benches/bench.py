@@ -22,6 +22,8 @@ MiB = 1 << 20
 def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument("--short", action="store_true")
+    p.add_argument("--only", default="bulk,op,concurrency,memory,list",
+                   help="comma-separated sections to run: bulk, op, concurrency, memory, list")
     p.add_argument("--ipcfs", required=True, help="ipcfs mount point")
     p.add_argument("--null", required=True, help="nullfs mount point")
     p.add_argument("--tmp", required=True, help="a tmpfs directory")
@@ -401,8 +403,10 @@ def main():
         SCALE.update(rounds=5, per_op_rounds=5, bulk_mib=256, ops=20000, par_mib=64, mem_ops=1_000_000,
                      list_counts=[1000, 10000], list_rounds=3)
     machine()
+    only = set(A.only.split(","))
     start_ipcfs, start_null = memory(A.ipcfs_pid), memory(A.null_pid)
-    bulk()
+    if "bulk" in only:
+        bulk()
     # The cost of a FUSE round trip depends above all on where the client and
     # the daemon run: on one CPU it is two context switches; across CPUs it is
     # a wake-up of another CPU, which on a virtual machine can cost several
@@ -412,16 +416,22 @@ def main():
     global CLIENT_CPUS
     every = os.sched_getaffinity(0)
     one = {min(every)}
-    CLIENT_CPUS = one
-    pin_daemons(one)
-    try:
-        per_op(f"client and daemons pinned to CPU {min(every)}")
-    finally:
-        CLIENT_CPUS = None
-        pin_daemons(every)
-    if len(every) > 1:
-        per_op("as the scheduler places them (noisier)")
-    concurrency()
+    if "op" in only:
+        CLIENT_CPUS = one
+        pin_daemons(one)
+        try:
+            per_op(f"client and daemons pinned to CPU {min(every)}")
+        finally:
+            CLIENT_CPUS = None
+            pin_daemons(every)
+        if len(every) > 1:
+            per_op("as the scheduler places them (noisier)")
+    if "concurrency" in only:
+        concurrency()
+    if "memory" not in only and "list" in only:
+        listings()
+    if "memory" not in only:
+        return
     before, after, ops, seconds = memory_ops()
     listed, objects = listings()
     end_null = memory(A.null_pid)

@@ -3,6 +3,7 @@
 #
 #   bash benches/run.sh            # full: a few minutes
 #   bash benches/run.sh --short    # tiny sizes and counts, a smoke test for CI (< 30 s after the build)
+#   bash benches/run.sh --only=bulk,op   # some sections: bulk, op, concurrency, memory, list
 #
 # Builds the release binaries (ipcfs and examples/nullfs.rs, a fuser
 # filesystem that does nothing but answer), then in a private IPC and mount
@@ -22,12 +23,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-short=
+short= only=()
 for arg in "$@"; do
     case $arg in
         --short) short=--short ;;
-        -h | --help) sed -n '2,22s/^# \{0,1\}//p' "$0"; exit 0 ;;
-        *) echo "usage: bash benches/run.sh [--short]" >&2; exit 2 ;;
+        --only=*) only=("$arg") ;;
+        -h | --help) sed -n '2,24s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) echo "usage: bash benches/run.sh [--short] [--only=bulk,op,concurrency,memory,list]" >&2; exit 2 ;;
     esac
 done
 
@@ -104,5 +106,5 @@ null_pid=$!
 wait_mounted "$ipcfs_pid" "$scratch/ipc"
 wait_mounted "$null_pid" "$scratch/null"
 
-"$python" benches/bench.py $short --ipcfs "$scratch/ipc" --null "$scratch/null" --tmp "$scratch/tmp" \
+"$python" benches/bench.py $short "${only[@]}" --ipcfs "$scratch/ipc" --null "$scratch/null" --tmp "$scratch/tmp" \
     --helper "$scratch/ipcbench" --ipcfs-pid "$ipcfs_pid" --null-pid "$null_pid"

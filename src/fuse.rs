@@ -260,7 +260,10 @@ impl Filesystem for IpcFuse {
             Err(e) => reply.error(errno("read", e)),
         };
         match self.fs.read(fh.0, offset, size, nonblocking, &caller(req)) {
-            Ok(Outcome::Ready(data)) => reply.data(&data),
+            Ok(Outcome::Ready(data)) => data.lend(|bytes| match bytes {
+                Ok(bytes) => reply.data(bytes),
+                Err(e) => reply.error(errno("read", e)),
+            }),
             Ok(Outcome::Wait(wait)) => run_elsewhere(wait, reply, reply_with),
             Err(e) => reply.error(errno("read", e)),
         }

@@ -44,7 +44,7 @@ use msg::OpenQueueFile;
 use sem::OpenSemaphore;
 use shm::OpenSegment;
 pub use types::{
-    Attr, Entry, FileKind, LARGEST_REQUEST, Opened, Outcome, SetAttr, StatFs, Wait, Written, request_limit,
+    Attr, Data, Entry, FileKind, LARGEST_REQUEST, Opened, Outcome, SetAttr, StatFs, Wait, Written, request_limit,
 };
 
 /// How long the kernel may trust what never changes: the fixed directories.
@@ -306,13 +306,13 @@ impl IpcFs {
         size: u32,
         nonblocking: bool,
         caller: &Caller,
-    ) -> Result<Outcome<Vec<u8>>> {
+    ) -> Result<Outcome<Data, Vec<u8>>> {
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.read(offset, size as usize).map(Outcome::Ready),
-            Handle::Semaphore(open) => open.read(size as usize).map(Outcome::Ready),
+            Handle::Semaphore(open) => Ok(Outcome::Ready(Data::Bytes(open.read(size as usize)?))),
             Handle::QueueFile(open) => match open.read(size as usize, nonblocking, caller)? {
                 Outcome::Wait(wait) => Ok(Outcome::Wait(wait.stopping_with(&self.stopping))),
-                ready => Ok(ready),
+                Outcome::Ready(bytes) => Ok(Outcome::Ready(Data::Bytes(bytes))),
             },
             Handle::Dir(_) => Err(Error::IsDirectory),
         }

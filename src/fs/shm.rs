@@ -15,7 +15,7 @@ use super::access::{Caller, Want, check_access, check_owner};
 use super::error::{Error, Result};
 use super::inode::{Node, ShmIdent};
 use super::names::{parse_canonical_key, parse_creation_key, parse_id};
-use super::{Attr, BLOCK_SIZE, FileKind, SetAttr, kernel_time};
+use super::{Attr, BLOCK_SIZE, Data, FileKind, SetAttr, kernel_time};
 use crate::ipc::creds::{Identity, run_as};
 use crate::ipc::shm::{self, Attachment, ShmId, ShmStat};
 use crate::ipc::{Errno, Key, sysvipc};
@@ -352,11 +352,14 @@ impl OpenSegment {
         if self.want.includes_write() { self.attachment() } else { Ok(None) }
     }
 
-    pub fn read(&self, offset: u64, size: usize) -> Result<Vec<u8>> {
+    pub fn read(&self, offset: u64, size: usize) -> Result<Data> {
         if self.want.0 & Want::READ.0 == 0 {
             return Err(Error::BadHandle);
         }
-        Ok(self.attachment()?.map(|a| a.read_at(offset, size)).unwrap_or_default())
+        Ok(match self.attachment()? {
+            Some(attachment) => Data::Segment(attachment.window(offset, size)),
+            None => Data::Bytes(Vec::new()),
+        })
     }
 
     /// Writes what fits; a write that starts at or past the end is ENOSPC.

@@ -4,7 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
-use super::error::Result;
+use super::error::{Error, Result};
+use crate::ipc::shm;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
@@ -131,10 +132,29 @@ impl<T> Wait<T> {
     }
 }
 
-/// The result of an operation that may have to wait.
-pub enum Outcome<T> {
+/// The result of an operation that may have to wait; `W` is what the wait
+/// gives when it ends.
+pub enum Outcome<T, W = T> {
     Ready(T),
-    Wait(Wait<T>),
+    Wait(Wait<W>),
+}
+
+/// The bytes a read returns: made by us, or a window of an attached segment
+/// that goes to the reader with no copy of ours.
+pub enum Data {
+    Bytes(Vec<u8>),
+    Segment(shm::Window),
+}
+
+impl Data {
+    /// Lends the bytes to `send`, which passes them to the kernel, or the
+    /// error met reading them.
+    pub fn lend<R>(&self, send: impl FnOnce(Result<&[u8]>) -> R) -> R {
+        match self {
+            Data::Bytes(bytes) => send(Ok(bytes)),
+            Data::Segment(window) => window.lend(|bytes| send(bytes.map_err(Error::from))),
+        }
+    }
 }
 
 /// What a write did (the bytes taken) or must still wait for.
