@@ -115,7 +115,7 @@ fn open_attaches_and_release_detaches() {
     let Outcome::Ready(tail) = fs.read(opened.fh, 4090, 100, false, &root_caller()).unwrap() else {
         panic!("a segment read waited")
     };
-    assert_eq!(tail, b"012345");
+    assert_eq!(tail.to_vec().unwrap(), b"012345");
     fs.release(opened.fh);
     assert_eq!(fs.handle_count(), 0);
     assert_eq!(shm::stat(id).unwrap().nattch, 0);

@@ -140,7 +140,8 @@ pub enum Outcome<T, W = T> {
 }
 
 /// The bytes a read returns: made by us, or a window of an attached segment
-/// that goes to the reader with no copy of ours.
+/// that is read as the reply is sent.
+#[derive(Debug)]
 pub enum Data {
     Bytes(Vec<u8>),
     Segment(shm::Window),
@@ -154,6 +155,11 @@ impl Data {
             Data::Bytes(bytes) => send(Ok(bytes)),
             Data::Segment(window) => window.lend(|bytes| send(bytes.map_err(Error::from))),
         }
+    }
+
+    /// A copy of the bytes, for callers that are not replying to the kernel.
+    pub fn to_vec(&self) -> Result<Vec<u8>> {
+        self.lend(|bytes| bytes.map(<[u8]>::to_vec))
     }
 }
 
