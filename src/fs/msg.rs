@@ -17,7 +17,7 @@ use super::access::{Caller, Want, check_access, check_owner, chmod_chown_dir, di
 use super::error::{Error, Result};
 use super::inode::{MsgIdent, Node};
 use super::names::{parse_creation_key, parse_id};
-use super::signals::{Signals, caller_signals};
+use super::signals::{Signals, caller_dying};
 use super::waiting::watched;
 use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Wait, Written, kernel_time, request_limit};
 use crate::ipc::creds::run_as;
@@ -406,7 +406,7 @@ impl OpenQueueFile {
         match msg::receive(id, mtype, room, false) {
             // A caller killed while its read was on the way would never see
             // the message: put it back instead.
-            Ok(message) if caller_signals(caller.pid) == Signals::Fatal => {
+            Ok(message) if caller_dying(caller.pid) => {
                 put_back(id, message);
                 Err(Error::Interrupted)
             }

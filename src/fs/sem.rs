@@ -17,7 +17,7 @@ use super::access::{Caller, Want, check_access, check_owner, chmod_chown_dir, di
 use super::error::{Error, Result};
 use super::inode::{Node, SemIdent};
 use super::names::{parse_creation_key, parse_id};
-use super::signals::{Signals, caller_signals};
+use super::signals::{Signals, caller_dying, caller_signals};
 use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Wait, Written, kernel_time};
 use crate::ipc::creds::run_as;
 use crate::ipc::sem::{self, Query, SEMVMX, SemId, SemStat};
@@ -380,7 +380,7 @@ impl OpenSemaphore {
         match sem::operate(id, num, delta, None) {
             // A caller killed while its P was on the way would never know it
             // took the units: give them back.
-            Ok(()) if delta < 0 && caller_signals(caller.pid) == Signals::Fatal => {
+            Ok(()) if delta < 0 && caller_dying(caller.pid) => {
                 undo(id, num, delta);
                 Err(Error::Interrupted)
             }
