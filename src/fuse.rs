@@ -122,7 +122,9 @@ impl Filesystem for IpcFuse {
         let _ = config.set_max_write(MAX_IO);
         let _ = config.set_max_readahead(MAX_IO);
         // Every listed entry comes with its attributes (one pass over the
-        // kernel's table), so `ls -l` needs no lookup per entry.
+        // kernel's table). With -o attr_timeout the kernel keeps them, and
+        // `ls -l` needs no round trip per entry; without, they are stale at
+        // once and each entry costs a LOOKUP and a GETATTR.
         let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
         Ok(())
     }

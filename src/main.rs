@@ -32,7 +32,7 @@ const QUIET: &str = "warn,fuser::session=error,fuser::reply=off";
 #[command(name = "ipcfs", version, about, long_about = None)]
 struct Cli {
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
-    /// nosuid, nodev, noexec, noatime, fsname=NAME, ...
+    /// nosuid, nodev, noexec, noatime, fsname=NAME, attr_timeout=SECONDS, ...
     #[arg(short = 'o', value_name = "OPTIONS")]
     options: Vec<String>,
 
@@ -115,7 +115,7 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
     if let Err(e) = stop.thread_block() {
         return fail(&format!("cannot block signals: {e}"));
     }
-    let fs = IpcFuse::new(IpcFs::new().read_only(options.read_only));
+    let fs = IpcFuse::new(IpcFs::new().read_only(options.read_only).attr_timeout(options.attr_timeout));
     let session = match fuser::Session::new(fs, mountpoint, &options.config(THREADS)) {
         Ok(session) => session,
         Err(e) => return fail(&format!("cannot mount on {}: {e}", mountpoint.display())),

@@ -3,7 +3,11 @@
 
 #![forbid(unsafe_code)]
 
+use std::time::Duration;
+
 use fuser::{Config, MountOption, SessionACL};
+
+use crate::fs::LONGEST_ATTR_TIMEOUT;
 
 /// What `-o` asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,11 +17,20 @@ pub struct MountOptions {
     /// Passed to the kernel as they are.
     pub kernel: Vec<MountOption>,
     pub fsname: String,
+    /// `attr_timeout=SECONDS`: how long the kernel may keep entries and
+    /// attributes of IPC objects. Zero: every stat asks the kernel.
+    pub attr_timeout: Duration,
 }
 
 impl Default for MountOptions {
     fn default() -> Self {
-        MountOptions { read_only: false, acl: SessionACL::Owner, kernel: Vec::new(), fsname: "ipcfs".into() }
+        MountOptions {
+            read_only: false,
+            acl: SessionACL::Owner,
+            kernel: Vec::new(),
+            fsname: "ipcfs".into(),
+            attr_timeout: Duration::ZERO,
+        }
     }
 }
 
@@ -65,6 +78,20 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<MountOptions, String> {
             _ => match option.split_once('=') {
                 Some(("fsname", name)) if !name.is_empty() => {
                     opts.fsname = name.into();
+                    continue;
+                }
+                Some(("attr_timeout", seconds)) => {
+                    opts.attr_timeout = seconds
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|s| (0.0..=LONGEST_ATTR_TIMEOUT.as_secs_f64()).contains(s))
+                        .map(Duration::from_secs_f64)
+                        .ok_or_else(|| {
+                            format!(
+                                "attr_timeout wants seconds from 0 to {}, not '{seconds}'",
+                                LONGEST_ATTR_TIMEOUT.as_secs()
+                            )
+                        })?;
                     continue;
                 }
                 Some((name, _)) => {
@@ -136,5 +163,15 @@ mod tests {
         assert!(parse(&["default_permissions"]).is_err());
         assert!(parse(&["allow_other,allow_root"]).is_err());
         assert!(parse(&["fsname="]).is_err());
+    }
+
+    #[test]
+    fn attr_timeout_takes_seconds_within_bounds() {
+        assert_eq!(parse::<&str>(&[]).unwrap().attr_timeout, Duration::ZERO);
+        assert_eq!(parse(&["attr_timeout=1"]).unwrap().attr_timeout, Duration::from_secs(1));
+        assert_eq!(parse(&["attr_timeout=0.25"]).unwrap().attr_timeout, Duration::from_millis(250));
+        for bad in ["attr_timeout=", "attr_timeout=-1", "attr_timeout=NaN", "attr_timeout=inf", "attr_timeout=3601"] {
+            assert!(parse(&[bad]).unwrap_err().contains("attr_timeout"), "{bad}");
+        }
     }
 }

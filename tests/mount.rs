@@ -3,7 +3,7 @@
 mod common;
 
 use std::io::Read;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -187,4 +187,43 @@ fn a_killed_daemon_loses_nothing_and_a_new_mount_shows_everything() {
     assert_eq!(std::fs::read(again.shm(seg)).unwrap()[..4], *b"kept");
     assert_eq!(std::fs::read_to_string(again.path("by-key/sem/0x00000062/0")).unwrap(), "5\n");
     assert_eq!(std::fs::read_to_string(again.path("by-key/msg/0x00000063/any")).unwrap(), "one");
+}
+
+fn mode_of(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().mode() & 0o7777
+}
+
+/// By default nothing is cached: right after a listing (which hands the
+/// kernel every entry's attributes), a change made behind the daemon's back
+/// shows at once through a path, through an open file, and as a removal.
+#[test]
+fn by_default_a_listing_caches_nothing() {
+    let m = Mounted::new();
+    let id = create_segment(0x0000ca01, 4096, 0o600);
+    let path = m.shm(id);
+    let file = std::fs::File::open(&path).unwrap();
+    sh_ok(&format!("ls -l {} >/dev/null", q(&m.path("shm"))));
+    shm::set(id, 0, 0, 0o640).unwrap();
+    assert_eq!(mode_of(&path), 0o640, "stat of the path");
+    assert_eq!(file.metadata().unwrap().mode() & 0o7777, 0o640, "fstat of a file opened before");
+    shm::remove(id).unwrap();
+    drop(file);
+    assert_eq!(errno(std::fs::metadata(&path)), libc::ENOENT, "stat after ipcrm behind the daemon's back");
+}
+
+/// -o attr_timeout=SECONDS lets the kernel keep what a listing or lookup
+/// gave: a change behind the daemon's back stays unseen for that long (the
+/// documented price), while a change made through the mount shows at once.
+#[test]
+fn attr_timeout_lets_the_kernel_keep_attributes_for_that_long() {
+    let m = Mounted::with_options(&["-o", "attr_timeout=600"]);
+    let id = create_segment(0x0000ca02, 4096, 0o600);
+    let path = m.shm(id);
+    let listing = sh_ok(&format!("ls -l {}", q(&m.path("shm"))));
+    assert!(listing.contains("-rw-------"), "{listing}");
+    shm::set(id, 0, 0, 0o640).unwrap();
+    assert_eq!(mode_of(&path), 0o600, "kept by the kernel for the timeout");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o604)).unwrap();
+    assert_eq!(mode_of(&path), 0o604, "a chmod through the mount shows at once");
+    assert_eq!(shm::stat(id).unwrap().perm.mode & 0o777, 0o604);
 }

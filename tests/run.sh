@@ -9,6 +9,8 @@ cd "$(dirname "$0")/.."
 
 missing=()
 command -v getfattr >/dev/null || missing+=(attr)
+# One test counts the system calls ls -l makes.
+command -v strace >/dev/null || missing+=(strace)
 # The access tests run Python as other users: it must be the system's.
 [[ -x /usr/bin/python3 ]] || missing+=(python3)
 for tool in ipcs ipcmk ipcrm lsipc unshare setpriv fallocate; do

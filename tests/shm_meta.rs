@@ -385,6 +385,29 @@ fn extended_attributes_are_read_only_and_unknown_names_are_refused() {
     assert!(!getfattr_dump(&path).contains_key("user.other"));
 }
 
+/// ACLs and security labels are not supported, and saying so (EOPNOTSUPP,
+/// as a kernel filesystem without them does) is what lets ls -l ask once per
+/// mount instead of twice per file.
+#[test]
+fn acls_and_security_labels_are_not_supported_and_ls_asks_only_once() {
+    let m = Mounted::new();
+    let id = create_segment(0x0000fa78, 4096, 0o600);
+    for name in ["security.selinux", "system.posix_acl_access", "trusted.x"] {
+        for path in [m.shm(id), m.path("shm")] {
+            let out = sh(&format!("LC_ALL=C getfattr -n {name} {}", q(&path)));
+            assert_refused(&out, "Operation not supported", &format!("getfattr -n {name} {}", path.display()));
+        }
+    }
+    for more in 1..=3 {
+        create_segment(0x0000fa78 + more, 4096, 0o600);
+    }
+    // strace is installed by tests/run.sh.
+    let shm = q(&m.path("shm"));
+    let trace = sh_ok(&format!("strace -e trace=getxattr,lgetxattr ls -l {shm} 2>&1 >/dev/null"));
+    let asked = trace.lines().filter(|l| l.contains("xattr(")).count();
+    assert!((1..=2).contains(&asked), "ls -l of 4 segments asked for ACLs and labels {asked} times:\n{trace}");
+}
+
 // ---- 6. chmod, chown, chgrp ----
 
 #[test]

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use super::error::{Error, Result};
 use super::inode::{Dir, Node, Target};
-use super::{Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, LIVE_TTL, msg, nodes, sem, shm};
+use super::{Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, msg, nodes, sem, shm};
 
 /// One directory entry of a listing, before it gets an inode number.
 #[derive(Clone, Debug)]
@@ -54,7 +54,7 @@ impl IpcFs {
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         for (index, item) in listing.iter().enumerate().skip(start) {
             let is_dot = item.name == "." || item.name == "..";
-            let mut entry = Entry { attr: item.attr, ttl: LIVE_TTL };
+            let mut entry = Entry { attr: item.attr, ttl: self.live_ttl };
             let counted = plus && !is_dot && matches!(item.target, Target::Node(_));
             entry.attr.ino = match &item.target {
                 Target::Dir(d) => {
