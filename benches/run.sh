@@ -53,7 +53,7 @@ fi
 
 # From here on: inside the benchmark's own IPC and mount namespaces.
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/ipcfs-bench.XXXXXX")
-ipcfs_pid= null_pid=
+ipcfs_pid= cached_pid= null_pid=
 
 stop() { # pid mountpoint: SIGTERM unmounts; then make sure, whatever happened
     local pid=$1 dir=$2
@@ -70,17 +70,18 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     stop "$ipcfs_pid" "$scratch/ipc"
+    stop "$cached_pid" "$scratch/ipc-cached"
     stop "$null_pid" "$scratch/null"
     if mountpoint -q "$scratch/tmp"; then umount "$scratch/tmp" || umount -l "$scratch/tmp" || true; fi
     rm -f "$scratch/ipcbench"
-    rmdir "$scratch/ipc" "$scratch/null" "$scratch/tmp" "$scratch" 2>/dev/null || true
+    rmdir "$scratch/ipc" "$scratch/ipc-cached" "$scratch/null" "$scratch/tmp" "$scratch" 2>/dev/null || true
     exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-mkdir "$scratch/ipc" "$scratch/null" "$scratch/tmp"
+mkdir "$scratch/ipc" "$scratch/ipc-cached" "$scratch/null" "$scratch/tmp"
 mount -t tmpfs -o size=4g,mode=0700 bench-tmpfs "$scratch/tmp"
 gcc -O2 -Wall -o "$scratch/ipcbench" benches/ipcbench.c
 
@@ -101,10 +102,13 @@ wait_mounted() { # pid dir
 
 setpriv --pdeathsig KILL -- "$target/ipcfs" --foreground "$scratch/ipc" </dev/null &
 ipcfs_pid=$!
+setpriv --pdeathsig KILL -- "$target/ipcfs" --foreground -o attr_timeout=1 "$scratch/ipc-cached" </dev/null &
+cached_pid=$!
 setpriv --pdeathsig KILL -- "$target/examples/nullfs" "$scratch/null" </dev/null &
 null_pid=$!
 wait_mounted "$ipcfs_pid" "$scratch/ipc"
+wait_mounted "$cached_pid" "$scratch/ipc-cached"
 wait_mounted "$null_pid" "$scratch/null"
 
-"$python" benches/bench.py $short "${only[@]}" --ipcfs "$scratch/ipc" --null "$scratch/null" --tmp "$scratch/tmp" \
+"$python" benches/bench.py $short "${only[@]}" --ipcfs "$scratch/ipc" --ipcfs-cached "$scratch/ipc-cached" --null "$scratch/null" --tmp "$scratch/tmp" \
     --helper "$scratch/ipcbench" --ipcfs-pid "$ipcfs_pid" --null-pid "$null_pid"
