@@ -9,6 +9,7 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::Parser;
 use nix::mount::{MntFlags, umount2};
@@ -115,14 +116,16 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
     if let Err(e) = stop.thread_block() {
         return fail(&format!("cannot block signals: {e}"));
     }
-    let fs = IpcFuse::new(IpcFs::new().read_only(options.read_only).attr_timeout(options.attr_timeout));
+    let fs = IpcFs::new().read_only(options.read_only).attr_timeout(options.attr_timeout);
+    let stopping = fs.stopper();
+    let fs = IpcFuse::new(fs);
     let session = match fuser::Session::new(fs, mountpoint, &options.config(THREADS)) {
         Ok(session) => session,
         Err(e) => return fail(&format!("cannot mount on {}: {e}", mountpoint.display())),
     };
     log::info!("mounted on {}", mountpoint.display());
     let target = mountpoint.to_path_buf();
-    std::thread::spawn(move || unmount_on_signal(stop, &target));
+    std::thread::spawn(move || unmount_on_signal(stop, &target, &stopping));
     if daemon && let Err(e) = detach() {
         log::warn!("cannot detach from the terminal: {e}");
     }
@@ -151,11 +154,13 @@ fn detach() -> std::io::Result<()> {
 }
 
 /// The first SIGINT/SIGTERM/SIGHUP unmounts (lazily if files are still open,
-/// in which case the daemon serves them until they close); a second one ends
-/// the daemon at once.
-fn unmount_on_signal(stop: SigSet, mountpoint: &Path) {
+/// in which case the daemon serves them until they close, but every waiting
+/// operation ends, with EINTR and nothing taken); a second one ends the
+/// daemon at once.
+fn unmount_on_signal(stop: SigSet, mountpoint: &Path, stopping: &AtomicBool) {
     if let Ok(signal) = stop.wait() {
         log::info!("{signal}: unmounting {}", mountpoint.display());
+        stopping.store(true, Ordering::Relaxed);
         if let Err(e) = umount2(mountpoint, MntFlags::empty()) {
             log::info!("unmount: {e}; detaching the mount instead");
             if let Err(e) = umount2(mountpoint, MntFlags::MNT_DETACH) {

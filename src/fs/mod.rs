@@ -371,6 +371,13 @@ impl IpcFs {
         self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
     }
 
+    /// A switch that, once on, ends every wait (with EINTR, nothing taken)
+    /// and makes new ones end at once: for an unmount while waits are
+    /// blocked, so that they do not hold a detached mount up.
+    pub fn stopper(&self) -> Arc<AtomicBool> {
+        self.stopping.clone()
+    }
+
     /// The filesystem is going away: stop waiting, detach everything.
     pub fn destroy(&self) {
         self.stopping.store(true, Ordering::Relaxed);
