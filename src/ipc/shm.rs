@@ -335,10 +335,10 @@ impl Window {
         self.count == 0
     }
 
-    /// Lends the bytes (or the errno of reading them) to `send`, which must
-    /// only pass them to a system call and never read them itself: when
-    /// they come straight from the mapping, other processes attached to the
-    /// segment may change them at any moment.
+    /// Lends the bytes (or the errno of reading them) to `send`, which
+    /// should only hand them to a system call or copy them, never look at
+    /// them twice: when they come straight from the mapping, other processes
+    /// attached to the segment may change them at any moment.
     pub fn lend<R>(&self, send: impl FnOnce(Result<&[u8], Errno>) -> R) -> R {
         if let Some(file) = self.attachment.file_for(self.count) {
             return REPLY_BUFFER.with_borrow_mut(|buffer| {
