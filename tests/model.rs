@@ -116,6 +116,8 @@ fn open_attaches_and_release_detaches() {
         panic!("a segment read waited")
     };
     assert_eq!(tail.to_vec().unwrap(), b"012345");
+    // The read's data keeps the segment attached until its reply is sent.
+    drop(tail);
     fs.release(opened.fh);
     assert_eq!(fs.handle_count(), 0);
     assert_eq!(shm::stat(id).unwrap().nattch, 0);

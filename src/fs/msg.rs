@@ -46,6 +46,29 @@ fn current(ident: MsgIdent) -> Result<MsgStat> {
     if MsgIdent::of(&stat) == ident { Ok(stat) } else { Err(Error::NotFound) }
 }
 
+/// Has another queue taken `ident`'s id? The identity check and the call by
+/// id are two system calls, so an object removed and replaced between them
+/// (only possible when msg_next_id is set, or after the id's sequence wraps)
+/// gets the call: this check after it tells.
+fn replaced(ident: MsgIdent) -> bool {
+    matches!(msg::stat_any(ident.id), Ok(stat) if MsgIdent::of(&stat) != ident)
+}
+
+/// Hands a received message over, or puts it back where it came from: when
+/// a queue that replaced this file's own gave it (the file then says its
+/// queue is gone), or when the caller is being killed.
+fn hand_over(ident: MsgIdent, message: Message, dying: impl FnOnce() -> bool) -> Result<Vec<u8>> {
+    if replaced(ident) {
+        put_back(ident.id, message);
+        return Err(Error::NotFound);
+    }
+    if dying() {
+        put_back(ident.id, message);
+        return Err(Error::Interrupted);
+    }
+    Ok(message.body)
+}
+
 fn queue_attr(stat: &MsgStat) -> Attr {
     Attr {
         ino: 0,
@@ -389,7 +412,7 @@ impl OpenQueueFile {
                     *position = 0;
                     return Ok(Vec::new());
                 }
-                Err(e) => return Err(map_error(e)),
+                Err(e) => return Err(map_error(e, self.ident)),
             }
         }
     }
@@ -403,14 +426,11 @@ impl OpenQueueFile {
             return self.peek(position, size).map(Outcome::Ready);
         }
         let (id, mtype, room) = (self.ident.id, self.mtype, size.min(largest_message()));
+        let ident = self.ident;
         match msg::receive(id, mtype, room, false) {
             // A caller killed while its read was on the way would never see
-            // the message: put it back instead.
-            Ok(message) if caller_dying(caller.pid) => {
-                put_back(id, message);
-                Err(Error::Interrupted)
-            }
-            Ok(message) => Ok(Outcome::Ready(message.body)),
+            // the message: it goes back.
+            Ok(message) => hand_over(ident, message, || caller_dying(caller.pid)).map(Outcome::Ready),
             Err(Errno::ENOMSG) if !self.waiting => Ok(Outcome::Ready(Vec::new())),
             Err(Errno::ENOMSG) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
             Err(Errno::ENOMSG) => {
@@ -418,16 +438,12 @@ impl OpenQueueFile {
                 Ok(Outcome::Wait(Wait::new(move |stop| {
                     let (got, signals) = watched(tid, stop, move || msg::receive(id, mtype, room, true));
                     match got {
-                        Ok(message) if signals == Signals::Fatal => {
-                            put_back(id, message);
-                            Err(Error::Interrupted)
-                        }
-                        Ok(message) => Ok(message.body),
-                        Err(e) => Err(map_error(e)),
+                        Ok(message) => hand_over(ident, message, || signals == Signals::Fatal),
+                        Err(e) => Err(map_error(e, ident)),
                     }
                 })))
             }
-            Err(e) => Err(map_error(e)),
+            Err(e) => Err(map_error(e, ident)),
         }
     }
 
@@ -446,12 +462,13 @@ impl OpenQueueFile {
             Err(Errno::EAGAIN) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
             Err(Errno::EAGAIN) => {
                 let (tid, body) = (caller.pid, data.to_vec());
+                let ident = self.ident;
                 Ok(Outcome::Wait(Wait::new(move |stop| {
                     let (sent, _) = watched(tid, stop, move || msg::send(id, mtype, &body, true));
-                    sent.map(|()| len).map_err(map_error)
+                    sent.map(|()| len).map_err(|e| map_error(e, ident))
                 })))
             }
-            Err(e) => Err(map_error(e)),
+            Err(e) => Err(map_error(e, self.ident)),
         }
     }
 }
@@ -464,11 +481,14 @@ fn put_back(id: MsqId, message: Message) {
     }
 }
 
-fn map_error(e: Errno) -> Error {
+/// The errno of msgrcv or msgsnd on `ident`'s queue. EINVAL means a bad
+/// message, or a queue gone since the identity check: which, the kernel says.
+fn map_error(e: Errno, ident: MsgIdent) -> Error {
     match e {
         Errno::EINTR => Error::Interrupted,
         Errno::E2BIG => Error::TooLong,
         Errno::EIDRM => Error::Removed,
+        Errno::EINVAL if current(ident).is_err() => Error::NotFound,
         Errno::EINVAL => Error::Invalid,
         other => Error::from_id_call(other),
     }

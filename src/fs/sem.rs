@@ -33,6 +33,14 @@ fn current(ident: SemIdent) -> Result<SemStat> {
     if SemIdent::of(&stat) == ident { Ok(stat) } else { Err(Error::NotFound) }
 }
 
+/// Has another set taken `ident`'s id? The identity check and the call by
+/// id are two system calls, so a set removed and replaced between them (only
+/// possible when sem_next_id is set, or after the id's sequence wraps) gets
+/// the call: this check after it tells.
+fn replaced(ident: SemIdent) -> bool {
+    matches!(sem::stat_any(ident.id), Ok(stat) if SemIdent::of(&stat) != ident)
+}
+
 fn set_attr(stat: &SemStat) -> Attr {
     let time = kernel_time(stat.otime, stat.ctime);
     Attr {
@@ -353,7 +361,11 @@ impl OpenSemaphore {
         }
         if *at == 0 {
             current(self.ident)?;
-            *text = value_text(self.ident, self.num)?.into_bytes();
+            let value = value_text(self.ident, self.num)?;
+            if replaced(self.ident) {
+                return Err(Error::NotFound);
+            }
+            *text = value.into_bytes();
         }
         let end = at.saturating_add(size).min(text.len());
         let chunk = text[*at..end].to_vec();
@@ -378,6 +390,12 @@ impl OpenSemaphore {
             Command::WaitZero => 0,
         };
         match sem::operate(id, num, delta, None) {
+            // Units taken from or given to a set that replaced this file's
+            // own at that very moment go back; the file's set is gone.
+            Ok(()) if replaced(self.ident) => {
+                undo(id, num, delta);
+                Err(Error::NotFound)
+            }
             // A caller killed while its P was on the way would never know it
             // took the units: give them back.
             Ok(()) if delta < 0 && caller_dying(caller.pid) => {
@@ -422,6 +440,10 @@ fn wait(ident: SemIdent, num: u16, delta: i16, tid: u32, stop: &dyn Fn() -> bool
         current(ident)?;
         match sem::operate(ident.id, num, delta, Some(SLICE)) {
             Ok(()) => {
+                if replaced(ident) {
+                    undo(ident.id, num, delta);
+                    return Err(Error::NotFound);
+                }
                 if caller_signals(tid) == Signals::Fatal {
                     undo(ident.id, num, delta);
                     return Err(Error::Interrupted);
