@@ -11,8 +11,12 @@
 //!   messages and byte limits), and after it the daemon must be alive and
 //!   list exactly the kernel's objects;
 //! - a reference-model property test: random sequences of valid and hostile
-//!   operations on one mount, with a model of what the kernel must hold,
-//!   compared after every step.
+//!   operations on one mount, interleaved with calls of the test's own that
+//!   change the objects behind the mount's back (writes, IPC_SET, SETVAL,
+//!   semop, msgsnd, msgrcv, IPC_RMID, new objects — some given a removed
+//!   object's id through /proc/sys/kernel/*_next_id) and with files kept
+//!   open across all that, with a model of what the kernel must hold,
+//!   compared after every step with the kernel and with what the mount lists.
 //!
 //! Cases where ipcfs is known to disagree with the documentation have tests
 //! of their own (named after the documented rule), so that the tables stay
@@ -515,8 +519,8 @@ fn listed(dir: &Path) -> Result<BTreeSet<String>, String> {
         .collect()
 }
 
-/// The daemon is alive and answers: each family's directory lists exactly
-/// the kernel's objects.
+/// The daemon is alive and answers: each family's directory, and each of
+/// by-key/, lists exactly the kernel's objects.
 fn serving(m: &Mounted, k: &Kernel, dog: &Watchdog) -> Result<(), String> {
     if let Some(what) = dog.fired() {
         return Err(format!("`{what}` did not return within {LIMIT:?}; the watchdog killed the daemon"));
@@ -526,11 +530,17 @@ fn serving(m: &Mounted, k: &Kernel, dog: &Watchdog) -> Result<(), String> {
     if stat.rsplit(')').next().and_then(|rest| rest.trim_start().chars().next()) == Some('Z') {
         return Err("the daemon has exited".into());
     }
-    dog.guard("listing shm/, sem/ and msg/");
+    dog.guard("listing shm/, sem/, msg/ and by-key/");
+    fn links<'a>(perms: impl Iterator<Item = &'a Perm>) -> BTreeSet<String> {
+        perms.filter(|p| p.key != 0).map(|p| format!("0x{:08x}", p.key as u32)).collect()
+    }
     let families = [
         ("shm", k.segments.keys().map(i32::to_string).collect::<BTreeSet<_>>()),
         ("sem", k.sets.keys().map(i32::to_string).collect()),
         ("msg", k.queues.keys().map(i32::to_string).collect()),
+        ("by-key/shm", links(k.segments.values().map(|s| &s.perm))),
+        ("by-key/sem", links(k.sets.values().map(|s| &s.perm))),
+        ("by-key/msg", links(k.queues.values().map(|q| &q.perm))),
     ];
     let result = families.into_iter().try_for_each(|(dir, ids)| {
         let names = listed(&m.path(dir))?;
@@ -1462,6 +1472,100 @@ fn names_that_are_not_utf8_get_the_errno_of_any_other_bad_name_when_creating() {
 // ---- the reference-model property test ----
 
 const NSEMS: u16 = 3;
+/// How many files a case may keep open across steps.
+const SLOTS: usize = 3;
+/// The keys of the objects a case makes are `KEY_MADE + n`: no random name
+/// spells one, so none is found by chance.
+const KEY_MADE: i32 = 0x5eed_0000;
+/// Sizes of the segments a case makes: the usual one, one shorter than a
+/// page, one that ends inside a page.
+const SEG_SIZES: [u64; 3] = [SEG_SIZE, 100, 3 * 4096 + 5];
+/// Sizes of the sets a case makes.
+const SET_SIZES: [u16; 2] = [NSEMS, 1];
+/// What a call by id on a removed object gives (the kernel's answers).
+const GONE_BY_ID: &[i32] = &[libc::EINVAL, libc::EIDRM];
+/// What an open file on a removed object gives (docs/ipcfs.md, Errors).
+const GONE: &[i32] = &[libc::ENOENT, libc::EIDRM];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Family {
+    Shm,
+    Sem,
+    Msg,
+}
+
+impl Family {
+    fn dir(self) -> &'static str {
+        match self {
+            Family::Shm => "shm",
+            Family::Sem => "sem",
+            Family::Msg => "msg",
+        }
+    }
+}
+
+/// A file a case keeps open across steps, on the family's object of the
+/// moment it was opened.
+#[derive(Clone, Copy, Debug)]
+enum HeldFile {
+    Segment,
+    Semaphore(u16),
+    Queue(QFile),
+}
+
+/// A call of the test's own, in the mount's IPC namespace but not through
+/// the mount, on the family's object.
+#[derive(Clone, Debug)]
+enum Behind {
+    /// shmat and write, at `offset` modulo the segment's size.
+    ShmWrite {
+        offset: u64,
+        data: Text,
+    },
+    /// IPC_SET: owner and group `owner`, and `mode`.
+    ShmSet {
+        owner: u32,
+        mode: u32,
+    },
+    SemSetVal {
+        num: u16,
+        value: i32,
+    },
+    /// semop with IPC_NOWAIT.
+    SemOp {
+        num: u16,
+        delta: i16,
+    },
+    SemSet {
+        owner: u32,
+        mode: u32,
+    },
+    /// msgsnd with IPC_NOWAIT.
+    Send {
+        mtype: i64,
+        body: Text,
+    },
+    /// msgrcv with IPC_NOWAIT; `mtype` 0 takes any type.
+    Receive {
+        mtype: i64,
+        room: usize,
+    },
+    QueueSet {
+        owner: u32,
+        mode: u32,
+        qbytes: u64,
+    },
+    /// IPC_RMID.
+    Remove(Family),
+    /// A new object, which becomes the family's; with `same_id`, given the
+    /// id of the family's object if that was removed (`*_next_id`).
+    Create {
+        family: Family,
+        same_id: bool,
+        keyed: bool,
+        shape: usize,
+    },
+}
 
 /// A queue file: `any`, a type, or the same under `.wait/`.
 #[derive(Clone, Copy, Debug)]
@@ -1593,6 +1697,43 @@ enum Op {
     TruncateStream {
         node: Node,
         len: i64,
+    },
+    Behind(Behind),
+    /// `rm shm/ID`, `rmdir sem/ID` or `rmdir msg/ID` of the family's object.
+    Remove(Family),
+    /// A new object made through the mount by a new key (`truncate -s` of
+    /// `shm/0xKEY`, `mkdir sem/0xKEY:N`, `mkdir msg/0xKEY`), which becomes
+    /// the family's; with `same_id`, given the id of the family's object if
+    /// that was removed.
+    Create {
+        family: Family,
+        same_id: bool,
+        shape: usize,
+    },
+    /// Opens the file (read-write; semaphore and queue files O_NONBLOCK) and
+    /// keeps it in `slot`, closing what was there.
+    Hold {
+        slot: usize,
+        file: HeldFile,
+    },
+    /// One read through a kept file: pread at `offset` on a segment.
+    HeldRead {
+        slot: usize,
+        offset: u64,
+        room: usize,
+    },
+    /// One write through a kept file: pwrite at `offset` on a segment.
+    HeldWrite {
+        slot: usize,
+        offset: u64,
+        data: Text,
+    },
+    /// fstat of a kept file.
+    HeldStat {
+        slot: usize,
+    },
+    Release {
+        slot: usize,
     },
 }
 
@@ -1772,7 +1913,76 @@ fn reshape() -> impl Strategy<Value = Reshape> {
     ])
 }
 
+fn family() -> impl Strategy<Value = Family> {
+    select(vec![Family::Shm, Family::Sem, Family::Msg])
+}
+
+/// An owner for IPC_SET: the test's own user, or another.
+fn owner() -> impl Strategy<Value = u32> {
+    select(vec![nix::unistd::geteuid().as_raw(), 1000])
+}
+
+fn ipc_mode() -> impl Strategy<Value = u32> {
+    select(vec![0o600, 0o640, 0o644, 0o000, 0o777, 0o422])
+}
+
+fn behind() -> impl Strategy<Value = Behind> {
+    prop_oneof![
+        3 => (0..SEG_SIZE, bytes(1..=32)).prop_map(|(offset, data)| Behind::ShmWrite { offset, data }),
+        1 => (owner(), ipc_mode()).prop_map(|(owner, mode)| Behind::ShmSet { owner, mode }),
+        2 => (0..NSEMS, prop_oneof![4 => 0..=SEMVMX, 1 => Just(SEMVMX + 1)])
+            .prop_map(|(num, value)| Behind::SemSetVal { num, value }),
+        2 => (0..NSEMS, -4i16..=4).prop_map(|(num, delta)| Behind::SemOp { num, delta }),
+        1 => (owner(), ipc_mode()).prop_map(|(owner, mode)| Behind::SemSet { owner, mode }),
+        3 => (1i64..=5, bytes(1..=32)).prop_map(|(mtype, body)| Behind::Send { mtype, body }),
+        2 => (0i64..=5, 1usize..=40).prop_map(|(mtype, room)| Behind::Receive { mtype, room }),
+        1 => (owner(), ipc_mode(), select(vec![64u64, 200, 16384]))
+            .prop_map(|(owner, mode, qbytes)| Behind::QueueSet { owner, mode, qbytes }),
+        3 => family().prop_map(Behind::Remove),
+        3 => (family(), same_id(), any::<bool>(), 0..SEG_SIZES.len())
+            .prop_map(|(family, same_id, keyed, shape)| Behind::Create { family, same_id, keyed, shape }),
+    ]
+}
+
+/// Mostly: give a new object the id of the family's removed one.
+fn same_id() -> impl Strategy<Value = bool> {
+    prop_oneof![3 => Just(true), 1 => Just(false)]
+}
+
+fn held_file() -> impl Strategy<Value = HeldFile> {
+    prop_oneof![
+        2 => Just(HeldFile::Segment),
+        2 => (0..NSEMS).prop_map(HeldFile::Semaphore),
+        3 => receive_file().prop_map(HeldFile::Queue),
+    ]
+}
+
+/// Removing and making objects through the mount, and files kept open.
+fn lifecycle() -> impl Strategy<Value = Op> {
+    let slot = || 0..SLOTS;
+    prop_oneof![
+        1 => family().prop_map(Op::Remove),
+        1 => (family(), same_id(), 0..SEG_SIZES.len())
+            .prop_map(|(family, same_id, shape)| Op::Create { family, same_id, shape }),
+        3 => (slot(), held_file()).prop_map(|(slot, file)| Op::Hold { slot, file }),
+        4 => (slot(), shm_offset(), 1usize..=128).prop_map(|(slot, offset, room)| Op::HeldRead { slot, offset, room }),
+        4 => (slot(), shm_offset(), prop_oneof![sem_text(), bytes(1..=32)])
+            .prop_map(|(slot, offset, data)| Op::HeldWrite { slot, offset, data }),
+        1 => slot().prop_map(|slot| Op::HeldStat { slot }),
+        1 => slot().prop_map(|slot| Op::Release { slot }),
+    ]
+}
+
 fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        30 => through_the_mount(),
+        20 => behind().prop_map(Op::Behind),
+        16 => lifecycle(),
+    ]
+}
+
+/// Operations on the objects through the mount, valid and hostile.
+fn through_the_mount() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (shm_offset(), bytes(1..=64)).prop_map(|(offset, data)| Op::ShmWrite { offset, data }),
         2 => (shm_offset(), 1usize..=128).prop_map(|(offset, room)| Op::ShmRead { offset, room }),
@@ -1821,7 +2031,8 @@ fn might_create(place: Place, name: &[u8]) -> bool {
     }
 }
 
-/// The objects of one case.
+/// The objects of one case of the moment, one per family: those the
+/// paths of a step name. A family's object may have been removed since.
 #[derive(Clone, Copy)]
 struct Objects {
     seg: ShmId,
@@ -1857,31 +2068,85 @@ impl Objects {
         }
     }
 
-    /// Whether `name` in `place` names something now, per the docs.
-    fn resolves(self, place: Place, name: &[u8]) -> bool {
+    /// The family's object: the one paths and new kept files name.
+    fn id(self, family: Family) -> i32 {
+        match family {
+            Family::Shm => self.seg.0,
+            Family::Sem => self.set.0,
+            Family::Msg => self.queue.0,
+        }
+    }
+
+    fn set_id(&mut self, family: Family, id: i32) {
+        match family {
+            Family::Shm => self.seg = ShmId(id),
+            Family::Sem => self.set = SemId(id),
+            Family::Msg => self.queue = MsqId(id),
+        }
+    }
+
+    /// The family, object and path of a file to keep open.
+    fn held(self, file: HeldFile) -> (Family, i32, String) {
+        match file {
+            HeldFile::Segment => (Family::Shm, self.seg.0, self.node(Node::Segment)),
+            HeldFile::Semaphore(n) => (Family::Sem, self.set.0, self.node(Node::Semaphore(n))),
+            HeldFile::Queue(f) => (Family::Msg, self.queue.0, self.node(Node::QueueFile(f))),
+        }
+    }
+
+    /// Whether the directory exists: the family's set or queue may have
+    /// been removed.
+    fn place_exists(self, k: &Kernel, place: Place) -> bool {
+        match place {
+            Place::Set => k.sets.contains_key(&self.set.0),
+            Place::Queue | Place::WaitDir => k.queues.contains_key(&self.queue.0),
+            _ => true,
+        }
+    }
+
+    fn node_exists(self, k: &Kernel, node: Node) -> bool {
+        match node {
+            Node::Root | Node::ShmDir => true,
+            Node::Segment => k.segments.contains_key(&self.seg.0),
+            Node::Set => k.sets.contains_key(&self.set.0),
+            Node::Semaphore(n) => k.sets.get(&self.set.0).is_some_and(|s| usize::from(n) < s.values.len()),
+            Node::Queue | Node::QueueFile(_) | Node::WaitDir => k.queues.contains_key(&self.queue.0),
+        }
+    }
+
+    /// Whether `name` in `place` (which exists) names something now, per
+    /// the docs and the objects of `k`.
+    fn resolves(self, k: &Kernel, place: Place, name: &[u8]) -> bool {
         if name == b"." || name == b".." {
             return true;
         }
-        let id = |want: i32| canonical(name, i32::MAX as u128) == Some(want as u128);
+        let id = || canonical(name, i32::MAX as u128).map(|n| n as i32);
         let mtype = || name == b"any" || canonical(name, i64::MAX as u128).is_some_and(|t| t >= 1);
         match place {
             Place::Root => [&b"shm"[..], b"sem", b"msg", b"by-key"].contains(&name),
             Place::ByKey => [&b"shm"[..], b"sem", b"msg"].contains(&name),
-            Place::Shm => id(self.seg.0),
-            Place::Sem => id(self.set.0),
-            Place::Msg => id(self.queue.0),
+            Place::Shm => id().is_some_and(|id| k.segments.contains_key(&id)),
+            Place::Sem => id().is_some_and(|id| k.sets.contains_key(&id)),
+            Place::Msg => id().is_some_and(|id| k.queues.contains_key(&id)),
+            // No random name spells a key a case makes (KEY_MADE + n).
             Place::ByKeyShm => false,
-            Place::Set => canonical(name, u128::from(NSEMS) - 1).is_some(),
+            Place::Set => {
+                let nsems = k.sets.get(&self.set.0).map_or(0, |s| s.values.len());
+                canonical(name, u128::MAX).is_some_and(|n| n < nsems as u128)
+            }
             Place::Queue => name == b".wait" || mtype(),
             Place::WaitDir => mtype(),
         }
     }
 
     /// What a lookup of `name` in `place` gives.
-    fn lookup(self, place: Place, name: &[u8]) -> Want {
-        if name.len() > 255 {
+    fn lookup(self, k: &Kernel, place: Place, name: &[u8]) -> Want {
+        if !self.place_exists(k, place) {
+            // The walk stops at the missing directory.
+            Want::Err(libc::ENOENT)
+        } else if name.len() > 255 {
             Want::Err(libc::ENAMETOOLONG)
-        } else if self.resolves(place, name) {
+        } else if self.resolves(k, place, name) {
             Want::Ok(0)
         } else {
             Want::Err(libc::ENOENT)
@@ -1893,6 +2158,20 @@ impl Objects {
 /// with a pattern, a set of NSEMS semaphores at 0, 3 and 32760, an empty
 /// queue. All IPC_PRIVATE, so that no key name resolves.
 fn fresh_objects(case: u64) -> Objects {
+    // An id asked for through *_next_id by a case that failed before making
+    // the object goes to a throwaway one (the sysctl cannot be set back to -1).
+    for family in [Family::Shm, Family::Sem, Family::Msg] {
+        let asked = fs::read_to_string(format!("/proc/sys/kernel/{}_next_id", family.dir())).unwrap();
+        if asked.trim() != "-1" {
+            let flags = libc::IPC_CREAT | 0o600;
+            let made = match family {
+                Family::Shm => shm::get(Key::PRIVATE, 1, flags).map(|id| id.0),
+                Family::Sem => sem::get(Key::PRIVATE, 1, flags).map(|id| id.0),
+                Family::Msg => msg::get(Key::PRIVATE, flags).map(|id| id.0),
+            };
+            made.expect("a throwaway object for the id asked for");
+        }
+    }
     for s in sysvipc::list_shm().unwrap() {
         let _ = shm::remove(s.id);
     }
@@ -1981,14 +2260,101 @@ fn xattr_want(node: Node, name: &[u8], value: Option<&[u8]>) -> Option<Want> {
     Some(Want::Err(if known { libc::EPERM } else { libc::EOPNOTSUPP }))
 }
 
+/// What a step found, checked against what it had to give.
+fn expect(want: Want, got: Outcome) -> Result<(), String> {
+    if want.accepts(&got) { Ok(()) } else { Err(format!("gave {}, want {want}", show(&got))) }
+}
+
+/// What a read gave, checked against the bytes it had to give (or `Err`:
+/// what it had to give instead).
+fn expect_read(want: Result<&[u8], Want>, got: Result<Vec<u8>, i32>) -> Result<(), String> {
+    match (want, got) {
+        (Ok(want), Ok(got)) if want == got.as_slice() => Ok(()),
+        (Ok(want), Ok(got)) => Err(format!("read {:?}, want {:?}", Text(got), Text(want.to_vec()))),
+        (Ok(want), Err(e)) => Err(format!("gave {}, want to read {:?}", show(&Err(e)), Text(want.to_vec()))),
+        (Err(want), got) => expect(want, count(got)),
+    }
+}
+
+/// A call the test makes itself, as an outcome.
+fn sys<T>(r: Result<T, Errno>) -> Outcome {
+    r.map(|_| 0).map_err(|e| e as i32)
+}
+
+/// The errno of semaphore text that is no command whatever the value; None
+/// for a command.
+fn sem_syntax(text: &[u8]) -> Option<Want> {
+    let valid = |r: &Result<i32, Want>| matches!(r, Ok(_) | Err(Want::Err(libc::EAGAIN)));
+    let at_zero = sem_command(text, 0);
+    if valid(&at_zero) || valid(&sem_command(text, SEMVMX)) { None } else { at_zero.err() }
+}
+
+fn kernel_msgmnb() -> u64 {
+    fs::read_to_string("/proc/sys/kernel/msgmnb").unwrap().trim().parse().unwrap()
+}
+
+/// Waits until no segment the model has let go of is left in the kernel. A
+/// segment removed while attached goes with its last detach, which follows
+/// the release of its last file — and the kernel sends that release after
+/// close(2) has returned.
+fn settle(model: &Kernel) {
+    let deadline = Instant::now() + LIMIT;
+    let lingers = || sysvipc::list_shm().unwrap().iter().any(|s| s.is_dest() && !model.segments.contains_key(&s.id.0));
+    while lingers() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Each set's directory lists its semaphores, each queue's `any` and the
+/// types that have messages queued.
+fn contents_listed(m: &Mounted, k: &Kernel, dog: &Watchdog) -> Result<(), String> {
+    dog.guard("listing every set and queue");
+    let sets =
+        k.sets.iter().map(|(id, set)| (format!("sem/{id}"), (0..set.values.len()).map(|n| n.to_string()).collect()));
+    let queues = k.queues.iter().map(|(id, queue)| {
+        let types = queue.messages.iter().map(|(t, _)| t.to_string());
+        (format!("msg/{id}"), std::iter::once("any".to_string()).chain(types).collect::<BTreeSet<_>>())
+    });
+    let result = sets.chain(queues).try_for_each(|(dir, want)| {
+        let names = listed(&m.path(&dir))?;
+        if names == want { Ok(()) } else { Err(format!("{dir}/ lists {names:?}, the kernel has {want:?}")) }
+    });
+    dog.clear();
+    result
+}
+
+/// A file kept open across steps.
+struct Held {
+    file: File,
+    what: HeldFile,
+    family: Family,
+    id: i32,
+    /// Which object of that id it was opened on (see [`Run::born`]).
+    born: u64,
+    /// What ipcfs tells sets and queues of one id apart by, besides the
+    /// creator: the key, and a set's number of semaphores.
+    key: i32,
+    nsems: usize,
+    /// A semaphore file's stream: the text being read and how far
+    /// (usize::MAX: read to its end, so the next read is end-of-file).
+    stream: (Vec<u8>, usize),
+}
+
 /// One case's run: the mount, its objects and the model of the kernel.
 struct Run<'a> {
     m: &'a Mounted,
+    /// The family's object of the moment: the one paths name.
     o: Objects,
     model: Kernel,
     /// Leave out operations whose disagreement with the docs has a test of
     /// its own, so that the random search looks for new ones.
     skip_known: bool,
+    held: [Option<Held>; SLOTS],
+    /// For every object of the model, a number given at its creation, so
+    /// that an object which gets a removed one's id is told from it.
+    born: BTreeMap<(Family, i32), u64>,
+    /// Objects made so far (the last number given).
+    made: u64,
 }
 
 /// What a step found wrong.
@@ -1999,7 +2365,13 @@ enum Failure {
     Gone(String),
 }
 
-impl Run<'_> {
+impl<'a> Run<'a> {
+    fn new(m: &'a Mounted, o: Objects, skip_known: bool) -> Run<'a> {
+        let born =
+            BTreeMap::from([((Family::Shm, o.seg.0), 1), ((Family::Sem, o.set.0), 2), ((Family::Msg, o.queue.0), 3)]);
+        Run { m, o, model: Kernel::now(), skip_known, held: Default::default(), born, made: 3 }
+    }
+
     fn at(&self, relative: impl AsRef<[u8]>) -> PathBuf {
         under(self.m, relative)
     }
@@ -2009,123 +2381,586 @@ impl Run<'_> {
         if dir.is_empty() { self.at(name) } else { self.at([dir.as_bytes(), b"/", name].concat()) }
     }
 
+    fn has(&self, family: Family, id: i32) -> bool {
+        match family {
+            Family::Shm => self.model.segments.contains_key(&id),
+            Family::Sem => self.model.sets.contains_key(&id),
+            Family::Msg => self.model.queues.contains_key(&id),
+        }
+    }
+
+    fn segment_size(&self, seg: ShmId) -> Option<u64> {
+        self.model.segments.get(&seg.0).map(|s| s.bytes.0.len() as u64)
+    }
+
+    /// Whether a kept file is open on the object.
+    fn holds(&self, family: Family, id: i32) -> bool {
+        self.held.iter().flatten().any(|h| h.family == family && h.id == id)
+    }
+
+    /// Whether a kept file's object is still there (its id may have gone to
+    /// another).
+    fn alive(&self, h: &Held) -> bool {
+        self.born.get(&(h.family, h.id)) == Some(&h.born)
+    }
+
+    /// Whether a new set or queue with this key and shape, given the removed
+    /// one's id, would meet ipcfs's known confusion of the two (nobody can
+    /// tell them apart: same key, creator and number of semaphores) while a
+    /// file is kept open on the old one. See
+    /// regression_a_queue_file_kept_open_never_reaches_a_new_queue_with_the_same_id.
+    fn kept_on_lookalike(&self, family: Family, id: i32, key: i32, shape: usize) -> bool {
+        let nsems = usize::from(SET_SIZES[shape % SET_SIZES.len()]);
+        let alike = |f: Family, i: i32, k: i32, n: usize| {
+            f == family && i == id && k == key && (f == Family::Msg || n == nsems)
+        };
+        family != Family::Shm && self.held.iter().flatten().any(|h| alike(h.family, h.id, h.key, h.nsems))
+    }
+
+    /// An object came into being: the model gains it, empty, and it becomes
+    /// the family's.
+    fn made_object(&mut self, family: Family, id: i32, key: i32, mode: u32, shape: usize) {
+        let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+        let perm = Perm { key, uid, gid, cuid: uid, cgid: gid, mode };
+        match family {
+            Family::Shm => {
+                let bytes = Text(vec![0; SEG_SIZES[shape % SEG_SIZES.len()] as usize]);
+                self.model.segments.insert(id, Segment { perm, bytes });
+            }
+            Family::Sem => {
+                let values = vec![0; usize::from(SET_SIZES[shape % SET_SIZES.len()])];
+                self.model.sets.insert(id, Set { perm, values });
+            }
+            Family::Msg => {
+                self.model.queues.insert(id, Queue { perm, qbytes: kernel_msgmnb(), messages: Vec::new() });
+            }
+        }
+        self.born.insert((family, id), self.made);
+        self.o.set_id(family, id);
+    }
+
+    /// For a new object: a number, and its key if it is to have one.
+    fn next_object(&mut self, keyed: bool) -> i32 {
+        self.made += 1;
+        if keyed { KEY_MADE + self.made as i32 } else { 0 }
+    }
+
+    /// Asks the kernel to give the family's next object (with this key and
+    /// shape) the id of the family's object, if that is free; whether it
+    /// asked.
+    fn reuse_id(&self, family: Family, key: i32, shape: usize) -> bool {
+        let id = self.o.id(family);
+        if self.has(family, id) || self.skip_known && self.kept_on_lookalike(family, id, key, shape) {
+            return false;
+        }
+        fs::write(format!("/proc/sys/kernel/{}_next_id", family.dir()), id.to_string()).unwrap();
+        true
+    }
+
+    /// The object was removed (IPC_RMID): gone, or — a segment the daemon
+    /// keeps attached for a kept file — marked for destruction, with its key
+    /// made private.
+    fn removed(&mut self, family: Family, id: i32) {
+        if family == Family::Shm && self.holds(family, id) {
+            let perm = &mut self.model.segments.get_mut(&id).expect("segment in the model").perm;
+            perm.mode |= shm::SHM_DEST;
+            perm.key = 0;
+        } else {
+            self.forget(family, id);
+        }
+    }
+
+    fn forget(&mut self, family: Family, id: i32) {
+        let was = match family {
+            Family::Shm => self.model.segments.remove(&id).is_some(),
+            Family::Sem => self.model.sets.remove(&id).is_some(),
+            Family::Msg => self.model.queues.remove(&id).is_some(),
+        };
+        assert!(was, "{family:?} {id} is in the model");
+        self.born.remove(&(family, id));
+    }
+
+    /// Closes the kept file; a segment marked for destruction goes with the
+    /// last one.
+    fn release(&mut self, slot: usize) {
+        let Some(h) = self.held[slot].take() else { return };
+        drop(h.file);
+        let dest = self.model.segments.get(&h.id).is_some_and(|s| s.perm.mode & shm::SHM_DEST != 0);
+        if h.family == Family::Shm && dest && !self.holds(Family::Shm, h.id) {
+            self.forget(Family::Shm, h.id);
+        }
+    }
+
     /// Runs `op`; checks its outcome (and what a read returned) against the
     /// model, and updates the model. Err: the outcome is wrong.
     fn step(&mut self, op: &Op) -> Result<(), String> {
         let o = self.o;
-        let check = |want: Want, got: Outcome| {
-            if want.accepts(&got) { Ok(()) } else { Err(format!("gave {}, want {want}", show(&got))) }
-        };
-        let check_read = |want: Result<&[u8], Want>, got: Result<Vec<u8>, i32>| match (want, got) {
-            (Ok(want), Ok(got)) if want == got.as_slice() => Ok(()),
-            (Ok(want), Ok(got)) => Err(format!("read {:?}, want {:?}", Text(got), Text(want.to_vec()))),
-            (Ok(want), Err(e)) => Err(format!("gave {}, want to read {:?}", show(&Err(e)), Text(want.to_vec()))),
-            (Err(want), got) => check(want, count(got)),
-        };
+        let k = &self.model;
         match op {
             Op::ShmWrite { offset, data } => {
                 let path = self.at(o.node(Node::Segment));
                 let got = pwrite_once(&path, &data.0, *offset);
-                self.segment_write(*offset, &data.0, got)
+                self.segment_write(o.seg, *offset, &data.0, got)
             }
             Op::ShmWriteHuge { offset } => {
                 let path = self.at(o.node(Node::Segment));
                 let got = pwrite_once(&path, huge_buffer(), *offset);
-                self.segment_write(*offset, huge_buffer(), got)
+                self.segment_write(o.seg, *offset, huge_buffer(), got)
             }
             Op::ShmRead { offset, room } => {
-                let path = self.at(o.node(Node::Segment));
-                let bytes = &self.model.segments[&o.seg.0].bytes.0;
-                let start = (*offset).min(SEG_SIZE) as usize;
-                let end = (*offset).saturating_add(*room as u64).min(SEG_SIZE) as usize;
-                check_read(Ok(&bytes[start..end]), pread_once(&path, *room, *offset))
+                let got = pread_once(&self.at(o.node(Node::Segment)), *room, *offset);
+                self.segment_read(o.seg, *offset, *room, got)
             }
             Op::ShmTruncate { len } => {
-                let path = self.at(o.node(Node::Segment));
-                let got = truncate(&path, *len as i64);
-                if *len > SEG_SIZE {
-                    return check(Want::Err(libc::EFBIG), got);
+                let got = truncate(&self.at(o.node(Node::Segment)), *len as i64);
+                match self.segment_size(o.seg) {
+                    None => expect(Want::Err(libc::ENOENT), got),
+                    Some(size) if *len > size => expect(Want::Err(libc::EFBIG), got),
+                    Some(_) => {
+                        self.model.bytes(o.seg)[*len as usize..].fill(0);
+                        expect(Want::Ok(0), got)
+                    }
                 }
-                self.model.bytes(o.seg)[*len as usize..].fill(0);
-                check(Want::Ok(0), got)
             }
             Op::SemWrite { num, text } => {
-                let path = self.at(o.node(Node::Semaphore(*num)));
-                let got = write_once(&path, libc::O_NONBLOCK, &text.0);
-                let value = &mut self.model.values(o.set)[*num as usize];
-                match sem_command(&text.0, *value) {
-                    Ok(new) => {
-                        *value = new;
-                        check(Want::Ok(text.0.len() as u64), got)
-                    }
-                    Err(want) => check(want, got),
+                let exists = o.node_exists(k, Node::Semaphore(*num));
+                let got = write_once(&self.at(o.node(Node::Semaphore(*num))), libc::O_NONBLOCK, &text.0);
+                if !exists {
+                    return expect(Want::Err(libc::ENOENT), got);
                 }
+                self.semaphore_write(o.set, *num, &text.0, got)
             }
             Op::Send { to, body } => {
-                let path = self.at(o.node(Node::QueueFile(*to)));
-                let got = write_once(&path, libc::O_NONBLOCK, &body.0);
-                let mtype = if to.mtype() == 0 { 1 } else { to.mtype() };
-                self.model.messages(o.queue).push((mtype, body.clone()));
-                check(Want::Ok(body.0.len() as u64), got)
+                let exists = k.queues.contains_key(&o.queue.0);
+                let got = write_once(&self.at(o.node(Node::QueueFile(*to))), libc::O_NONBLOCK, &body.0);
+                if !exists {
+                    return expect(Want::Err(libc::ENOENT), got);
+                }
+                self.queue_send(o.queue, *to, &body.0, got)
             }
             Op::SendHuge { to, len } => {
+                let want = if k.queues.contains_key(&o.queue.0) { libc::EINVAL } else { libc::ENOENT };
                 let path = self.at(o.node(Node::QueueFile(*to)));
-                check(Want::Err(libc::EINVAL), write_once(&path, libc::O_NONBLOCK, &huge_buffer()[..*len]))
+                expect(Want::Err(want), write_once(&path, libc::O_NONBLOCK, &huge_buffer()[..*len]))
             }
             Op::Receive { from, room } => {
-                let path = self.at(o.node(Node::QueueFile(*from)));
-                let got = read_once(&path, libc::O_NONBLOCK, *room);
-                let messages = self.model.messages(o.queue);
-                let mtype = from.mtype();
-                match messages.iter().position(|(t, _)| mtype == 0 || *t == mtype) {
-                    None if from.waits() => check_read(Err(Want::Err(libc::EAGAIN)), got),
-                    None => check_read(Ok(b""), got),
-                    Some(i) if messages[i].1.0.len() > *room => check_read(Err(Want::Err(libc::E2BIG)), got),
-                    Some(i) => {
-                        let (_, body) = messages.remove(i);
-                        check_read(Ok(&body.0), got)
-                    }
+                let exists = k.queues.contains_key(&o.queue.0);
+                let got = read_once(&self.at(o.node(Node::QueueFile(*from))), libc::O_NONBLOCK, *room);
+                if !exists {
+                    return expect_read(Err(Want::Err(libc::ENOENT)), got);
                 }
+                self.queue_receive(o.queue, *from, *room, got)
             }
-            Op::Lookup { place, name } => check(o.lookup(*place, &name.0), stat(&self.inside(*place, &name.0))),
+            Op::Lookup { place, name } => expect(o.lookup(k, *place, &name.0), stat(&self.inside(*place, &name.0))),
             Op::Reshape { how, place, name } => self.reshape(*how, *place, &name.0),
             Op::OpenDirForWrite { place } => {
+                let want = if o.place_exists(k, *place) { libc::EISDIR } else { libc::ENOENT };
                 let path = self.at(o.place(*place));
-                check(Want::Err(libc::EISDIR), open(&path, libc::O_WRONLY).map(|_| 0))
+                expect(Want::Err(want), open(&path, libc::O_WRONLY).map(|_| 0))
             }
-            Op::SetXattr { node, name, value } => match xattr_want(*node, &name.0, Some(&value.0)) {
-                Some(want) => check(want, set_xattr(&self.at(o.node(*node)), &name.0, &value.0)),
-                None => Ok(()),
-            },
+            Op::SetXattr { node, name, value } => {
+                let want = if o.node_exists(k, *node) {
+                    xattr_want(*node, &name.0, Some(&value.0))
+                } else {
+                    Some(Want::Err(libc::ENOENT))
+                };
+                match want {
+                    Some(want) => expect(want, set_xattr(&self.at(o.node(*node)), &name.0, &value.0)),
+                    None => Ok(()),
+                }
+            }
             Op::RemoveXattr { node, name } => {
-                let want = xattr_want(*node, &name.0, None).expect("removal is never valid");
-                check(want, remove_xattr(&self.at(o.node(*node)), &name.0))
+                let want = if o.node_exists(k, *node) {
+                    xattr_want(*node, &name.0, None).expect("removal is never valid")
+                } else {
+                    Want::Err(libc::ENOENT)
+                };
+                expect(want, remove_xattr(&self.at(o.node(*node)), &name.0))
             }
-            Op::TruncateStream { node, len } => check(Want::Ok(0), truncate(&self.at(o.node(*node)), *len)),
+            Op::TruncateStream { node, len } => {
+                let want = if o.node_exists(k, *node) { Want::Ok(0) } else { Want::Err(libc::ENOENT) };
+                expect(want, truncate(&self.at(o.node(*node)), *len))
+            }
+            Op::Behind(call) => self.behind(call),
+            Op::Remove(family) => {
+                let id = o.id(*family);
+                let path = self.at(format!("{}/{id}", family.dir()));
+                let got = if *family == Family::Shm { unlink(&path) } else { rmdir(&path) };
+                if !self.has(*family, id) {
+                    return expect(Want::Err(libc::ENOENT), got);
+                }
+                self.removed(*family, id);
+                expect(Want::Ok(0), got)
+            }
+            Op::Create { family, same_id, shape } => self.create(*family, *same_id, *shape),
+            Op::Hold { slot, file } => self.hold(*slot, *file),
+            Op::HeldRead { slot, offset, room } => self.with_held(*slot, |run, h| run.held_read(h, *offset, *room)),
+            Op::HeldWrite { slot, offset, data } => self.with_held(*slot, |run, h| run.held_write(h, *offset, &data.0)),
+            Op::HeldStat { slot } => self.with_held(*slot, |run, h| {
+                let want = if run.alive(h) { Want::Ok(0) } else { Want::OneOf(GONE) };
+                expect(want, errno(h.file.metadata()).map(|_| 0))
+            }),
+            Op::Release { slot } => {
+                self.release(*slot);
+                Ok(())
+            }
         }
     }
 
-    fn segment_write(&mut self, offset: u64, data: &[u8], got: Outcome) -> Result<(), String> {
-        let want = if offset >= SEG_SIZE {
-            Want::Err(libc::ENOSPC)
-        } else {
-            let n = data.len().min((SEG_SIZE - offset) as usize);
-            self.model.bytes(self.o.seg)[offset as usize..offset as usize + n].copy_from_slice(&data[..n]);
-            Want::Ok(n as u64)
+    /// A write of `data` at `offset` to the segment, which gave `got`.
+    fn segment_write(&mut self, seg: ShmId, offset: u64, data: &[u8], got: Outcome) -> Result<(), String> {
+        let want = match self.segment_size(seg) {
+            None => Want::Err(libc::ENOENT),
+            Some(size) if offset >= size => Want::Err(libc::ENOSPC),
+            Some(size) => {
+                let n = data.len().min((size - offset) as usize);
+                self.model.bytes(seg)[offset as usize..offset as usize + n].copy_from_slice(&data[..n]);
+                Want::Ok(n as u64)
+            }
         };
-        if want.accepts(&got) { Ok(()) } else { Err(format!("gave {}, want {want}", show(&got))) }
+        expect(want, got)
+    }
+
+    fn segment_read(&self, seg: ShmId, offset: u64, room: usize, got: Result<Vec<u8>, i32>) -> Result<(), String> {
+        let Some(segment) = self.model.segments.get(&seg.0) else {
+            return expect_read(Err(Want::Err(libc::ENOENT)), got);
+        };
+        let bytes = &segment.bytes.0;
+        let start = offset.min(bytes.len() as u64) as usize;
+        let end = offset.saturating_add(room as u64).min(bytes.len() as u64) as usize;
+        expect_read(Ok(&bytes[start..end]), got)
+    }
+
+    fn semaphore_write(&mut self, set: SemId, num: u16, text: &[u8], got: Outcome) -> Result<(), String> {
+        let value = &mut self.model.values(set)[usize::from(num)];
+        match sem_command(text, *value) {
+            Ok(new) => {
+                *value = new;
+                expect(Want::Ok(text.len() as u64), got)
+            }
+            Err(want) => expect(want, got),
+        }
+    }
+
+    /// A message sent through `to`; O_NONBLOCK, so a full queue is EAGAIN.
+    fn queue_send(&mut self, queue: MsqId, to: QFile, body: &[u8], got: Outcome) -> Result<(), String> {
+        let mtype = if to.mtype() == 0 { 1 } else { to.mtype() };
+        self.model_send(queue, mtype, body, got)
+    }
+
+    /// msgsnd without waiting: queued if it fits (the kernel's rule, with
+    /// qbytes as the limit of both bytes and messages), else EAGAIN.
+    fn model_send(&mut self, queue: MsqId, mtype: i64, body: &[u8], got: Outcome) -> Result<(), String> {
+        let q = self.model.queues.get_mut(&queue.0).expect("queue in the model");
+        let bytes: usize = q.messages.iter().map(|(_, b)| b.0.len()).sum();
+        // ipc/msg.c: msgsz + q_cbytes <= q_qbytes && 1 + q_qnum <= q_qbytes.
+        let fits = (bytes + body.len()) as u64 <= q.qbytes && (q.messages.len() as u64) < q.qbytes;
+        if !fits {
+            return expect(Want::Err(libc::EAGAIN), got);
+        }
+        q.messages.push((mtype, text(body)));
+        expect(Want::Ok(body.len() as u64), got)
+    }
+
+    fn queue_receive(
+        &mut self,
+        queue: MsqId,
+        from: QFile,
+        room: usize,
+        got: Result<Vec<u8>, i32>,
+    ) -> Result<(), String> {
+        let messages = self.model.messages(queue);
+        let mtype = from.mtype();
+        match messages.iter().position(|(t, _)| mtype == 0 || *t == mtype) {
+            None if from.waits() => expect_read(Err(Want::Err(libc::EAGAIN)), got),
+            None => expect_read(Ok(b""), got),
+            Some(i) if messages[i].1.0.len() > room => expect_read(Err(Want::Err(libc::E2BIG)), got),
+            Some(i) => {
+                let (_, body) = messages.remove(i);
+                expect_read(Ok(&body.0), got)
+            }
+        }
+    }
+
+    fn behind(&mut self, call: &Behind) -> Result<(), String> {
+        let o = self.o;
+        let has = |run: &Run, family| run.has(family, o.id(family));
+        // A call on a removed object fails, and changes nothing.
+        let gone = |got| expect(Want::OneOf(GONE_BY_ID), got);
+        match call {
+            Behind::ShmWrite { offset, data } => {
+                let Some(size) = self.segment_size(o.seg) else {
+                    return gone(sys(shm::Attachment::attach(o.seg, 1, false)));
+                };
+                let offset = offset % size;
+                let written = shm::Attachment::attach(o.seg, size, true).and_then(|a| a.write_at(offset, &data.0));
+                self.segment_write(o.seg, offset, &data.0, written.map(|n| n as u64).map_err(|e| e as i32))
+            }
+            Behind::ShmSet { owner, mode } => {
+                let got = sys(shm::set(o.seg, *owner, *owner, *mode));
+                if !has(self, Family::Shm) {
+                    return gone(got);
+                }
+                let perm = &mut self.model.segments.get_mut(&o.seg.0).unwrap().perm;
+                (perm.uid, perm.gid, perm.mode) = (*owner, *owner, perm.mode & !0o777 | mode);
+                expect(Want::Ok(0), got)
+            }
+            Behind::SemSetVal { num, value } => {
+                let got = sys(sem::set_value(o.set, *num, *value));
+                // semctl checks the value before it looks for the set.
+                if !(0..=SEMVMX).contains(value) {
+                    return expect(Want::Err(libc::ERANGE), got);
+                }
+                let Some(set) = self.model.sets.get_mut(&o.set.0) else { return gone(got) };
+                let want = match set.values.get_mut(usize::from(*num)) {
+                    None => Want::Err(libc::EINVAL),
+                    Some(v) => {
+                        *v = *value;
+                        Want::Ok(0)
+                    }
+                };
+                expect(want, got)
+            }
+            Behind::SemOp { num, delta } => {
+                let got = sys(sem::operate(o.set, *num, *delta, None));
+                let Some(set) = self.model.sets.get_mut(&o.set.0) else { return gone(got) };
+                let want = match set.values.get_mut(usize::from(*num)) {
+                    None => Want::Err(libc::EFBIG),
+                    Some(v) if *delta == 0 && *v != 0 => Want::Err(libc::EAGAIN),
+                    Some(v) if *v + i32::from(*delta) < 0 => Want::Err(libc::EAGAIN),
+                    Some(v) if *v + i32::from(*delta) > SEMVMX => Want::Err(libc::ERANGE),
+                    Some(v) => {
+                        *v += i32::from(*delta);
+                        Want::Ok(0)
+                    }
+                };
+                expect(want, got)
+            }
+            Behind::SemSet { owner, mode } => {
+                let got = sys(sem::set(o.set, *owner, *owner, *mode));
+                let Some(set) = self.model.sets.get_mut(&o.set.0) else { return gone(got) };
+                (set.perm.uid, set.perm.gid, set.perm.mode) = (*owner, *owner, set.perm.mode & !0o777 | mode);
+                expect(Want::Ok(0), got)
+            }
+            Behind::Send { mtype, body } => {
+                let got = sys(msg::send(o.queue, *mtype, &body.0, false)).map(|_| body.0.len() as u64);
+                if !has(self, Family::Msg) {
+                    return gone(got);
+                }
+                self.model_send(o.queue, *mtype, &body.0, got)
+            }
+            Behind::Receive { mtype, room } => {
+                let got = msg::receive(o.queue, *mtype, *room, false);
+                if !has(self, Family::Msg) {
+                    return gone(sys(got));
+                }
+                let messages = self.model.messages(o.queue);
+                match messages.iter().position(|(t, _)| *mtype == 0 || t == mtype) {
+                    None => expect(Want::Err(libc::ENOMSG), sys(got)),
+                    Some(i) if messages[i].1.0.len() > *room => expect(Want::Err(libc::E2BIG), sys(got)),
+                    Some(i) => {
+                        let (t, body) = messages.remove(i);
+                        match got {
+                            Ok(m) if m.mtype == t && m.body == body.0 => Ok(()),
+                            got => Err(format!("msgrcv gave {got:?}, want type {t} {body:?}")),
+                        }
+                    }
+                }
+            }
+            Behind::QueueSet { owner, mode, qbytes } => {
+                let got = sys(msg::set(o.queue, *owner, *owner, *mode, *qbytes));
+                let Some(q) = self.model.queues.get_mut(&o.queue.0) else { return gone(got) };
+                (q.perm.uid, q.perm.gid, q.perm.mode, q.qbytes) =
+                    (*owner, *owner, q.perm.mode & !0o777 | mode, *qbytes);
+                expect(Want::Ok(0), got)
+            }
+            Behind::Remove(family) => {
+                let id = o.id(*family);
+                let got = sys(match family {
+                    Family::Shm => shm::remove(ShmId(id)),
+                    Family::Sem => sem::remove(SemId(id)),
+                    Family::Msg => msg::remove(MsqId(id)),
+                });
+                if !self.has(*family, id) {
+                    return gone(got);
+                }
+                self.removed(*family, id);
+                expect(Want::Ok(0), got)
+            }
+            Behind::Create { family, same_id, keyed, shape } => {
+                let key = self.next_object(*keyed);
+                let reuse = *same_id && self.reuse_id(*family, key, *shape);
+                let flags = libc::IPC_CREAT | libc::IPC_EXCL | 0o600;
+                let id = match family {
+                    Family::Shm => shm::get(Key(key), SEG_SIZES[shape % SEG_SIZES.len()], flags).map(|id| id.0),
+                    Family::Sem => sem::get(Key(key), SET_SIZES[shape % SET_SIZES.len()].into(), flags).map(|id| id.0),
+                    Family::Msg => msg::get(Key(key), flags).map(|id| id.0),
+                };
+                let id = id.map_err(|e| format!("creating: {e}"))?;
+                self.made(*family, id, reuse, key, *shape)
+            }
+        }
+    }
+
+    /// A new object has id `id`: it had to be the family's old id when that
+    /// was asked for.
+    fn made(&mut self, family: Family, id: i32, reused: bool, key: i32, shape: usize) -> Result<(), String> {
+        if reused && id != self.o.id(family) {
+            return Err(format!("the kernel gave id {id}, not {} as asked through *_next_id", self.o.id(family)));
+        }
+        self.made_object(family, id, key, 0o600, shape);
+        Ok(())
+    }
+
+    /// Makes an object through the mount, by a new key, with mode 0600.
+    fn create(&mut self, family: Family, same_id: bool, shape: usize) -> Result<(), String> {
+        use std::os::unix::fs::DirBuilderExt;
+        let key = self.next_object(true);
+        let reuse = same_id && self.reuse_id(family, key, shape);
+        let mkdir_700 = |path: PathBuf| errno(fs::DirBuilder::new().mode(0o700).create(path)).map(|()| 0);
+        let got = match family {
+            Family::Shm => {
+                let path = self.at(format!("shm/0x{key:x}"));
+                let size = SEG_SIZES[shape % SEG_SIZES.len()];
+                errno(OpenOptions::new().read(true).write(true).create(true).truncate(false).mode(0o600).open(path))
+                    .and_then(|file| errno(file.set_len(size)))
+                    .map(|()| 0)
+            }
+            Family::Sem => mkdir_700(self.at(format!("sem/0x{key:x}:{}", SET_SIZES[shape % SET_SIZES.len()]))),
+            Family::Msg => mkdir_700(self.at(format!("msg/0x{key:x}"))),
+        };
+        expect(Want::Ok(0), got)?;
+        let id = match family {
+            Family::Shm => shm::get(Key(key), 0, 0).map(|id| id.0),
+            Family::Sem => sem::get(Key(key), 0, 0).map(|id| id.0),
+            Family::Msg => msg::get(Key(key), 0).map(|id| id.0),
+        };
+        let id = id.map_err(|e| format!("no object has the key it was made with: {e}"))?;
+        self.made(family, id, reuse, key, shape)
+    }
+
+    fn hold(&mut self, slot: usize, file: HeldFile) -> Result<(), String> {
+        self.release(slot);
+        let (family, id, path) = self.o.held(file);
+        let (flags, node) = match file {
+            HeldFile::Segment => (libc::O_RDWR, Node::Segment),
+            HeldFile::Semaphore(n) => (libc::O_RDWR | libc::O_NONBLOCK, Node::Semaphore(n)),
+            HeldFile::Queue(f) => (libc::O_RDWR | libc::O_NONBLOCK, Node::QueueFile(f)),
+        };
+        let got = open(&self.at(path), flags);
+        if !self.o.node_exists(&self.model, node) {
+            return expect(Want::Err(libc::ENOENT), got.map(|_| 0));
+        }
+        let opened = match got {
+            Ok(f) => f,
+            Err(e) => return expect(Want::Ok(0), Err(e)),
+        };
+        let (key, nsems) = match family {
+            Family::Shm => (self.model.segments[&id].perm.key, 0),
+            Family::Sem => (self.model.sets[&id].perm.key, self.model.sets[&id].values.len()),
+            Family::Msg => (self.model.queues[&id].perm.key, 0),
+        };
+        let born = self.born[&(family, id)];
+        self.held[slot] =
+            Some(Held { file: opened, what: file, family, id, born, key, nsems, stream: (Vec::new(), 0) });
+        Ok(())
+    }
+
+    /// Runs `f` on the file kept in `slot`, if any (nothing kept: nothing to
+    /// do).
+    fn with_held(
+        &mut self,
+        slot: usize,
+        f: impl FnOnce(&mut Self, &mut Held) -> Result<(), String>,
+    ) -> Result<(), String> {
+        let Some(mut h) = self.held[slot].take() else { return Ok(()) };
+        let result = f(self, &mut h);
+        self.held[slot] = Some(h);
+        result
+    }
+
+    fn held_read(&mut self, h: &mut Held, offset: u64, room: usize) -> Result<(), String> {
+        let alive = self.alive(h);
+        let mut buf = vec![0u8; room];
+        match h.what {
+            HeldFile::Segment => {
+                let got = errno(h.file.read_at(&mut buf, offset)).map(|n| buf[..n].to_vec());
+                if !alive {
+                    return expect_read(Err(Want::OneOf(GONE)), got);
+                }
+                self.segment_read(ShmId(h.id), offset, room, got)
+            }
+            HeldFile::Semaphore(num) => {
+                let got = errno(h.file.read(&mut buf)).map(|n| buf[..n].to_vec());
+                // A stream: the value's text, end-of-file, the value again.
+                let (text, at) = &mut h.stream;
+                if *at == usize::MAX {
+                    *at = 0;
+                    return expect_read(Ok(b""), got);
+                }
+                if *at == 0 {
+                    if !alive {
+                        return expect_read(Err(Want::OneOf(GONE)), got);
+                    }
+                    *text = format!("{}\n", self.model.sets[&h.id].values[usize::from(num)]).into_bytes();
+                }
+                let end = at.saturating_add(room).min(text.len());
+                let want = text[*at..end].to_vec();
+                *at = if end == text.len() { usize::MAX } else { end };
+                expect_read(Ok(&want), got)
+            }
+            HeldFile::Queue(from) => {
+                let got = errno(h.file.read(&mut buf)).map(|n| buf[..n].to_vec());
+                if !alive {
+                    return expect_read(Err(Want::OneOf(GONE)), got);
+                }
+                self.queue_receive(MsqId(h.id), from, room, got)
+            }
+        }
+    }
+
+    fn held_write(&mut self, h: &mut Held, offset: u64, data: &[u8]) -> Result<(), String> {
+        let alive = self.alive(h);
+        match h.what {
+            HeldFile::Segment => {
+                let got = errno(h.file.write_at(data, offset)).map(|n| n as u64);
+                if !alive {
+                    return expect(Want::OneOf(GONE), got);
+                }
+                self.segment_write(ShmId(h.id), offset, data, got)
+            }
+            HeldFile::Semaphore(num) => {
+                let got = errno(h.file.write(data)).map(|n| n as u64);
+                if !alive {
+                    // The command is read before the set is looked for.
+                    return expect(sem_syntax(data).unwrap_or(Want::OneOf(GONE)), got);
+                }
+                self.semaphore_write(SemId(h.id), num, data, got)
+            }
+            HeldFile::Queue(to) => {
+                let got = errno(h.file.write(data)).map(|n| n as u64);
+                if !alive {
+                    return expect(Want::OneOf(GONE), got);
+                }
+                self.queue_send(MsqId(h.id), to, data, got)
+            }
+        }
     }
 
     fn reshape(&mut self, how: Reshape, place: Place, name: &[u8]) -> Result<(), String> {
         let o = self.o;
         let path = self.inside(place, name);
         let segment = self.at(o.node(Node::Segment));
-        let resolves = o.resolves(place, name);
+        let resolves = o.place_exists(&self.model, place) && o.resolves(&self.model, place, name);
         let dots = name == b"." || name == b"..";
         let long = name.len() > 255;
         let dir_entry = matches!(place, Place::Root | Place::ByKey | Place::Sem | Place::Msg)
             || (place == Place::Queue && name == b".wait");
         let want = match how {
+            // The walk stops at the missing directory.
+            _ if !o.place_exists(&self.model, place) => Want::Err(libc::ENOENT),
+            // From a removed segment: the VFS answers first.
+            Reshape::Link | Reshape::Rename if !self.model.segments.contains_key(&o.seg.0) => Want::Refused,
             _ if long => Want::Err(libc::ENAMETOOLONG),
             Reshape::Mkdir if resolves => Want::Err(libc::EEXIST),
             // A valid creation name would create: not this model's business.
@@ -2154,7 +2989,7 @@ impl Run<'_> {
                     self.model.messages(o.queue).retain(|(t, _)| mtype != 0 && *t != mtype);
                     Want::Ok(0)
                 }
-                // Removing the segment, or discarding through .wait/: skip.
+                // Removing a segment, or discarding through .wait/: skip.
                 _ => return Ok(()),
             },
             Reshape::Rmdir => match place {
@@ -2173,17 +3008,17 @@ impl Run<'_> {
             Reshape::Unlink => unlink(&path),
             Reshape::Rmdir => rmdir(&path),
         };
-        if want.accepts(&got) { Ok(()) } else { Err(format!("gave {}, want {want}", show(&got))) }
+        expect(want, got)
     }
 }
 
 fn run_case(m: &Mounted, dog: &Watchdog, ops: &[Op], case: u64, skip_known: bool) -> Result<(), Failure> {
-    let o = fresh_objects(case);
-    let mut run = Run { m, o, model: Kernel::now(), skip_known };
+    let mut run = Run::new(m, fresh_objects(case), skip_known);
     for (i, op) in ops.iter().enumerate() {
         dog.guard(&format!("step {i}: {op:?}"));
         let outcome = run.step(op);
         dog.clear();
+        settle(&run.model);
         let now = Kernel::now();
         serving(m, &now, dog).map_err(|e| Failure::Gone(format!("step {i}, {op:?}: {e}")))?;
         outcome.map_err(|e| Failure::Mismatch(format!("step {i}, {op:?}: {e}")))?;
@@ -2191,6 +3026,7 @@ fn run_case(m: &Mounted, dog: &Watchdog, ops: &[Op], case: u64, skip_known: bool
             let diff = differences(&run.model, &now);
             return Err(Failure::Mismatch(format!("after step {i}, {op:?}, the kernel is not the model:\n  {diff}")));
         }
+        contents_listed(m, &now, dog).map_err(|e| Failure::Mismatch(format!("after step {i}, {op:?}: {e}")))?;
     }
     Ok(())
 }
@@ -2214,7 +3050,7 @@ fn random_valid_and_hostile_operations_agree_with_a_model_of_the_kernel() {
     let mut runner = TestRunner::new(config);
     let counter = RefCell::new(0u64);
     let gone: RefCell<Option<String>> = RefCell::new(None);
-    let result = runner.run(&vec(op(), 1..=40), |ops| {
+    let result = runner.run(&vec(op(), 1..=50), |ops| {
         if gone.borrow().is_some() {
             // Nothing can be learnt without a daemon: stop shrinking.
             return Ok(());
@@ -2246,4 +3082,106 @@ fn random_valid_and_hostile_operations_agree_with_a_model_of_the_kernel() {
 #[test]
 fn regression_mkdir_of_a_name_that_is_not_utf8_in_by_key() {
     replay(&[Op::Reshape { how: Reshape::Mkdir, place: Place::ByKey, name: text(b"\x80") }]);
+}
+
+/// Found by the property test, shrunk from a random sequence: a queue file
+/// kept open while its queue is removed behind the mount's back, and a new
+/// queue given the same id (`msg_next_id`, as checkpoint/restore does, or
+/// after the id's sequence number wraps). docs/ipcfs.md (Identity of
+/// objects, Errors) and the style guide: a file opened on an object whose id
+/// went to another gives ENOENT, never the new object's data. ipcfs tells
+/// queues apart by id, key, creator uid and gid only, so the write through
+/// the old file lands in the new queue (and a read would take its messages).
+/// Kept sets behave the same (by id, key, creator and size). The kernel
+/// shows no field that would tell such a look-alike from the original
+/// (ctime changes with IPC_SET and SETVAL, and there is no creator pid), so
+/// this is a known limit, written down in docs/reliability.md.
+#[test]
+#[ignore = "known limit (docs/reliability.md): a look-alike object given a removed one's id cannot be told apart"]
+fn regression_a_queue_file_kept_open_never_reaches_a_new_queue_with_the_same_id() {
+    replay(&[
+        Op::Hold { slot: 2, file: HeldFile::Queue(QFile::Any) },
+        Op::Behind(Behind::Remove(Family::Msg)),
+        Op::Behind(Behind::Create { family: Family::Msg, same_id: true, keyed: false, shape: 0 }),
+        Op::HeldWrite { slot: 2, offset: 0, data: text("0\n") },
+    ]);
+}
+
+/// Found by the property test, shrunk from a random sequence: a semaphore
+/// file kept open, its set removed through the mount (rmdir), and a new set
+/// of the same size given the same id behind the mount's back. The new set
+/// is listed in sem/, but `sem/ID/` lists nothing and `sem/ID/N` is ENOENT:
+/// ipcfs cannot tell the two sets apart, so it gives the new one the old
+/// directory's inode number, which the kernel still holds as a removed
+/// directory. docs/ipcfs.md: an object made by any program "appears … at
+/// once". Fixed: rmdir retires the removed object's inodes.
+#[test]
+fn regression_a_set_given_a_removed_sets_id_can_be_used_while_a_file_of_the_old_one_is_open() {
+    replay(&[
+        Op::Hold { slot: 0, file: HeldFile::Semaphore(0) },
+        Op::Remove(Family::Sem),
+        Op::Behind(Behind::Create { family: Family::Sem, same_id: true, keyed: false, shape: 2 }),
+    ]);
+}
+
+/// Found by the property test, shrunk from a random sequence: the same as
+/// regression_a_set_given_a_removed_sets_id_can_be_used_while_a_file_of_the_old_one_is_open,
+/// for a queue, and with the old file closed (its slot reused) before the
+/// new queue is made: the kernel keeps the removed directory's inode even
+/// then, so `msg/ID/` stays empty and `msg/ID/any` ENOENT (seconds later
+/// too). Fixed with the one before.
+#[test]
+fn regression_a_queue_given_a_removed_queues_id_can_be_used_after_a_file_open_during_the_rmdir_is_closed() {
+    replay(&[
+        Op::Hold { slot: 2, file: HeldFile::Queue(QFile::Type(1)) },
+        Op::Remove(Family::Msg),
+        Op::Hold { slot: 2, file: HeldFile::Segment },
+        Op::Behind(Behind::Create { family: Family::Msg, same_id: true, keyed: false, shape: 0 }),
+    ]);
+}
+
+/// Constructed, not shrunk: the property test's hardest case, pinned. The
+/// random search found no failure here; this is the path it must keep
+/// passing. Files kept open on a set, a queue and a segment while all three
+/// are removed — through the mount and behind its back — and new objects
+/// take the set's and the queue's ids (told apart by their keys): the kept
+/// set and queue files give ENOENT and never touch the new objects; the kept
+/// segment file still reaches its own segment, which stays listed, marked
+/// for destruction and without its by-key link, until that file is closed;
+/// then a new segment gets its id.
+#[test]
+fn regression_files_kept_open_on_removed_objects_never_reach_the_objects_that_take_their_ids() {
+    replay(&[
+        // A segment with a key, so that its by-key link can be seen to go.
+        Op::Behind(Behind::Create { family: Family::Shm, same_id: false, keyed: true, shape: 0 }),
+        Op::Hold { slot: 0, file: HeldFile::Semaphore(1) },
+        Op::Hold { slot: 1, file: HeldFile::Queue(QFile::Type(3)) },
+        Op::Hold { slot: 2, file: HeldFile::Segment },
+        Op::HeldWrite { slot: 2, offset: 10, data: text("old bytes") },
+        Op::Send { to: QFile::Type(3), body: text("old") },
+        Op::Remove(Family::Sem),
+        Op::Behind(Behind::Remove(Family::Msg)),
+        Op::Behind(Behind::Remove(Family::Shm)),
+        Op::Behind(Behind::Create { family: Family::Sem, same_id: true, keyed: true, shape: 0 }),
+        Op::Create { family: Family::Msg, same_id: true, shape: 0 },
+        Op::Behind(Behind::SemSetVal { num: 1, value: 7 }),
+        Op::Behind(Behind::Send { mtype: 3, body: text("new") }),
+        Op::HeldRead { slot: 0, offset: 0, room: 64 },
+        Op::HeldWrite { slot: 0, offset: 0, data: text("5") },
+        Op::HeldStat { slot: 0 },
+        Op::HeldRead { slot: 1, offset: 0, room: 64 },
+        Op::HeldWrite { slot: 1, offset: 0, data: text("x") },
+        Op::HeldStat { slot: 1 },
+        Op::SemWrite { num: 1, text: text("+1") },
+        Op::Receive { from: QFile::Type(3), room: 64 },
+        Op::HeldRead { slot: 2, offset: 0, room: 64 },
+        Op::HeldStat { slot: 2 },
+        Op::ShmRead { offset: 8, room: 16 },
+        Op::HeldWrite { slot: 2, offset: 0, data: text("still mine") },
+        Op::Release { slot: 2 },
+        Op::Behind(Behind::Create { family: Family::Shm, same_id: true, keyed: false, shape: 1 }),
+        Op::ShmRead { offset: 0, room: 128 },
+        Op::ShmWrite { offset: 90, data: text("new segment, 100 bytes") },
+        Op::HeldRead { slot: 0, offset: 0, room: 64 },
+    ]);
 }

@@ -251,6 +251,13 @@ impl InodeTable {
         }
     }
 
+    /// Stops handing out the inodes of the nodes `gone` picks: a later
+    /// lookup of an equal node gets a new inode. The old ones live on until
+    /// the kernel forgets them.
+    pub fn retire(&mut self, gone: impl Fn(&Node) -> bool) {
+        self.by_node.retain(|node, _| !gone(node));
+    }
+
     fn forget_mapping(&mut self, node: &Node, ino: u64) {
         if self.by_node.get(node) == Some(&ino) {
             self.by_node.remove(node);
@@ -341,6 +348,19 @@ mod tests {
         table.forget(a, 1);
         table.forget(b, 1);
         assert!(table.is_empty());
+    }
+
+    #[test]
+    fn a_retired_node_gets_a_new_inode_and_the_old_one_lives_until_forgotten() {
+        let mut table = InodeTable::new();
+        let old = table.remember(&seg(5, 1));
+        table.retire(|node| *node == seg(5, 1));
+        let new = table.remember(&seg(5, 1));
+        assert_ne!(old, new, "an equal node after retire");
+        assert!(matches!(table.get(old), Some(Target::Node(_))), "the kernel still holds the old one");
+        table.forget(old, 1);
+        assert!(table.get(old).is_none());
+        assert_eq!(table.remember(&seg(5, 1)), new, "the new one is handed out again");
     }
 
     #[test]

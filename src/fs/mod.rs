@@ -426,9 +426,27 @@ impl IpcFs {
     pub fn rmdir(&self, parent: u64, name: &OsStr, caller: &Caller) -> Result<()> {
         self.writable()?;
         let name = name_str(name)?;
+        // The kernel marks a directory removed through it as dead, and keeps
+        // that inode while a file inside is open. An object made later that
+        // looks the same (same id, key and creator: only possible through
+        // kernel.*_next_id or a wrapped id sequence) must not be given it.
         match self.target(parent)? {
-            Target::Dir(Dir::Sem) => sem::remove_set(name, caller),
-            Target::Dir(Dir::Msg) => msg::remove_queue(name, caller),
+            Target::Dir(Dir::Sem) => {
+                let gone = sem::remove_set(name, caller)?;
+                self.inodes().retire(
+                    |node| matches!(node, Node::SemSet(i) | Node::SemKeyLink(i) | Node::Semaphore(i, _) if *i == gone),
+                );
+                Ok(())
+            }
+            Target::Dir(Dir::Msg) => {
+                let gone = msg::remove_queue(name, caller)?;
+                self.inodes().retire(|node| match node {
+                    Node::Queue(i) | Node::QueueWaitDir(i) | Node::MsgKeyLink(i) => *i == gone,
+                    Node::QueueFile { ident, .. } => *ident == gone,
+                    _ => false,
+                });
+                Ok(())
+            }
             Target::Dir(_) => Err(Error::NotPermitted),
             // `.wait/` goes with its queue: removing it alone changes nothing.
             Target::Node(Node::Queue(_)) if name == msg::WAIT_DIR => Ok(()),

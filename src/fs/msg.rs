@@ -259,11 +259,12 @@ pub fn create_queue(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Att
 }
 
 /// `rmdir msg/<id>`: IPC_RMID, messages and all.
-pub fn remove_queue(name: &str, caller: &Caller) -> Result<()> {
+pub fn remove_queue(name: &str, caller: &Caller) -> Result<MsgIdent> {
     let id = MsqId(parse_id(name).ok_or(Error::NotFound)?);
     let stat = msg::stat_any(id).map_err(Error::from_id_call)?;
     check_owner(&stat.perm, caller)?;
-    msg::remove(id).map_err(Error::from_id_call)
+    msg::remove(id).map_err(Error::from_id_call)?;
+    Ok(MsgIdent::of(&stat))
 }
 
 /// `rm msg/<id>/<type>` discards the messages of that type, `rm .../any`

@@ -202,11 +202,12 @@ pub fn create_set(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Attr)
 }
 
 /// `rmdir sem/<id>` (and the last step of `rm -r`): IPC_RMID.
-pub fn remove_set(name: &str, caller: &Caller) -> Result<()> {
+pub fn remove_set(name: &str, caller: &Caller) -> Result<SemIdent> {
     let id = SemId(parse_id(name).ok_or(Error::NotFound)?);
     let stat = sem::stat_any(id).map_err(Error::from_id_call)?;
     check_owner(&stat.perm, caller)?;
-    sem::remove(id).map_err(Error::from_id_call)
+    sem::remove(id).map_err(Error::from_id_call)?;
+    Ok(SemIdent::of(&stat))
 }
 
 /// `rm sem/<id>/<n>`: a semaphore cannot leave its set, so this changes
