@@ -109,7 +109,7 @@ fn lsipc_rows(columns: &str) -> Vec<HashMap<String, String>> {
 #[test]
 fn tree_has_family_dirs_and_key_links_only_for_keyed_segments() {
     let m = Mounted::new();
-    assert_eq!(list(m.root()), ["by-key", "msg", "sem", "shm"]);
+    assert_eq!(list(m.root()), ["by-key", "limits", "msg", "sem", "shm"]);
     assert_eq!(list(&m.path("by-key")), ["msg", "sem", "shm"]);
 
     let keyed = create_segment(0x1234abcd, 4096, 0o600);

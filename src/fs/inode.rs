@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::limits::Limit;
 use super::shm::PendingSegment;
 use crate::ipc::Key;
 use crate::ipc::msg::{MsgStat, MsqId};
@@ -29,11 +30,12 @@ pub enum Dir {
     ByKeyShm,
     ByKeySem,
     ByKeyMsg,
+    Limits,
 }
 
 impl Dir {
-    pub const ALL: [Dir; 8] =
-        [Dir::Root, Dir::Shm, Dir::Sem, Dir::Msg, Dir::ByKey, Dir::ByKeyShm, Dir::ByKeySem, Dir::ByKeyMsg];
+    pub const ALL: [Dir; 9] =
+        [Dir::Root, Dir::Shm, Dir::Sem, Dir::Msg, Dir::ByKey, Dir::ByKeyShm, Dir::ByKeySem, Dir::ByKeyMsg, Dir::Limits];
 
     pub fn ino(self) -> u64 {
         ROOT + Dir::ALL.iter().position(|d| *d == self).unwrap_or(0) as u64
@@ -46,7 +48,7 @@ impl Dir {
 
     pub fn parent(self) -> Dir {
         match self {
-            Dir::Root | Dir::Shm | Dir::Sem | Dir::Msg | Dir::ByKey => Dir::Root,
+            Dir::Root | Dir::Shm | Dir::Sem | Dir::Msg | Dir::ByKey | Dir::Limits => Dir::Root,
             Dir::ByKeyShm | Dir::ByKeySem | Dir::ByKeyMsg => Dir::ByKey,
         }
     }
@@ -54,7 +56,13 @@ impl Dir {
     /// The fixed subdirectories and their names.
     pub fn children(self) -> &'static [(&'static str, Dir)] {
         match self {
-            Dir::Root => &[("shm", Dir::Shm), ("sem", Dir::Sem), ("msg", Dir::Msg), ("by-key", Dir::ByKey)],
+            Dir::Root => &[
+                ("shm", Dir::Shm),
+                ("sem", Dir::Sem),
+                ("msg", Dir::Msg),
+                ("by-key", Dir::ByKey),
+                ("limits", Dir::Limits),
+            ],
             Dir::ByKey => &[("shm", Dir::ByKeyShm), ("sem", Dir::ByKeySem), ("msg", Dir::ByKeyMsg)],
             _ => &[],
         }
@@ -148,6 +156,8 @@ pub enum Node {
     QueueFile { ident: MsgIdent, mtype: i64, waiting: bool },
     /// `by-key/msg/0x%08x`
     MsgKeyLink(MsgIdent),
+    /// `limits/<resource>` and `limits/usage`
+    Limit(Limit),
 }
 
 impl Node {

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 
 use super::error::{Error, Result};
 use super::inode::{Dir, Node, Target};
-use super::{Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, msg, nodes, sem, shm};
+use super::{Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, limits, msg, nodes, sem, shm};
 
 /// One directory entry of a listing, before it gets an inode number.
 #[derive(Clone, Debug)]
@@ -93,6 +93,10 @@ impl IpcFs {
                     Dir::ByKeyShm => shm::list_key_links()?,
                     Dir::ByKeySem => sem::list_key_links()?,
                     Dir::ByKeyMsg => msg::list_key_links()?,
+                    Dir::Limits => limits::list()
+                        .into_iter()
+                        .map(|(name, node)| Ok((name, node.clone(), nodes::attr(&node)?)))
+                        .collect::<Result<_>>()?,
                     Dir::Root | Dir::ByKey => Vec::new(),
                 };
                 (items, children)

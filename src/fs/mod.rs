@@ -20,6 +20,7 @@
 pub mod access;
 pub mod error;
 pub mod inode;
+mod limits;
 mod listing;
 mod msg;
 pub mod names;
@@ -62,6 +63,8 @@ enum Handle {
     Segment(OpenSegment),
     Semaphore(OpenSemaphore),
     QueueFile(OpenQueueFile),
+    /// `limits/<resource>` or `limits/usage`: read fresh at every read.
+    Limit(limits::Limit),
     /// A directory listing, taken whole when read from offset 0, so that
     /// objects coming and going never make readdir skip or repeat an entry.
     Dir(Mutex<Vec<Listed>>),
@@ -177,6 +180,11 @@ impl IpcFs {
                     Dir::ByKeyShm => shm::lookup_key_link(name)?,
                     Dir::ByKeySem => sem::lookup_key_link(name)?,
                     Dir::ByKeyMsg => msg::lookup_key_link(name)?,
+                    Dir::Limits => {
+                        let node = limits::lookup(name)?;
+                        let attr = nodes::attr(&node)?;
+                        (node, attr)
+                    }
                     _ => return Err(Error::NotFound),
                 }
             }
@@ -305,6 +313,10 @@ impl IpcFs {
             Target::Node(node @ Node::QueueFile { .. }) => {
                 Handle::QueueFile(OpenQueueFile::open(&node, flags, self.read_only, caller)?)
             }
+            Target::Node(Node::Limit(limit)) => {
+                limits::access(limit, want, caller)?;
+                Handle::Limit(limit)
+            }
             Target::Node(_) => return Err(Error::Invalid),
             Target::Pending(pending) => Handle::Segment(OpenSegment::reopen_pending(pending, want, caller)?),
         };
@@ -329,6 +341,12 @@ impl IpcFs {
                 Outcome::Wait(wait) => Ok(Outcome::Wait(wait.stopping_with(&self.stopping))),
                 Outcome::Ready(bytes) => Ok(Outcome::Ready(Data::Bytes(bytes))),
             },
+            Handle::Limit(limit) => {
+                let text = limits::text(*limit)?.into_bytes();
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(text.len());
+                let end = start.saturating_add(size as usize).min(text.len());
+                Ok(Outcome::Ready(Data::Bytes(text[start..end].to_vec())))
+            }
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
@@ -342,6 +360,7 @@ impl IpcFs {
             Handle::Segment(open) => open.write(offset, data).map(Outcome::Ready),
             Handle::Semaphore(open) => self.waiting_write(open.write(data, nonblocking, caller)?),
             Handle::QueueFile(open) => self.waiting_write(open.write(data, nonblocking, caller)?),
+            Handle::Limit(limit) => limits::write(*limit, data, caller).map(Outcome::Ready),
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
@@ -361,7 +380,7 @@ impl IpcFs {
         }
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.allocate(offset.checked_add(length).ok_or(Error::TooBig)?, caller),
-            Handle::Semaphore(_) | Handle::QueueFile(_) => Err(Error::NotSupported),
+            Handle::Semaphore(_) | Handle::QueueFile(_) | Handle::Limit(_) => Err(Error::NotSupported),
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }

@@ -3,13 +3,14 @@
 use super::access::{Caller, Want};
 use super::error::{Error, Result};
 use super::inode::Node;
-use super::{Attr, SetAttr, msg, sem, shm};
+use super::{Attr, SetAttr, limits, msg, sem, shm};
 
 pub fn attr(node: &Node) -> Result<Attr> {
     match node {
         Node::Segment(_) | Node::ShmKeyLink(_) => shm::node_attr(node),
         Node::SemSet(_) | Node::Semaphore(..) | Node::SemKeyLink(_) => sem::attr(node),
         Node::Queue(_) | Node::QueueWaitDir(_) | Node::QueueFile { .. } | Node::MsgKeyLink(_) => msg::attr(node),
+        Node::Limit(limit) => limits::attr(*limit),
     }
 }
 
@@ -29,6 +30,7 @@ pub fn setattr(node: &Node, change: SetAttr, caller: &Caller) -> Result<Attr> {
         Node::Semaphore(ident, _) => sem::setattr_semaphore(ident, change),
         Node::Queue(ident) => msg::setattr_queue(ident, change, caller),
         Node::QueueFile { .. } => msg::setattr_file(node, change),
+        Node::Limit(limit) => limits::setattr(limit, change),
         _ if change == SetAttr::default() => attr(node),
         _ => Err(Error::NotPermitted),
     }
@@ -42,6 +44,7 @@ pub fn access(node: &Node, want: Want, caller: &Caller) -> Result<()> {
             msg::access(ident, node, want, caller)
         }
         Node::ShmKeyLink(_) | Node::SemKeyLink(_) | Node::MsgKeyLink(_) => Ok(()),
+        Node::Limit(limit) => limits::access(limit, want, caller),
     }
 }
 
@@ -56,6 +59,7 @@ fn family_xattr_names(node: &Node) -> &'static [&'static str] {
 pub fn xattr_names(node: &Node) -> Result<Vec<&'static str>> {
     match *node {
         Node::Segment(ident) => shm::xattr_names(ident),
+        Node::Limit(limit) => limits::xattr_names(limit),
         _ => {
             attr(node)?;
             Ok(family_xattr_names(node).to_vec())
@@ -68,6 +72,7 @@ pub fn xattr(node: &Node, name: &str) -> Result<String> {
         Node::Segment(ident) => shm::xattr(ident, name),
         Node::SemSet(_) | Node::Semaphore(..) => sem::xattr(node, name),
         Node::Queue(_) => msg::xattr(node, name),
+        Node::Limit(limit) => limits::xattr(limit, name),
         _ => Err(Error::NoAttribute),
     }
 }
@@ -78,6 +83,7 @@ pub fn set_xattr(node: &Node, name: &str, value: &[u8], caller: &Caller) -> Resu
     match node {
         Node::Queue(_) => msg::set_xattr(node, name, value, caller),
         Node::Segment(_) if shm::is_xattr_name(name) => Err(Error::NotPermitted),
+        Node::Limit(limit) if limits::xattr_names(*limit)?.contains(&name) => Err(Error::NotPermitted),
         _ if family_xattr_names(node).contains(&name) => Err(Error::NotPermitted),
         _ => Err(Error::NotSupported),
     }

@@ -1,0 +1,297 @@
+//! `limits/`: what `lsipc --global` shows, one file per resource, and a
+//! `usage` table. A limit backed by a sysctl can be set by writing the file,
+//! which writes /proc/sys/kernel as the caller, so the kernel decides who may.
+
+use std::time::SystemTime;
+
+use super::access::{Caller, Want};
+use super::error::{Error, Result};
+use super::inode::Node;
+use super::{Attr, BLOCK_SIZE, FileKind, SetAttr};
+use crate::ipc::creds::run_as;
+use crate::ipc::{shm, sysvipc};
+
+/// One file of `limits/`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limit {
+    Resource(Resource),
+    /// The whole table, as `lsipc --global` prints it.
+    Usage,
+}
+
+/// The resources `lsipc --global` lists, in its order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Msgmni,
+    Msgmax,
+    Msgmnb,
+    Shmmni,
+    Shmall,
+    Shmmax,
+    Shmmin,
+    Semmni,
+    Semmns,
+    Semmsl,
+    Semopm,
+    Semvmx,
+}
+
+/// Where a limit's value lives.
+enum Source {
+    /// /proc/sys/kernel/<name>
+    Sysctl(&'static str),
+    /// A field of /proc/sys/kernel/sem: SEMMSL SEMMNS SEMOPM SEMMNI.
+    SemField(usize),
+    /// Built into the kernel.
+    Fixed(u64),
+}
+
+impl Resource {
+    pub const ALL: [Resource; 12] = [
+        Resource::Msgmni,
+        Resource::Msgmax,
+        Resource::Msgmnb,
+        Resource::Shmmni,
+        Resource::Shmall,
+        Resource::Shmmax,
+        Resource::Shmmin,
+        Resource::Semmni,
+        Resource::Semmns,
+        Resource::Semmsl,
+        Resource::Semopm,
+        Resource::Semvmx,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Resource::Msgmni => "msgmni",
+            Resource::Msgmax => "msgmax",
+            Resource::Msgmnb => "msgmnb",
+            Resource::Shmmni => "shmmni",
+            Resource::Shmall => "shmall",
+            Resource::Shmmax => "shmmax",
+            Resource::Shmmin => "shmmin",
+            Resource::Semmni => "semmni",
+            Resource::Semmns => "semmns",
+            Resource::Semmsl => "semmsl",
+            Resource::Semopm => "semopm",
+            Resource::Semvmx => "semvmx",
+        }
+    }
+
+    /// lsipc's description, word for word.
+    pub fn description(self) -> &'static str {
+        match self {
+            Resource::Msgmni => "Number of message queues",
+            Resource::Msgmax => "Max size of message (bytes)",
+            Resource::Msgmnb => "Default max size of queue (bytes)",
+            Resource::Shmmni => "Shared memory segments",
+            Resource::Shmall => "Shared memory pages",
+            Resource::Shmmax => "Max size of shared memory segment (bytes)",
+            Resource::Shmmin => "Min size of shared memory segment (bytes)",
+            Resource::Semmni => "Number of semaphore identifiers",
+            Resource::Semmns => "Total number of semaphores",
+            Resource::Semmsl => "Max semaphores per semaphore set.",
+            Resource::Semopm => "Max number of operations per semop(2)",
+            Resource::Semvmx => "Semaphore max value",
+        }
+    }
+
+    fn source(self) -> Source {
+        match self {
+            Resource::Msgmni => Source::Sysctl("msgmni"),
+            Resource::Msgmax => Source::Sysctl("msgmax"),
+            Resource::Msgmnb => Source::Sysctl("msgmnb"),
+            Resource::Shmmni => Source::Sysctl("shmmni"),
+            Resource::Shmall => Source::Sysctl("shmall"),
+            Resource::Shmmax => Source::Sysctl("shmmax"),
+            Resource::Shmmin => Source::Fixed(1),
+            Resource::Semmsl => Source::SemField(0),
+            Resource::Semmns => Source::SemField(1),
+            Resource::Semopm => Source::SemField(2),
+            Resource::Semmni => Source::SemField(3),
+            Resource::Semvmx => Source::Fixed(32767),
+        }
+    }
+
+    fn settable(self) -> bool {
+        !matches!(self.source(), Source::Fixed(_))
+    }
+
+    /// The limit now.
+    pub fn value(self) -> Result<u64> {
+        match self.source() {
+            Source::Sysctl(name) => parse_number(&read_sysctl(name)?),
+            Source::SemField(field) => {
+                let fields = sem_fields()?;
+                Ok(fields[field])
+            }
+            Source::Fixed(value) => Ok(value),
+        }
+    }
+
+    /// How much of it is in use, for the limits lsipc shows a USED for.
+    pub fn used(self) -> Result<Option<u64>> {
+        let count = |n: usize| Ok(Some(n as u64));
+        match self {
+            Resource::Msgmni => count(sysvipc::list_msg()?.len()),
+            Resource::Shmmni => count(sysvipc::list_shm()?.len()),
+            Resource::Shmall => Ok(Some(shm::usage()?.total_pages)),
+            Resource::Semmni => count(sysvipc::list_sem()?.len()),
+            Resource::Semmns => Ok(Some(sysvipc::list_sem()?.iter().map(|s| s.nsems).sum())),
+            _ => Ok(None),
+        }
+    }
+}
+
+fn read_sysctl(name: &str) -> Result<String> {
+    Ok(std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))?)
+}
+
+fn parse_number(text: &str) -> Result<u64> {
+    text.trim().parse().map_err(|_| Error::Invalid)
+}
+
+/// kernel.sem: SEMMSL SEMMNS SEMOPM SEMMNI.
+fn sem_fields() -> Result<[u64; 4]> {
+    let text = read_sysctl("sem")?;
+    let fields: Vec<u64> =
+        text.split_whitespace().map(|f| f.parse().map_err(|_| Error::Invalid)).collect::<Result<_>>()?;
+    fields.try_into().map_err(|_| Error::Invalid)
+}
+
+// ---- names and attributes ----
+
+pub fn list() -> Vec<(String, Node)> {
+    let mut files: Vec<(String, Node)> =
+        Resource::ALL.iter().map(|r| (r.name().to_string(), Node::Limit(Limit::Resource(*r)))).collect();
+    files.push(("usage".into(), Node::Limit(Limit::Usage)));
+    files
+}
+
+pub fn lookup(name: &str) -> Result<Node> {
+    list().into_iter().find(|(n, _)| n == name).map(|(_, node)| node).ok_or(Error::NotFound)
+}
+
+pub fn attr(limit: Limit) -> Result<Attr> {
+    let perm = match limit {
+        Limit::Resource(r) if r.settable() => 0o644,
+        _ => 0o444,
+    };
+    let now = SystemTime::now();
+    Ok(Attr {
+        ino: 0,
+        kind: FileKind::RegularFile,
+        size: text(limit)?.len() as u64,
+        perm,
+        nlink: 1,
+        uid: 0,
+        gid: 0,
+        atime: now,
+        mtime: now,
+        ctime: now,
+        blksize: BLOCK_SIZE,
+    })
+}
+
+/// Root-owned files, as in /proc/sys: anyone reads, root writes what can be
+/// set; the write itself is the kernel's to allow.
+pub fn access(limit: Limit, want: Want, caller: &Caller) -> Result<()> {
+    let writable = matches!(limit, Limit::Resource(r) if r.settable()) && caller.uid == 0;
+    if want.includes_write() && !writable { Err(Error::AccessDenied) } else { Ok(()) }
+}
+
+/// Only the truncation of `echo N > file` (O_TRUNC) is accepted.
+pub fn setattr(limit: Limit, change: SetAttr) -> Result<Attr> {
+    if change == SetAttr::default() || change == (SetAttr { size: Some(0), ..SetAttr::default() }) {
+        attr(limit)
+    } else {
+        Err(Error::NotPermitted)
+    }
+}
+
+pub fn xattr_names(limit: Limit) -> Result<Vec<&'static str>> {
+    match limit {
+        Limit::Resource(r) if r.used()?.is_some() => Ok(vec!["user.ipc.description", "user.ipc.used"]),
+        Limit::Resource(_) => Ok(vec!["user.ipc.description"]),
+        Limit::Usage => Ok(Vec::new()),
+    }
+}
+
+pub fn xattr(limit: Limit, name: &str) -> Result<String> {
+    match (limit, name) {
+        (Limit::Resource(r), "user.ipc.description") => Ok(r.description().into()),
+        (Limit::Resource(r), "user.ipc.used") => r.used()?.map(|u| u.to_string()).ok_or(Error::NoAttribute),
+        _ => Err(Error::NoAttribute),
+    }
+}
+
+// ---- reading and writing ----
+
+/// What the file reads as: the value, or the usage table.
+pub fn text(limit: Limit) -> Result<String> {
+    match limit {
+        Limit::Resource(r) => Ok(format!("{}\n", r.value()?)),
+        Limit::Usage => usage_table(),
+    }
+}
+
+fn usage_table() -> Result<String> {
+    let mut out = format!("{:<8} {:<42} {:>20} {:>6} {:>7}\n", "RESOURCE", "DESCRIPTION", "LIMIT", "USED", "USE%");
+    for r in Resource::ALL {
+        let (limit, used) = (r.value()?, r.used()?);
+        let (used, percent) = match used {
+            Some(u) => (u.to_string(), format!("{:.2}%", u as f64 * 100.0 / limit.max(1) as f64)),
+            None => ("-".into(), "-".into()),
+        };
+        let name = r.name().to_ascii_uppercase();
+        out += &format!("{name:<8} {:<42} {limit:>20} {used:>6} {percent:>7}\n", r.description());
+    }
+    Ok(out)
+}
+
+/// Sets a limit from a decimal number, writing /proc/sys/kernel as the caller.
+pub fn write(limit: Limit, data: &[u8], caller: &Caller) -> Result<usize> {
+    let Limit::Resource(resource) = limit else { return Err(Error::AccessDenied) };
+    let text = std::str::from_utf8(data).map_err(|_| Error::Invalid)?;
+    let value: u64 = text.trim().parse().map_err(|_| Error::Invalid)?;
+    let (name, new) = match resource.source() {
+        Source::Sysctl(name) => (name, value.to_string()),
+        Source::SemField(field) => {
+            let mut fields = sem_fields()?;
+            fields[field] = value;
+            ("sem", fields.map(|f| f.to_string()).join(" "))
+        }
+        Source::Fixed(_) => return Err(Error::AccessDenied),
+    };
+    run_as(&caller.identity(), || std::fs::write(format!("/proc/sys/kernel/{name}"), &new))??;
+    Ok(data.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_resource_has_a_file_and_usage_comes_last() {
+        let names: Vec<String> = list().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names.len(), 13);
+        assert_eq!(names.last().map(String::as_str), Some("usage"));
+        for r in Resource::ALL {
+            assert_eq!(lookup(r.name()).unwrap(), Node::Limit(Limit::Resource(r)));
+        }
+        assert_eq!(lookup("nope"), Err(Error::NotFound));
+    }
+
+    #[test]
+    fn built_in_limits_are_read_only_for_everyone() {
+        let root = Caller::new(0, 0, 0);
+        assert_eq!(access(Limit::Resource(Resource::Semvmx), Want::WRITE, &root), Err(Error::AccessDenied));
+        assert_eq!(access(Limit::Resource(Resource::Shmmni), Want::WRITE, &root), Ok(()));
+        assert_eq!(
+            access(Limit::Resource(Resource::Shmmni), Want::WRITE, &Caller::new(1000, 1000, 0)),
+            Err(Error::AccessDenied)
+        );
+        assert_eq!(access(Limit::Resource(Resource::Shmmni), Want::READ, &Caller::new(1000, 1000, 0)), Ok(()));
+    }
+}
