@@ -121,7 +121,9 @@ impl MountOptions {
         let mut config = Config::default();
         config.mount_options = self.kernel.clone();
         config.mount_options.push(MountOption::FSName(self.fsname.clone()));
-        config.mount_options.push(MountOption::Subtype("ipcfs".into()));
+        // fuser's own mount(2) gives Subtype only to fusermount; as a kernel
+        // option it makes the type `fuse.ipcfs` in /proc/mounts and findmnt.
+        config.mount_options.push(MountOption::CUSTOM("subtype=ipcfs".into()));
         config.acl = self.acl;
         config.n_threads = Some(threads);
         config.clone_fd = true;

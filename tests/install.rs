@@ -180,7 +180,7 @@ fn mounted_here(dir: &Path) -> Vec<MountEntry> {
 fn the_ipcfs_mount(entries: Vec<MountEntry>, dir: &Path) -> MountEntry {
     assert_eq!(entries.len(), 1, "expected one mount on {}: {entries:?}", dir.display());
     let entry = entries.into_iter().next().unwrap();
-    assert!(entry.fstype.starts_with("fuse"), "{entry:?}");
+    assert_eq!(entry.fstype, "fuse.ipcfs", "{entry:?}");
     entry
 }
 

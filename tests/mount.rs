@@ -227,3 +227,12 @@ fn attr_timeout_lets_the_kernel_keep_attributes_for_that_long() {
     assert_eq!(mode_of(&path), 0o604, "a chmod through the mount shows at once");
     assert_eq!(shm::stat(id).unwrap().perm.mode & 0o777, 0o604);
 }
+
+/// findmnt, /proc/mounts and `umount -t` see the type `fuse.ipcfs`, and the
+/// source is the fsname (`ipcfs` unless `-o fsname=` says otherwise).
+#[test]
+fn the_mount_table_shows_type_fuse_ipcfs_and_the_fsname() {
+    let m = Mounted::with_options(&["-o", "fsname=myipc"]);
+    let out = sh_ok(&format!("findmnt -n -o SOURCE,FSTYPE --mountpoint {}", q(m.root())));
+    assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["myipc", "fuse.ipcfs"], "{out}");
+}
