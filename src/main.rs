@@ -28,7 +28,7 @@ const READY: &str = "ready";
 /// is one.
 const QUIET: &str = "warn,fuser::session=error,fuser::reply=off";
 
-/// Mount the System V IPC objects of this IPC namespace as files.
+/// Mount the System V IPC objects of an IPC namespace (this one, by default) as files.
 #[derive(Parser, Debug)]
 #[command(name = "ipcfs", version, about, long_about = None)]
 struct Cli {
@@ -40,6 +40,15 @@ struct Cli {
     /// Stay in the foreground until unmounted (or SIGINT/SIGTERM).
     #[arg(short = 'f', long)]
     foreground: bool,
+
+    /// Serve the IPC namespace this file names (such as /proc/PID/ns/ipc)
+    /// instead of the one ipcfs runs in.
+    #[arg(long, value_name = "PATH", conflicts_with = "pid")]
+    ipc_ns: Option<PathBuf>,
+
+    /// Serve the IPC namespace of process PID.
+    #[arg(long, value_name = "PID")]
+    pid: Option<u32>,
 
     /// Internal: run as the daemon of a background mount, reporting
     /// readiness on stdout.
@@ -64,8 +73,36 @@ fn main() -> ExitCode {
         Ok(p) => return fail(&format!("{}: not a directory", p.display())),
         Err(e) => return fail(&format!("{}: {e}", cli.mountpoint.display())),
     };
+    let namespace = cli.ipc_ns.or(cli.pid.map(|pid| PathBuf::from(format!("/proc/{pid}/ns/ipc"))));
+    let serving = cli.foreground || cli.daemon;
+    if let Some(path) = namespace {
+        // Before any thread starts: threads made later share the namespace.
+        if let Err(e) = enter_ipc_namespace(&path, serving) {
+            return fail(&format!("{}: {e}", path.display()));
+        }
+    }
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(QUIET)).init();
-    if cli.foreground || cli.daemon { serve(&mountpoint, &options, cli.daemon) } else { start_daemon(&mountpoint) }
+    if serving { serve(&mountpoint, &options, cli.daemon) } else { start_daemon(&mountpoint) }
+}
+
+/// Joins the IPC namespace `path` names (only checks that it names one when
+/// not `entering`: the daemon started in the background joins it). setns
+/// changes the calling thread only, so this must run before any other
+/// thread is made; every later thread is made from this one and shares it.
+fn enter_ipc_namespace(path: &Path, entering: bool) -> Result<(), String> {
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let kind = nix::sys::stat::fstat(&file).map_err(|e| e.to_string())?;
+    let ns_kind = std::fs::read_link(path).map(|t| t.to_string_lossy().starts_with("ipc:")).unwrap_or(true);
+    if kind.st_mode & libc::S_IFMT != libc::S_IFREG || !ns_kind {
+        return Err("not an IPC namespace (give /proc/PID/ns/ipc)".into());
+    }
+    if entering {
+        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWIPC).map_err(|e| match e {
+            nix::errno::Errno::EINVAL => "not an IPC namespace (give /proc/PID/ns/ipc)".to_string(),
+            other => format!("cannot enter its IPC namespace: {other}"),
+        })?;
+    }
+    Ok(())
 }
 
 fn fail(message: &str) -> ExitCode {
