@@ -24,7 +24,7 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use ipcfs::ipc::Errno;
 use ipcfs::ipc::msg::{self, MsqId};
@@ -167,12 +167,8 @@ fn every_recipe_is_run_by_a_test() {
 
 /// Polls `done` until it holds; fails after [`LIMIT`].
 #[track_caller]
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    wait_until(what, LIMIT, done)
 }
 
 /// Waits for a started recipe to end; its stdout, which must be a success.

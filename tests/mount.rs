@@ -6,7 +6,7 @@ use std::io::Read;
 use std::os::unix::fs::{FileExt, MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 
@@ -24,12 +24,8 @@ fn daemons_here() -> Vec<i32> {
         .collect()
 }
 
-fn await_condition(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting for: {what}");
-        std::thread::sleep(Duration::from_millis(5));
-    }
+fn await_condition(what: &str, done: impl FnMut() -> bool) {
+    wait_until(what, Duration::from_secs(20), done)
 }
 
 #[test]

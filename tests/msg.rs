@@ -187,16 +187,6 @@ fn sh_bounded(script: &str) -> Output {
     Command::new("timeout").args(["20", "sh", "-c", script]).stdin(Stdio::null()).output().unwrap()
 }
 
-/// Polls until `done` holds, failing after `limit`.
-#[track_caller]
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting until {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
 /// Runs `op` on a thread of its own and waits up to 10 s for it, so that a
 /// call that wrongly waits fails the test instead of hanging it.
 #[track_caller]
@@ -254,12 +244,12 @@ fn daemon_waiting_threads(m: &Mounted) -> usize {
 /// Waits until the daemon holds `waits` waiting operations (at least).
 #[track_caller]
 fn wait_until_daemon_holds(m: &Mounted, waits: usize) {
-    wait_for(&format!("the daemon holds {waits} waits"), PROMPTLY, || daemon_waiting_threads(m) >= 2 * waits);
+    wait_until(&format!("the daemon holds {waits} waits"), PROMPTLY, || daemon_waiting_threads(m) >= 2 * waits);
 }
 
 #[track_caller]
 fn wait_until_daemon_idle(m: &Mounted) {
-    wait_for("the daemon has no waiting operation left", PROMPTLY, || daemon_waiting_threads(m) == 0);
+    wait_until("the daemon has no waiting operation left", PROMPTLY, || daemon_waiting_threads(m) == 0);
 }
 
 /// The rows of `lsipc -q --json`, by column name (lower case); null is "".
@@ -382,15 +372,6 @@ impl Drop for Proc {
             let _ = wait_timeout(&mut self.child, Duration::from_secs(1));
         }
     }
-}
-
-fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 4096];
-        while let Ok(n @ 1..) = from.read(&mut buf) {
-            into.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    })
 }
 
 /// A Python reader that handles SIGUSR1: says "caught" on stderr, then
@@ -862,7 +843,7 @@ fn cat_of_wait_any_prints_messages_as_they_come_until_interrupted() {
         reader.wait_blocked("cat .wait/any");
         send(id, mtype, body.as_bytes());
         expected.extend_from_slice(body.as_bytes());
-        wait_for(&format!("cat printed {body:?}"), PROMPTLY, || reader.stdout() == expected);
+        wait_until(&format!("cat printed {body:?}"), PROMPTLY, || reader.stdout() == expected);
     }
     reader.wait_blocked("cat .wait/any after three messages");
     reader.signal(Signal::SIGINT);
@@ -954,11 +935,11 @@ fn a_waiter_ended_by_timeout_s_int_takes_nothing() {
     // The cat that timeout started must be waiting before the signal comes.
     let children = format!("/proc/{0}/task/{0}/children", timeout.pid());
     let mut cat = 0;
-    wait_for("timeout started cat", Duration::from_secs(1), || {
+    wait_until("timeout started cat", Duration::from_secs(1), || {
         cat = fs::read_to_string(&children).unwrap_or_default().trim().parse().unwrap_or(0);
         cat != 0
     });
-    wait_for("cat waits", Duration::from_secs(1), || waiting_on_fuse(cat));
+    wait_until("cat waits", Duration::from_secs(1), || waiting_on_fuse(cat));
     // timeout(1) waits for cat before it exits.
     let status = timeout.wait_exit(Duration::from_secs_f64(1.5) + PROMPTLY, "timeout -s INT 1.5 cat .wait/any");
     assert_eq!(status.code(), Some(124), "timeout says the command timed out: {status}, {}", timeout.stderr());
@@ -991,7 +972,7 @@ fn a_reader_that_catches_the_signal_gets_eintr_and_takes_nothing() {
     stayer.wait_blocked("a python reader of .wait/any");
     wait_until_daemon_holds(&m, 1);
     stayer.signal(Signal::SIGUSR1);
-    wait_for("the handler ran", PROMPTLY, || stayer.stderr() == "caught\n");
+    wait_until("the handler ran", PROMPTLY, || stayer.stderr() == "caught\n");
     stayer.wait_blocked("the python reader, retrying");
     wait_until_daemon_holds(&m, 1);
     assert_eq!(qnum(id), 0);
@@ -1164,7 +1145,7 @@ fn waiting_readers_and_writers_stall_nothing_else() {
         got
     };
     sent.sort();
-    wait_for("every waiter got a message", PROMPTLY, || all_output(&readers).len() >= sent.len());
+    wait_until("every waiter got a message", PROMPTLY, || all_output(&readers).len() >= sent.len());
     assert_eq!(all_output(&readers), sent, "each message went to exactly one waiter");
     assert_eq!(qnum(waited), 0);
 

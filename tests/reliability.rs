@@ -508,15 +508,6 @@ impl Drop for Client {
     }
 }
 
-fn collect(mut from: impl Read + Send + 'static, into: Arc<Mutex<Vec<u8>>>) -> JoinHandle<()> {
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 8192];
-        while let Ok(n @ 1..) = from.read(&mut buf) {
-            into.lock().unwrap().extend_from_slice(&buf[..n]);
-        }
-    })
-}
-
 /// The end of a long output, for failure messages.
 fn tail(text: &str) -> &str {
     let start = text.len().saturating_sub(600);
@@ -529,16 +520,6 @@ fn arg(path: &Path) -> &str {
 }
 
 // ---- waiting for conditions ----
-
-/// Polls until `done` holds, failing after `limit`.
-#[track_caller]
-fn wait_for(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + limit;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting until {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
 
 /// Whether process `pid` is inside a read(2) or write(2) waiting for the
 /// FUSE daemon's answer.
@@ -573,7 +554,7 @@ fn daemon_alive(m: &Mounted) -> bool {
 /// (`terminate` then sends SIGTERM to a zombie, which does nothing.)
 #[track_caller]
 fn reap(m: &mut Mounted, limit: Duration) -> ExitStatus {
-    wait_for("the daemon exits", limit, || !daemon_alive(m));
+    wait_until("the daemon exits", limit, || !daemon_alive(m));
     m.terminate()
 }
 
@@ -905,7 +886,7 @@ fn twenty_waiters_killed_at_random_moments_consume_nothing() {
         for w in &mut waiters {
             w.client.wait_blocked();
         }
-        wait_for("the daemon holds 20 waits", PROMPTLY, || daemon_waits(&m) >= 20);
+        wait_until("the daemon holds 20 waits", PROMPTLY, || daemon_waits(&m) >= 20);
 
         let give = |w: &Waiter| match (w.receive, w.own) {
             (false, Some(n)) => sem::operate(set, n, 1, None).unwrap(),
@@ -944,7 +925,7 @@ fn twenty_waiters_killed_at_random_moments_consume_nothing() {
         for w in &mut waiters {
             w.client.finish(PROMPTLY);
         }
-        wait_for("the daemon holds no wait", PROMPTLY, || daemon_waits(&m) == 0);
+        wait_until("the daemon holds no wait", PROMPTLY, || daemon_waits(&m) == 0);
 
         // Each waiter of its own resource.
         for w in waiters.iter().filter(|w| w.own.is_some()) {
@@ -1121,7 +1102,7 @@ fn a_daemon_killed_under_load_loses_nothing() {
         assert_eq!(unique.len(), through_mount.len(), "no message twice");
         assert_eq!(qnum(queue), 0);
         drop(file);
-        wait_for("the new daemon detaches the segment it read", PROMPTLY, || nattch(seg) == 1);
+        wait_until("the new daemon detaches the segment it read", PROMPTLY, || nattch(seg) == 1);
         drop(own);
         assert_eq!(nattch(seg), 0, "nothing else holds the segment");
     }
@@ -1250,7 +1231,7 @@ fn objects_removed_or_replaced_under_load_are_never_confused() {
 
         // The old segment goes once its last file is closed, and the mount
         // shows exactly the kernel's objects, the new ones under the old names.
-        wait_for("the removed segment is gone", PROMPTLY, || shm::stat_any(seg) == Err(Errno::ENOENT));
+        wait_until("the removed segment is gone", PROMPTLY, || shm::stat_any(seg) == Err(Errno::ENOENT));
         assert_serving_the_kernels_objects(&m);
         assert_eq!(kernel_objects(), [vec![new_seg.0.to_string()], vec![set.0.to_string()], vec![queue.0.to_string()]]);
         assert_eq!(fs::read_to_string(semaphore(0)).unwrap(), "1000\n", "the name leads to the new set");
@@ -1301,7 +1282,7 @@ fn unmount_releases_blocked_waiters_and_takes_nothing() {
         for waiter in &mut waiters {
             waiter.wait_blocked();
         }
-        wait_for("the daemon holds every wait", PROMPTLY, || daemon_waits(&m) >= waiters.len());
+        wait_until("the daemon holds every wait", PROMPTLY, || daemon_waits(&m) >= waiters.len());
         let before = (sem_values(set, 3), queued(empty), queued(holding), queued(full));
 
         kill(Pid::from_raw(m.daemon_pid().unwrap()), Signal::SIGTERM).unwrap();
@@ -1309,7 +1290,7 @@ fn unmount_releases_blocked_waiters_and_takes_nothing() {
             let status = waiter.finish(PROMPTLY);
             assert!(!status.success() && waiter.error().as_deref() == Some("EINTR"), "{}", waiter.report());
         }
-        wait_for("the mount leaves the tree", PROMPTLY, || !is_mounted(m.root()));
+        wait_until("the mount leaves the tree", PROMPTLY, || !is_mounted(m.root()));
         assert_eq!((sem_values(set, 3), queued(empty), queued(holding), queued(full)), before, "nothing consumed");
 
         // The open file is still served, until it is closed.
@@ -1362,7 +1343,7 @@ fn follow_queue_reads(m: &Mounted, generations: i32) -> Vec<Client> {
         queue = msg::get(Key(key + generation), libc::IPC_CREAT | libc::IPC_EXCL | 0o600).unwrap();
         assert_eq!(queue, first, "precondition: the kernel gave the id again");
         fill(queue, generation);
-        wait_for("the followers read from the new queue", PROMPTLY, || qnum(queue) < 150);
+        wait_until("the followers read from the new queue", PROMPTLY, || qnum(queue) < 150);
     }
     fs::write(control.0.join("stop"), "").unwrap();
     for follower in &mut followers {
@@ -1415,7 +1396,7 @@ fn an_open_file_never_reaches_an_object_that_replaced_its_own_at_once() {
     let opened = |c: &Client| c.output().lines().filter(|l| *l == "opened").count();
     let mut queue = first;
     for generation in 1..=generations {
-        wait_for("every writer has a file on this queue", PROMPTLY, || {
+        wait_until("every writer has a file on this queue", PROMPTLY, || {
             writers.iter().all(|w| opened(w) >= generation as usize)
         });
         let own = Key(key + generation - 1).to_string();
@@ -1445,7 +1426,7 @@ fn an_open_file_never_reaches_an_object_that_replaced_its_own_at_once() {
         (0..4).map(|c| Client::start(format!("follower {c}"), &["sem-follow", arg(&path), arg(&control.0)])).collect();
     let mut set = first;
     for generation in 1..=generations {
-        wait_for("every follower has a file on this set", PROMPTLY, || {
+        wait_until("every follower has a file on this set", PROMPTLY, || {
             followers.iter().all(|f| opened(f) >= generation as usize)
         });
         sem::remove(set).unwrap();

@@ -120,12 +120,8 @@ fn key_name(key: i32) -> String {
 
 /// Waits until `done` holds, failing after [`LIMIT`]. Polls.
 #[track_caller]
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + LIMIT;
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
+fn wait_for(what: &str, done: impl FnMut() -> bool) {
+    wait_until(what, LIMIT, done)
 }
 
 /// Runs `f` on a thread of its own (in the test's namespaces, which threads

@@ -330,3 +330,28 @@ pub fn ls_long(dir: &Path, flags: &str) -> std::collections::HashMap<String, Vec
         })
         .collect()
 }
+
+/// Polls `done` until it holds, failing after `limit`: how a test waits for
+/// a condition (never a sleep as synchronisation).
+#[track_caller]
+pub fn wait_until(what: &str, limit: Duration, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !done() {
+        assert!(Instant::now() < deadline, "timed out after {limit:?} waiting until {what}");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Copies what `from` gives (a child's stdout or stderr) into `into`, on a
+/// thread of its own.
+pub fn collect(
+    mut from: impl std::io::Read + Send + 'static,
+    into: std::sync::Arc<std::sync::Mutex<Vec<u8>>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 8192];
+        while let Ok(n @ 1..) = from.read(&mut buf) {
+            into.lock().unwrap().extend_from_slice(&buf[..n]);
+        }
+    })
+}
