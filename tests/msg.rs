@@ -217,16 +217,6 @@ fn write_once(file: &File, data: &[u8]) -> std::io::Result<usize> {
     bounded(&format!("a write of {} bytes", data.len()), move || file.write(&data))
 }
 
-/// Whether process `pid` is inside a read(2) or write(2) waiting for the
-/// FUSE daemon's answer.
-fn waiting_on_fuse(pid: i32) -> bool {
-    let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
-    let syscall = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
-    let number: Option<i64> = syscall.split_whitespace().next().and_then(|n| n.parse().ok());
-    (wchan == "request_wait_answer" || wchan.contains("fuse"))
-        && number.is_some_and(|n| n == libc::SYS_read || n == libc::SYS_write)
-}
-
 /// The daemon's threads that carry a waiting operation: two per wait,
 /// `ipcfs-wait` (which replies) and `ipcfs-call` (which sits in msgrcv or
 /// msgsnd). None left means no receive or send can still happen on behalf of

@@ -521,16 +521,6 @@ fn arg(path: &Path) -> &str {
 
 // ---- waiting for conditions ----
 
-/// Whether process `pid` is inside a read(2) or write(2) waiting for the
-/// FUSE daemon's answer.
-fn waiting_on_fuse(pid: i32) -> bool {
-    let wchan = fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
-    let syscall = fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
-    let number: Option<i64> = syscall.split_whitespace().next().and_then(|n| n.parse().ok());
-    (wchan == "request_wait_answer" || wchan.contains("fuse"))
-        && number.is_some_and(|n| n == libc::SYS_read || n == libc::SYS_write)
-}
-
 /// The daemon's threads that each carry one waiting operation (the adapter
 /// runs every wait on an `ipcfs-wait` thread of its own). Tests that await
 /// zero first await a positive number, so a renamed thread fails loudly

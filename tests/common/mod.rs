@@ -355,3 +355,13 @@ pub fn collect(
         }
     })
 }
+
+/// Whether process `pid` is inside a read(2) or write(2) waiting for the
+/// FUSE daemon's answer.
+pub fn waiting_on_fuse(pid: i32) -> bool {
+    let wchan = std::fs::read_to_string(format!("/proc/{pid}/wchan")).unwrap_or_default();
+    let syscall = std::fs::read_to_string(format!("/proc/{pid}/syscall")).unwrap_or_default();
+    let number: Option<i64> = syscall.split_whitespace().next().and_then(|n| n.parse().ok());
+    (wchan == "request_wait_answer" || wchan.contains("fuse"))
+        && number.is_some_and(|n| n == libc::SYS_read || n == libc::SYS_write)
+}
