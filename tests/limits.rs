@@ -98,6 +98,9 @@ fn others_built_in_limits_and_bad_numbers_change_nothing() {
     let shmmni = q(&m.path("limits/shmmni"));
     let out = sh_as(1000, 1000, &[], &format!("LC_ALL=C; echo 5 > {shmmni}"));
     assert_refused(&out, "Permission denied", "a user writing limits/shmmni");
+    let out = sh_as(1000, 1000, &[], &format!("LC_ALL=C; truncate -s 0 {shmmni}"));
+    assert_refused(&out, "Permission denied", "a user truncating limits/shmmni");
+    assert_eq!(errno(std::fs::OpenOptions::new().write(true).open(m.path("limits/usage"))), libc::EACCES);
     for fixed in ["shmmin", "semvmx"] {
         let path = m.path(format!("limits/{fixed}"));
         assert_eq!(errno(fs::write(&path, "5")), libc::EACCES, "{fixed} is built into the kernel");

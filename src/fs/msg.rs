@@ -46,19 +46,22 @@ fn current(ident: MsgIdent) -> Result<MsgStat> {
     if MsgIdent::of(&stat) == ident { Ok(stat) } else { Err(Error::NotFound) }
 }
 
-/// Has another queue taken `ident`'s id? The identity check and the call by
-/// id are two system calls, so an object removed and replaced between them
-/// (only possible when msg_next_id is set, or after the id's sequence wraps)
-/// gets the call: this check after it tells.
-fn replaced(ident: MsgIdent) -> bool {
-    matches!(msg::stat_any(ident.id), Ok(stat) if MsgIdent::of(&stat) != ident)
+/// Did a queue that took `ident`'s id give this daemon a message? The
+/// identity check and the call by id are two system calls, so an object
+/// removed and replaced between them (only possible when msg_next_id is set,
+/// or after the id's sequence wraps) gets the call. A replacement that this
+/// daemon has never received from cannot have given the message: then it
+/// came from the file's own queue before that was removed.
+fn received_from_replacement(ident: MsgIdent) -> bool {
+    let daemon = i32::try_from(std::process::id()).unwrap_or(-1);
+    matches!(msg::stat_any(ident.id), Ok(stat) if MsgIdent::of(&stat) != ident && stat.rtime != 0 && stat.lrpid == daemon)
 }
 
 /// Hands a received message over, or puts it back where it came from: when
 /// a queue that replaced this file's own gave it (the file then says its
 /// queue is gone), or when the caller is being killed.
 fn hand_over(ident: MsgIdent, message: Message, dying: impl FnOnce() -> bool) -> Result<Vec<u8>> {
-    if replaced(ident) {
+    if received_from_replacement(ident) {
         put_back(ident.id, message);
         return Err(Error::NotFound);
     }

@@ -30,7 +30,7 @@ pub fn setattr(node: &Node, change: SetAttr, caller: &Caller) -> Result<Attr> {
         Node::Semaphore(ident, _) => sem::setattr_semaphore(ident, change),
         Node::Queue(ident) => msg::setattr_queue(ident, change, caller),
         Node::QueueFile { .. } => msg::setattr_file(node, change),
-        Node::Limit(limit) => limits::setattr(limit, change),
+        Node::Limit(limit) => limits::setattr(limit, change, caller),
         _ if change == SetAttr::default() => attr(node),
         _ => Err(Error::NotPermitted),
     }

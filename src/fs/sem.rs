@@ -41,6 +41,14 @@ fn replaced(ident: SemIdent) -> bool {
     matches!(sem::stat_any(ident.id), Ok(stat) if SemIdent::of(&stat) != ident)
 }
 
+/// Did a semop meant for `ident` reach a set that took its id? Only if
+/// someone has operated on that set at all: a set nobody has touched (no
+/// `sem_otime`) cannot have had it, which spares a replacement an undo of
+/// units it never received.
+fn operated_on_replacement(ident: SemIdent) -> bool {
+    matches!(sem::stat_any(ident.id), Ok(stat) if SemIdent::of(&stat) != ident && stat.otime != 0)
+}
+
 fn set_attr(stat: &SemStat) -> Attr {
     let time = kernel_time(stat.otime, stat.ctime);
     Attr {
@@ -393,7 +401,7 @@ impl OpenSemaphore {
         match sem::operate(id, num, delta, None) {
             // Units taken from or given to a set that replaced this file's
             // own at that very moment go back; the file's set is gone.
-            Ok(()) if replaced(self.ident) => {
+            Ok(()) if operated_on_replacement(self.ident) => {
                 undo(id, num, delta);
                 Err(Error::NotFound)
             }
@@ -441,7 +449,7 @@ fn wait(ident: SemIdent, num: u16, delta: i16, tid: u32, stop: &dyn Fn() -> bool
         current(ident)?;
         match sem::operate(ident.id, num, delta, Some(SLICE)) {
             Ok(()) => {
-                if replaced(ident) {
+                if operated_on_replacement(ident) {
                     undo(ident.id, num, delta);
                     return Err(Error::NotFound);
                 }

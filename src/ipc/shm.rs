@@ -182,10 +182,12 @@ pub struct Attachment {
 }
 
 // SAFETY: the mapping belongs to the whole process, and the bytes are only
-// reached through raw-pointer copies and system calls (never Rust
-// references that live past a call), so sharing the attachment between
-// threads is no different from sharing it with the other processes
-// attached to the segment.
+// reached through raw-pointer copies, system calls and, for the length of
+// one reply, a `&[u8]` handed to writev (Window::lend). That slice is
+// formally an aliasing reference to memory other processes may change, as
+// with any shared mapping (memmap2 does the same); only the kernel reads it.
+// Sharing the attachment between threads is no different from sharing it
+// with the other processes attached to the segment.
 unsafe impl Send for Attachment {}
 // SAFETY: as for Send.
 unsafe impl Sync for Attachment {}
@@ -277,8 +279,13 @@ impl Attachment {
         }
         let (start, count) = self.clamp(offset, data.len());
         if let Some(file) = self.file_for(count) {
-            file.write_all_at(&data[..count], start as u64).map_err(io_errno)?;
-            return Ok(count);
+            // A hugetlbfs file (SHM_HUGETLB) cannot be written: EINVAL, and
+            // the mapping serves instead.
+            match file.write_all_at(&data[..count], start as u64) {
+                Ok(()) => return Ok(count),
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
+                Err(e) => return Err(io_errno(e)),
+            }
         }
         self.populate(start, count);
         // SAFETY: start..start+count lies inside a writable mapping (clamp and
