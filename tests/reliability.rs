@@ -187,6 +187,31 @@ class Control:
         say("stopped ok-after-mark", self.ok_after, "errors-after-mark", text(self.errors_after),
             "errors-before-mark", text(self.before), *more)
 
+def follow(path, control, generation_of):
+    """Follows an object replaced again and again: opens PATH anew (`opened`)
+    after each error, and says `confused K1 K2` when one file gives two
+    generations. generation_of(fd) reads one; b"" is nothing yet."""
+    while control.going():
+        fd = control.attempt(lambda: os.open(path, os.O_RDONLY))
+        if fd is None:
+            time.sleep(0.0001)
+            continue
+        say("opened")
+        generation = None
+        while control.going():
+            now = control.attempt(lambda: generation_of(fd))
+            if now is None:
+                break
+            if not now:
+                time.sleep(0.0001)
+                continue
+            if generation is None:
+                generation = now
+            elif now != generation:
+                say("confused", generation.decode(), now.decode())
+        os.close(fd)
+    control.end()
+
 def main(role, args):
     if role == "send":
         fd = os.open(args[0], os.O_WRONLY)
@@ -279,51 +304,16 @@ def main(role, args):
                 say("value", v)
         control.end()
     elif role == "q-follow":
-        control = Control(args[1])
-        while control.going():
-            fd = control.attempt(lambda: os.open(args[0], os.O_RDONLY))
-            if fd is None:
-                time.sleep(0.0001)
-                continue
-            say("opened")
-            generation = None
-            while control.going():
-                body = control.attempt(lambda: read1(fd))
-                if body is None:
-                    break
-                if not body:
-                    time.sleep(0.0001)
-                    continue
-                now = body.split(b"-")[1]
-                if generation is None:
-                    generation = now
-                elif now != generation:
-                    say("confused", generation.decode(), now.decode())
-            os.close(fd)
-        control.end()
+        def generation(fd):
+            body = read1(fd)
+            return body.split(b"-")[1] if body else b""
+        follow(args[0], Control(args[1]), generation)
     elif role == "sem-follow":
-        control = Control(args[1])
         def value(fd):
             text = read1(fd, 64)
             read1(fd, 64)
-            return text
-        while control.going():
-            fd = control.attempt(lambda: os.open(args[0], os.O_RDONLY))
-            if fd is None:
-                time.sleep(0.0001)
-                continue
-            say("opened")
-            generation = None
-            while control.going():
-                now = control.attempt(lambda: value(fd))
-                if now is None:
-                    break
-                if generation is None:
-                    generation = now
-                elif now != generation:
-                    say("confused", generation.decode().strip(), now.decode().strip())
-            os.close(fd)
-        control.end()
+            return text.strip()
+        follow(args[0], Control(args[1]), value)
     elif role == "q-follow-write":
         control, i = Control(args[1]), 0
         while control.going():
