@@ -179,18 +179,7 @@ fn shell_ok(script: &str) -> String {
 /// Runs a bash command line as another user with these supplementary
 /// groups, under `timeout 20`, in C locale.
 fn shell_as(uid: u32, gid: u32, groups: &[u32], script: &str) -> Output {
-    let groups_arg = if groups.is_empty() {
-        "--clear-groups".to_string()
-    } else {
-        format!("--groups={}", groups.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
-    };
-    Command::new("setpriv")
-        .args([format!("--reuid={uid}"), format!("--regid={gid}"), groups_arg])
-        .args(["--", "timeout", "20", "bash", "-c", script])
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    as_user(uid, gid, groups).args(["timeout", "20", "bash", "-c", script]).env("LC_ALL", "C").output().unwrap()
 }
 
 /// `echo CMD > PATH`: the shell's way to operate on a semaphore (the

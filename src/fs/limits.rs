@@ -1,6 +1,8 @@
 //! `limits/`: what `lsipc --global` shows, one file per resource, and a
 //! `usage` table. A limit backed by a sysctl can be set by writing the file,
 //! which writes /proc/sys/kernel as the caller, so the kernel decides who may.
+//!
+//! It is also the one place the rest of ipcfs reads the kernel's IPC limits from.
 
 use std::time::SystemTime;
 

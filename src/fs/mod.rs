@@ -21,6 +21,7 @@ pub mod access;
 pub mod error;
 pub mod inode;
 mod limits;
+use limits::Resource;
 mod listing;
 mod msg;
 pub mod names;
@@ -539,8 +540,8 @@ impl IpcFs {
         // kernel.shmall defaults to nearly 2^64 pages, which would overflow
         // df's arithmetic; no more than the machine's memory can be used.
         let memory = nix::unistd::sysconf(nix::unistd::SysconfVar::_PHYS_PAGES).ok().flatten().unwrap_or(i64::MAX);
-        let shmall = read_sysctl("shmall").unwrap_or(u64::MAX).min(memory.max(0) as u64);
-        let shmmni = read_sysctl("shmmni").unwrap_or(4096);
+        let shmall = Resource::Shmall.value().unwrap_or(u64::MAX).min(memory.max(0) as u64);
+        let shmmni = Resource::Shmmni.value().unwrap_or(4096);
         Ok(StatFs {
             blocks: shmall,
             bfree: shmall.saturating_sub(usage.total_pages),
@@ -563,10 +564,6 @@ fn name_str(name: &OsStr) -> Result<&str> {
 /// A name to create an object by: one that is not even UTF-8 is no key.
 fn creation_name(name: &OsStr) -> Result<&str> {
     name_str(name).map_err(|e| if e == Error::NotFound { Error::Invalid } else { e })
-}
-
-fn read_sysctl(name: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/sys/kernel/{name}")).ok()?.trim().parse().ok()
 }
 
 fn page_size() -> u32 {

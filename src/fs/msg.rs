@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use super::access::{Caller, Want, check_access, check_owner, chmod_chown_dir, dir_perm};
 use super::error::{Error, Result};
 use super::inode::{MsgIdent, Node};
+use super::limits::Resource;
 use super::names::{parse_creation_key, parse_id};
 use super::signals::{Signals, caller_dying};
 use super::waiting::watched;
@@ -126,7 +127,7 @@ fn type_name(mtype: i64) -> String {
 /// Bytes queued per type, by looking at every message without taking it.
 fn bytes_by_type(ident: MsgIdent, stat: &MsgStat) -> Result<BTreeMap<i64, u64>> {
     let mut sizes = BTreeMap::new();
-    let mut room = read_sysctl_msgmax();
+    let mut room = Resource::Msgmax.value().map_or(8192, |max| usize::try_from(max).unwrap_or(usize::MAX));
     for index in 0..stat.qnum {
         let message = loop {
             match msg::peek(ident.id, index, room) {
@@ -142,10 +143,6 @@ fn bytes_by_type(ident: MsgIdent, stat: &MsgStat) -> Result<BTreeMap<i64, u64>> 
         }
     }
     Ok(sizes)
-}
-
-fn read_sysctl_msgmax() -> usize {
-    std::fs::read_to_string("/proc/sys/kernel/msgmax").ok().and_then(|t| t.trim().parse().ok()).unwrap_or(8192)
 }
 
 fn type_bytes(ident: MsgIdent, stat: &MsgStat, mtype: i64) -> Result<u64> {
@@ -357,8 +354,8 @@ pub fn set_xattr(node: &Node, name: &str, value: &[u8], caller: &Caller) -> Resu
     let qbytes: u64 = text.parse().map_err(|_| Error::OutOfRange)?;
     let stat = current(ident)?;
     check_owner(&stat.perm, caller)?;
-    let msgmnb = std::fs::read_to_string("/proc/sys/kernel/msgmnb").ok().and_then(|t| t.trim().parse().ok());
-    if msgmnb.is_some_and(|limit: u64| qbytes > limit) && !caller.has_cap(CAP_SYS_RESOURCE) {
+    let msgmnb = Resource::Msgmnb.value().ok();
+    if msgmnb.is_some_and(|limit| qbytes > limit) && !caller.has_cap(CAP_SYS_RESOURCE) {
         return Err(Error::NotPermitted);
     }
     msg::set(ident.id, stat.perm.uid, stat.perm.gid, stat.perm.mode, qbytes).map_err(|e| match e {

@@ -178,20 +178,23 @@ pub fn sh_ok(script: &str) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// Runs a shell command line as another user (`setpriv`), with the given
-/// supplementary groups.
-pub fn sh_as(uid: u32, gid: u32, groups: &[u32], script: &str) -> Output {
+/// `setpriv` set to run what follows as another user, with the given
+/// supplementary groups; add the command with `.args([...])`.
+pub fn as_user(uid: u32, gid: u32, groups: &[u32]) -> Command {
     let groups_arg = if groups.is_empty() {
         "--clear-groups".to_string()
     } else {
         format!("--groups={}", groups.iter().map(u32::to_string).collect::<Vec<_>>().join(","))
     };
-    Command::new("setpriv")
-        .args([format!("--reuid={uid}"), format!("--regid={gid}"), groups_arg])
-        .args(["--", "sh", "-c", script])
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+    let mut command = Command::new("setpriv");
+    command.args([format!("--reuid={uid}"), format!("--regid={gid}"), groups_arg, "--".into()]).stdin(Stdio::null());
+    command
+}
+
+/// Runs a shell command line as another user (`setpriv`), with the given
+/// supplementary groups.
+pub fn sh_as(uid: u32, gid: u32, groups: &[u32], script: &str) -> Output {
+    as_user(uid, gid, groups).args(["sh", "-c", script]).output().unwrap()
 }
 
 /// The errno a failed syscall returned.
