@@ -1,10 +1,16 @@
 //! The FUSE adapter: the only code that sees fuser types. Each handler calls
 //! the model, replies on `Ok` and maps the error on `Err`.
+//!
+//! With `-o all_namespaces` the model of another IPC namespace runs on a
+//! thread of that namespace (see `fs::namespaces`): each handler hands its
+//! call, with the reply, to [`IpcFuse::on`], which runs it here for the
+//! mount's own namespace and sends it to that thread for another.
 
 #![forbid(unsafe_code)]
 
 use std::ffi::OsStr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use fuser::{
@@ -14,20 +20,118 @@ use fuser::{
     WriteFlags,
 };
 
-use crate::fs::{Attr, Caller, Entry, Error, FileKind, IpcFs, Opened, Outcome, SetAttr, Wait};
+use crate::fs::namespaces::Member;
+use crate::fs::{Attr, Caller, Entry, Error, FileKind, IpcFs, Namespaces, Opened, Outcome, SetAttr, Wait};
 
 /// Largest read and write the kernel sends in one request.
 const MAX_IO: u32 = crate::fs::LARGEST_REQUEST as u32;
 
 pub struct IpcFuse {
-    fs: IpcFs,
+    fs: Arc<IpcFs>,
+    namespaces: Option<Arc<Namespaces>>,
 }
 
 impl IpcFuse {
-    pub fn new(fs: IpcFs) -> IpcFuse {
-        IpcFuse { fs }
+    pub fn new(fs: Arc<IpcFs>) -> IpcFuse {
+        let namespaces = fs.namespaces();
+        IpcFuse { fs, namespaces }
+    }
+
+    /// Which other namespace's member serves `ino`, if any, and whether
+    /// `caller` may use it (nobody is checked without a caller).
+    fn route(&self, ino: INodeNo, caller: Option<&Caller>) -> Result<Option<Arc<Member>>, Error> {
+        match &self.namespaces {
+            None => Ok(None),
+            Some(namespaces) => namespaces.route(ino.0, caller),
+        }
+    }
+
+    /// Runs `job` with the model serving `ino`, if `caller` may use it: at
+    /// once on this thread for the mount's own namespace, on the member's
+    /// thread for another.
+    fn on<R: Fails>(
+        &self,
+        op: &'static str,
+        ino: INodeNo,
+        caller: Caller,
+        reply: R,
+        job: impl FnOnce(&IpcFs, &Caller, R) + Send + 'static,
+    ) {
+        match self.route(ino, Some(&caller)) {
+            Ok(None) => job(&self.fs, &caller, reply),
+            Ok(Some(member)) => member.run(Box::new(move |fs| match fs {
+                Ok(fs) => job(fs, &caller, reply),
+                Err(e) => reply.fail(errno(op, e)),
+            })),
+            Err(e) => reply.fail(errno(op, e)),
+        }
+    }
+
+    /// [`IpcFuse::on`] for calls that no caller is checked for.
+    fn on_any<R: Fails>(&self, op: &'static str, ino: INodeNo, reply: R, job: impl FnOnce(&IpcFs, R) + Send + 'static) {
+        match self.route(ino, None) {
+            Ok(None) => job(&self.fs, reply),
+            Ok(Some(member)) => member.run(Box::new(move |fs| match fs {
+                Ok(fs) => job(fs, reply),
+                Err(e) => reply.fail(errno(op, e)),
+            })),
+            Err(e) => reply.fail(errno(op, e)),
+        }
+    }
+
+    /// [`IpcFuse::on`] for a call that carries bytes (a write): they are
+    /// copied only when the call goes to another thread.
+    fn on_bytes<R: Fails>(
+        &self,
+        op: &'static str,
+        ino: INodeNo,
+        caller: Caller,
+        bytes: &[u8],
+        reply: R,
+        job: impl FnOnce(&IpcFs, &Caller, &[u8], R) + Send + 'static,
+    ) {
+        match self.route(ino, Some(&caller)) {
+            Ok(None) => job(&self.fs, &caller, bytes, reply),
+            Ok(Some(member)) => {
+                let bytes = bytes.to_vec();
+                member.run(Box::new(move |fs| match fs {
+                    Ok(fs) => job(fs, &caller, &bytes, reply),
+                    Err(e) => reply.fail(errno(op, e)),
+                }))
+            }
+            Err(e) => reply.fail(errno(op, e)),
+        }
     }
 }
+
+/// The one thing every reply can do.
+trait Fails: Send + 'static {
+    fn fail(self, errno: Errno);
+}
+
+macro_rules! replies_fail {
+    ($($reply:ty),*) => {
+        $(impl Fails for $reply {
+            fn fail(self, errno: Errno) {
+                self.error(errno)
+            }
+        })*
+    };
+}
+
+replies_fail!(
+    ReplyAttr,
+    ReplyCreate,
+    ReplyData,
+    ReplyDirectory,
+    ReplyDirectoryPlus,
+    ReplyEmpty,
+    ReplyEntry,
+    ReplyOpen,
+    ReplyStatfs,
+    ReplyWrite,
+    ReplyXattr
+);
 
 fn caller(req: &Request) -> Caller {
     Caller::new(req.uid(), req.gid(), req.pid())
@@ -134,21 +238,33 @@ impl Filesystem for IpcFuse {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        match self.fs.lookup(parent.0, name, &caller(req)) {
-            Ok(e) => reply_entry(reply, e),
-            Err(e) => reply.error(errno("lookup", e)),
-        }
+        let (caller, name) = (caller(req), name.to_os_string());
+        self.on("lookup", parent, caller, reply, move |fs, caller, reply| {
+            match fs.lookup(parent.0, &name, caller) {
+                Ok(e) => reply_entry(reply, e),
+                Err(e) => reply.error(errno("lookup", e)),
+            }
+        });
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        self.fs.forget(ino.0, nlookup);
+        match self.route(ino, None) {
+            Ok(None) => self.fs.forget(ino.0, nlookup),
+            Ok(Some(member)) => member.run(Box::new(move |fs| {
+                if let Ok(fs) = fs {
+                    fs.forget(ino.0, nlookup);
+                }
+            })),
+            Err(_) => {}
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.fs.getattr(ino.0) {
+        // Not checked: stat shows what the lookup that found the file did.
+        self.on_any("getattr", ino, reply, move |fs, reply| match fs.getattr(ino.0) {
             Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
             Err(e) => reply.error(errno("getattr", e)),
-        }
+        });
     }
 
     fn setattr(
@@ -169,18 +285,20 @@ impl Filesystem for IpcFuse {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
-        let change = SetAttr { mode, uid, gid, size };
-        match self.fs.setattr(ino.0, fh.map(|f| f.0), change, &caller(req)) {
-            Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
-            Err(e) => reply.error(errno("setattr", e)),
-        }
+        let (caller, change) = (caller(req), SetAttr { mode, uid, gid, size });
+        self.on("setattr", ino, caller, reply, move |fs, caller, reply| {
+            match fs.setattr(ino.0, fh.map(|f| f.0), change, caller) {
+                Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
+                Err(e) => reply.error(errno("setattr", e)),
+            }
+        });
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.fs.readlink(ino.0) {
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        self.on("readlink", ino, caller(req), reply, move |fs, _, reply| match fs.readlink(ino.0) {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(errno("readlink", e)),
-        }
+        });
     }
 
     fn mknod(
@@ -197,24 +315,33 @@ impl Filesystem for IpcFuse {
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        match self.fs.mkdir(parent.0, name, mode & !umask, &caller(req)) {
-            Ok(e) => reply_entry(reply, e),
-            Err(e) => reply.error(errno("mkdir", e)),
-        }
+        let (caller, name) = (caller(req), name.to_os_string());
+        self.on("mkdir", parent, caller, reply, move |fs, caller, reply| {
+            match fs.mkdir(parent.0, &name, mode & !umask, caller) {
+                Ok(e) => reply_entry(reply, e),
+                Err(e) => reply.error(errno("mkdir", e)),
+            }
+        });
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.fs.unlink(parent.0, name, &caller(req)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("unlink", e)),
-        }
+        let (caller, name) = (caller(req), name.to_os_string());
+        self.on("unlink", parent, caller, reply, move |fs, caller, reply| {
+            match fs.unlink(parent.0, &name, caller) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("unlink", e)),
+            }
+        });
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.fs.rmdir(parent.0, name, &caller(req)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("rmdir", e)),
-        }
+        let (caller, name) = (caller(req), name.to_os_string());
+        self.on("rmdir", parent, caller, reply, move |fs, caller, reply| {
+            match fs.rmdir(parent.0, &name, caller) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("rmdir", e)),
+            }
+        });
     }
 
     fn symlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, _target: &Path, reply: ReplyEntry) {
@@ -239,16 +366,17 @@ impl Filesystem for IpcFuse {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.open(ino.0, flags.0, &caller(req)) {
+        let caller = caller(req);
+        self.on("open", ino, caller, reply, move |fs, caller, reply| match fs.open(ino.0, flags.0, caller) {
             Ok(o) => reply.opened(FileHandle(o.fh), open_flags(o)),
             Err(e) => reply.error(errno("open", e)),
-        }
+        });
     }
 
     fn read(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         size: u32,
@@ -257,24 +385,27 @@ impl Filesystem for IpcFuse {
         reply: ReplyData,
     ) {
         let nonblocking = flags.0 & libc::O_NONBLOCK != 0;
-        let reply_with = |reply: ReplyData, result: Result<Vec<u8>, Error>| match result {
-            Ok(data) => reply.data(&data),
-            Err(e) => reply.error(errno("read", e)),
-        };
-        match self.fs.read(fh.0, offset, size, nonblocking, &caller(req)) {
-            Ok(Outcome::Ready(data)) => data.lend(|bytes| match bytes {
-                Ok(bytes) => reply.data(bytes),
+        let caller = caller(req);
+        self.on("read", ino, caller, reply, move |fs, caller, reply| {
+            let reply_with = |reply: ReplyData, result: Result<Vec<u8>, Error>| match result {
+                Ok(data) => reply.data(&data),
                 Err(e) => reply.error(errno("read", e)),
-            }),
-            Ok(Outcome::Wait(wait)) => run_elsewhere(wait, reply, reply_with),
-            Err(e) => reply.error(errno("read", e)),
-        }
+            };
+            match fs.read(fh.0, offset, size, nonblocking, caller) {
+                Ok(Outcome::Ready(data)) => data.lend(|bytes| match bytes {
+                    Ok(bytes) => reply.data(bytes),
+                    Err(e) => reply.error(errno("read", e)),
+                }),
+                Ok(Outcome::Wait(wait)) => run_elsewhere(wait, reply, reply_with),
+                Err(e) => reply.error(errno("read", e)),
+            }
+        });
     }
 
     fn write(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -284,15 +415,18 @@ impl Filesystem for IpcFuse {
         reply: ReplyWrite,
     ) {
         let nonblocking = flags.0 & libc::O_NONBLOCK != 0;
-        let reply_with = |reply: ReplyWrite, result: Result<usize, Error>| match result {
-            Ok(n) => reply.written(n as u32),
-            Err(e) => reply.error(errno("write", e)),
-        };
-        match self.fs.write(fh.0, offset, data, nonblocking, &caller(req)) {
-            Ok(Outcome::Ready(n)) => reply.written(n as u32),
-            Ok(Outcome::Wait(wait)) => run_elsewhere(wait, reply, reply_with),
-            Err(e) => reply.error(errno("write", e)),
-        }
+        let caller = caller(req);
+        self.on_bytes("write", ino, caller, data, reply, move |fs, caller, data, reply| {
+            let reply_with = |reply: ReplyWrite, result: Result<usize, Error>| match result {
+                Ok(n) => reply.written(n as u32),
+                Err(e) => reply.error(errno("write", e)),
+            };
+            match fs.write(fh.0, offset, data, nonblocking, caller) {
+                Ok(Outcome::Ready(n)) => reply.written(n as u32),
+                Ok(Outcome::Wait(wait)) => run_elsewhere(wait, reply, reply_with),
+                Err(e) => reply.error(errno("write", e)),
+            }
+        });
     }
 
     fn flush(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _lock_owner: LockOwner, reply: ReplyEmpty) {
@@ -303,15 +437,17 @@ impl Filesystem for IpcFuse {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.fs.release(fh.0);
-        reply.ok();
+        self.on_any("release", ino, reply, move |fs, reply| {
+            fs.release(fh.0);
+            reply.ok();
+        });
     }
 
     fn fsync(&self, _req: &Request, _ino: INodeNo, _fh: FileHandle, _datasync: bool, reply: ReplyEmpty) {
@@ -319,43 +455,52 @@ impl Filesystem for IpcFuse {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.opendir(ino.0, &caller(req)) {
+        let caller = caller(req);
+        self.on("opendir", ino, caller, reply, move |fs, caller, reply| match fs.opendir(ino.0, caller) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
             Err(e) => reply.error(errno("opendir", e)),
-        }
+        });
     }
 
-    fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectory) {
-        let mut add = |next: u64, name: &str, e: &Entry| {
-            let kind = file_attr(&e.attr).kind;
-            reply.add(INodeNo(e.attr.ino), next, kind, name)
-        };
-        match self.fs.readdir(ino.0, fh.0, offset, false, &caller(req), &mut add) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("readdir", e)),
-        }
+    fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectory) {
+        let caller = caller(req);
+        self.on("readdir", ino, caller, reply, move |fs, caller, mut reply| {
+            let mut add = |next: u64, name: &str, e: &Entry| {
+                let kind = file_attr(&e.attr).kind;
+                reply.add(INodeNo(e.attr.ino), next, kind, name)
+            };
+            match fs.readdir(ino.0, fh.0, offset, false, &caller, &mut add) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("readdir", e)),
+            }
+        });
     }
 
-    fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, mut reply: ReplyDirectoryPlus) {
-        let mut add = |next: u64, name: &str, e: &Entry| {
-            reply.add(INodeNo(e.attr.ino), next, name, &e.ttl, &file_attr(&e.attr), Generation(0))
-        };
-        match self.fs.readdir(ino.0, fh.0, offset, true, &caller(req), &mut add) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("readdirplus", e)),
-        }
+    fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectoryPlus) {
+        let caller = caller(req);
+        self.on("readdirplus", ino, caller, reply, move |fs, caller, mut reply| {
+            let mut add = |next: u64, name: &str, e: &Entry| {
+                reply.add(INodeNo(e.attr.ino), next, name, &e.ttl, &file_attr(&e.attr), Generation(0))
+            };
+            match fs.readdir(ino.0, fh.0, offset, true, &caller, &mut add) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("readdirplus", e)),
+            }
+        });
     }
 
-    fn releasedir(&self, _req: &Request, _ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
-        self.fs.release(fh.0);
-        reply.ok();
+    fn releasedir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
+        self.on_any("releasedir", ino, reply, move |fs, reply| {
+            fs.release(fh.0);
+            reply.ok();
+        });
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
-        match self.fs.statfs() {
+    fn statfs(&self, req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        self.on("statfs", ino, caller(req), reply, move |fs, _, reply| match fs.statfs() {
             Ok(s) => reply.statfs(s.blocks, s.bfree, s.bfree, s.files, s.ffree, s.bsize, s.namelen, s.bsize),
             Err(e) => reply.error(errno("statfs", e)),
-        }
+        });
     }
 
     fn setxattr(
@@ -368,38 +513,48 @@ impl Filesystem for IpcFuse {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        match self.fs.setxattr(ino.0, name, Some(value), &caller(req)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("setxattr", e)),
-        }
+        let (caller, name) = (caller(req), name.to_os_string());
+        self.on_bytes("setxattr", ino, caller, value, reply, move |fs, caller, value, reply| {
+            match fs.setxattr(ino.0, &name, Some(value), caller) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("setxattr", e)),
+            }
+        });
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        match self.fs.getxattr(ino.0, name) {
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let name = name.to_os_string();
+        self.on("getxattr", ino, caller(req), reply, move |fs, _, reply| match fs.getxattr(ino.0, &name) {
             Ok(value) => reply_xattr(reply, size, value),
             Err(e) => reply.error(errno("getxattr", e)),
-        }
+        });
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
-        match self.fs.listxattr(ino.0) {
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        self.on("listxattr", ino, caller(req), reply, move |fs, _, reply| match fs.listxattr(ino.0) {
             Ok(names) => reply_xattr(reply, size, names),
             Err(e) => reply.error(errno("listxattr", e)),
-        }
+        });
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        match self.fs.setxattr(ino.0, name, None, &caller(req)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("removexattr", e)),
-        }
+        let (caller, name) = (caller(req), name.to_os_string());
+        self.on("removexattr", ino, caller, reply, move |fs, caller, reply| {
+            match fs.setxattr(ino.0, &name, None, caller) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("removexattr", e)),
+            }
+        });
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
-        match self.fs.access(ino.0, mask.bits(), &caller(req)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("access", e)),
-        }
+        let caller = caller(req);
+        self.on("access", ino, caller, reply, move |fs, caller, reply| {
+            match fs.access(ino.0, mask.bits(), caller) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("access", e)),
+            }
+        });
     }
 
     fn create(
@@ -412,25 +567,33 @@ impl Filesystem for IpcFuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        match self.fs.create(parent.0, name, mode & !umask, flags, &caller(req)) {
-            Ok((e, o)) => reply.created(&e.ttl, &file_attr(&e.attr), Generation(0), FileHandle(o.fh), open_flags(o)),
-            Err(e) => reply.error(errno("create", e)),
-        }
+        let (caller, name) = (caller(req), name.to_os_string());
+        self.on("create", parent, caller, reply, move |fs, caller, reply| {
+            match fs.create(parent.0, &name, mode & !umask, flags, caller) {
+                Ok((e, o)) => {
+                    reply.created(&e.ttl, &file_attr(&e.attr), Generation(0), FileHandle(o.fh), open_flags(o))
+                }
+                Err(e) => reply.error(errno("create", e)),
+            }
+        });
     }
 
     fn fallocate(
         &self,
         req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         length: u64,
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        match self.fs.fallocate(fh.0, offset, length, mode, &caller(req)) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("fallocate", e)),
-        }
+        let caller = caller(req);
+        self.on("fallocate", ino, caller, reply, move |fs, caller, reply| {
+            match fs.fallocate(fh.0, offset, length, mode, caller) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("fallocate", e)),
+            }
+        });
     }
 }

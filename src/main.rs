@@ -9,13 +9,15 @@
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
 use clap::Parser;
 use nix::mount::{MntFlags, umount2};
 use nix::sys::signal::{SigSet, Signal};
 
-use ipcfs::fs::IpcFs;
+use ipcfs::fs::{IpcFs, Namespaces};
+use ipcfs::ipc::Errno;
+use ipcfs::ipc::ns::IpcNamespace;
 use ipcfs::fuse::IpcFuse;
 use ipcfs::options::{self, MountOptions};
 
@@ -33,7 +35,8 @@ const QUIET: &str = "warn,fuser::session=error,fuser::reply=off";
 #[command(name = "ipcfs", version, about, long_about = None)]
 struct Cli {
     /// Mount options, comma-separated: ro, rw, allow_other, allow_root,
-    /// nosuid, nodev, noexec, noatime, fsname=NAME, attr_timeout=SECONDS, ...
+    /// nosuid, nodev, noexec, noatime, fsname=NAME, attr_timeout=SECONDS,
+    /// all_namespaces, ...
     #[arg(short = 'o', value_name = "OPTIONS")]
     options: Vec<String>,
 
@@ -50,6 +53,11 @@ struct Cli {
     #[arg(long, value_name = "PID")]
     pid: Option<u32>,
 
+    /// Show every IPC namespace on the host under MOUNTPOINT/ns/ as well
+    /// (the same as -o all_namespaces).
+    #[arg(short = 'A', long)]
+    all_namespaces: bool,
+
     /// Internal: run as the daemon of a background mount, reporting
     /// readiness on stdout.
     #[arg(long, hide = true)]
@@ -62,7 +70,7 @@ struct Cli {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let options = match options::parse(&cli.options) {
-        Ok(o) => o,
+        Ok(o) => MountOptions { all_namespaces: o.all_namespaces || cli.all_namespaces, ..o },
         Err(e) => {
             eprintln!("ipcfs: {e}");
             return ExitCode::from(2);
@@ -90,17 +98,13 @@ fn main() -> ExitCode {
 /// changes the calling thread only, so this must run before any other
 /// thread is made; every later thread is made from this one and shares it.
 fn enter_ipc_namespace(path: &Path, entering: bool) -> Result<(), String> {
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let kind = nix::sys::stat::fstat(&file).map_err(|e| e.to_string())?;
-    let ns_kind = std::fs::read_link(path).map(|t| t.to_string_lossy().starts_with("ipc:")).unwrap_or(true);
-    if kind.st_mode & libc::S_IFMT != libc::S_IFREG || !ns_kind {
-        return Err("not an IPC namespace (give /proc/PID/ns/ipc)".into());
-    }
+    let explain = |e: Errno| match e {
+        Errno::EINVAL => "not an IPC namespace (give /proc/PID/ns/ipc)".to_string(),
+        other => other.desc().to_string(),
+    };
+    let namespace = IpcNamespace::open(path).map_err(explain)?;
     if entering {
-        nix::sched::setns(&file, nix::sched::CloneFlags::CLONE_NEWIPC).map_err(|e| match e {
-            nix::errno::Errno::EINVAL => "not an IPC namespace (give /proc/PID/ns/ipc)".to_string(),
-            other => format!("cannot enter its IPC namespace: {other}"),
-        })?;
+        namespace.enter().map_err(|e| format!("cannot enter its IPC namespace: {}", explain(e)))?;
     }
     Ok(())
 }
@@ -153,10 +157,16 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
     if let Err(e) = stop.thread_block() {
         return fail(&format!("cannot block signals: {e}"));
     }
-    let fs = IpcFs::new().read_only(options.read_only).attr_timeout(options.attr_timeout);
-    let stopping = fs.stopper();
-    let fs = IpcFuse::new(fs);
-    let session = match fuser::Session::new(fs, mountpoint, &options.config(THREADS)) {
+    let mut fs = IpcFs::new().read_only(options.read_only).attr_timeout(options.attr_timeout);
+    if options.all_namespaces {
+        match Namespaces::new(options.read_only, options.attr_timeout) {
+            Ok(namespaces) => fs = fs.with_namespaces(namespaces),
+            Err(e) => return fail(&format!("cannot tell which IPC namespace I am in: {e}")),
+        }
+    }
+    let fs = Arc::new(fs);
+    let stopping = fs.clone();
+    let session = match fuser::Session::new(IpcFuse::new(fs), mountpoint, &options.config(THREADS)) {
         Ok(session) => session,
         Err(e) => return fail(&format!("cannot mount on {}: {e}", mountpoint.display())),
     };
@@ -194,10 +204,10 @@ fn detach() -> std::io::Result<()> {
 /// in which case the daemon serves them until they close, but every waiting
 /// operation ends, with EINTR and nothing taken); a second one ends the
 /// daemon at once.
-fn unmount_on_signal(stop: SigSet, mountpoint: &Path, stopping: &AtomicBool) {
+fn unmount_on_signal(stop: SigSet, mountpoint: &Path, fs: &IpcFs) {
     if let Ok(signal) = stop.wait() {
         log::info!("{signal}: unmounting {}", mountpoint.display());
-        stopping.store(true, Ordering::Relaxed);
+        fs.stop_waits();
         if let Err(e) = umount2(mountpoint, MntFlags::empty()) {
             log::info!("unmount: {e}; detaching the mount instead");
             if let Err(e) = umount2(mountpoint, MntFlags::MNT_DETACH) {

@@ -20,6 +20,8 @@ pub struct MountOptions {
     /// `attr_timeout=SECONDS`: how long the kernel may keep entries and
     /// attributes of IPC objects. Zero: every stat asks the kernel.
     pub attr_timeout: Duration,
+    /// `all_namespaces`: every IPC namespace under `ns/`.
+    pub all_namespaces: bool,
 }
 
 impl Default for MountOptions {
@@ -30,6 +32,7 @@ impl Default for MountOptions {
             kernel: Vec::new(),
             fsname: "ipcfs".into(),
             attr_timeout: Duration::ZERO,
+            all_namespaces: false,
         }
     }
 }
@@ -56,6 +59,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<MountOptions, String> {
                 continue;
             }
             "defaults" => continue,
+            "all_namespaces" => {
+                opts.all_namespaces = true;
+                continue;
+            }
             "dev" => MountOption::Dev,
             "nodev" => MountOption::NoDev,
             "suid" => MountOption::Suid,
@@ -149,6 +156,8 @@ mod tests {
         assert_eq!(o.acl, SessionACL::All);
         assert_eq!(o.kernel, vec![MountOption::RO, MountOption::NoSuid]);
         assert_eq!(o.fsname, "myipc");
+        assert!(!o.all_namespaces);
+        assert!(parse(&["ro,all_namespaces"]).unwrap().all_namespaces);
     }
 
     #[test]

@@ -31,12 +31,28 @@ pub enum Dir {
     ByKeySem,
     ByKeyMsg,
     Limits,
+    /// `ns/` (with `-o all_namespaces`).
+    Namespaces,
+    /// `ns/by-pid/`
+    ByPid,
 }
 
 impl Dir {
-    pub const ALL: [Dir; 9] =
-        [Dir::Root, Dir::Shm, Dir::Sem, Dir::Msg, Dir::ByKey, Dir::ByKeyShm, Dir::ByKeySem, Dir::ByKeyMsg, Dir::Limits];
+    pub const ALL: [Dir; 11] = [
+        Dir::Root,
+        Dir::Shm,
+        Dir::Sem,
+        Dir::Msg,
+        Dir::ByKey,
+        Dir::ByKeyShm,
+        Dir::ByKeySem,
+        Dir::ByKeyMsg,
+        Dir::Limits,
+        Dir::Namespaces,
+        Dir::ByPid,
+    ];
 
+    /// The directory's inode number, counted from the first of its tree.
     pub fn ino(self) -> u64 {
         ROOT + Dir::ALL.iter().position(|d| *d == self).unwrap_or(0) as u64
     }
@@ -48,8 +64,9 @@ impl Dir {
 
     pub fn parent(self) -> Dir {
         match self {
-            Dir::Root | Dir::Shm | Dir::Sem | Dir::Msg | Dir::ByKey | Dir::Limits => Dir::Root,
+            Dir::Root | Dir::Shm | Dir::Sem | Dir::Msg | Dir::ByKey | Dir::Limits | Dir::Namespaces => Dir::Root,
             Dir::ByKeyShm | Dir::ByKeySem | Dir::ByKeyMsg => Dir::ByKey,
+            Dir::ByPid => Dir::Namespaces,
         }
     }
 
@@ -64,6 +81,7 @@ impl Dir {
                 ("limits", Dir::Limits),
             ],
             Dir::ByKey => &[("shm", Dir::ByKeyShm), ("sem", Dir::ByKeySem), ("msg", Dir::ByKeyMsg)],
+            Dir::Namespaces => &[("by-pid", Dir::ByPid)],
             _ => &[],
         }
     }
@@ -158,6 +176,10 @@ pub enum Node {
     MsgKeyLink(MsgIdent),
     /// `limits/<resource>` and `limits/usage`
     Limit(Limit),
+    /// `ns/<inode> -> ..`: the namespace the mount's root shows.
+    OwnNamespace,
+    /// `ns/by-pid/<pid> -> ../<inode>`
+    PidLink(u32),
 }
 
 impl Node {
@@ -184,6 +206,9 @@ pub enum Target {
     Node(Node),
     /// A segment being created (see [`PendingSegment`]).
     Pending(Arc<PendingSegment>),
+    /// `ns/<inode>/`: the root of another namespace's tree, whose inode
+    /// number belongs to that tree (only ever in listings and lookups).
+    NamespaceRoot,
 }
 
 struct Slot {
@@ -193,6 +218,8 @@ struct Slot {
 
 #[derive(Default)]
 pub struct InodeTable {
+    /// The first inode number of this tree (see `namespaces::SLOT_SHIFT`).
+    base: u64,
     next: u64,
     slots: HashMap<u64, Slot>,
     by_node: HashMap<Node, u64>,
@@ -200,11 +227,16 @@ pub struct InodeTable {
 
 impl InodeTable {
     pub fn new() -> InodeTable {
-        InodeTable { next: FIRST_DYNAMIC, ..Default::default() }
+        InodeTable::starting_at(0)
+    }
+
+    /// A table whose numbers start at `base`.
+    pub fn starting_at(base: u64) -> InodeTable {
+        InodeTable { base, next: base + FIRST_DYNAMIC, ..Default::default() }
     }
 
     pub fn get(&self, ino: u64) -> Option<Target> {
-        if let Some(dir) = Dir::from_ino(ino) {
+        if let Some(dir) = ino.checked_sub(self.base).and_then(Dir::from_ino) {
             return Some(Target::Dir(dir));
         }
         self.slots.get(&ino).map(|slot| slot.target.clone())

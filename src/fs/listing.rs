@@ -9,7 +9,9 @@ use std::sync::Mutex;
 
 use super::error::{Error, Result};
 use super::inode::{Dir, Node, Target};
-use super::{Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, limits, msg, nodes, sem, shm};
+use super::{
+    Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, limits, msg, namespaces, nodes, sem, shm,
+};
 
 /// One directory entry of a listing, before it gets an inode number.
 #[derive(Clone, Debug)]
@@ -57,13 +59,13 @@ impl IpcFs {
             let mut entry = Entry { attr: item.attr, ttl: self.live_ttl };
             let counted = plus && !is_dot && matches!(item.target, Target::Node(_));
             entry.attr.ino = match &item.target {
-                Target::Dir(d) => {
+                Target::Dir(_) => {
                     entry.ttl = FIXED_TTL;
-                    d.ino()
+                    item.attr.ino
                 }
+                Target::NamespaceRoot | Target::Pending(_) => item.attr.ino,
                 Target::Node(node) if counted => self.inodes().remember(node),
                 Target::Node(node) => self.inodes().peek(node),
-                Target::Pending(_) => item.attr.ino,
             };
             if add(index as u64 + 1, &item.name, &entry) {
                 if counted {
@@ -85,7 +87,7 @@ impl IpcFs {
         let (mut items, children) = match target {
             Target::Dir(dir) => {
                 let mut items = vec![fixed(".", *dir), fixed("..", dir.parent())];
-                items.extend(dir.children().iter().map(|(name, child)| fixed(name, *child)));
+                items.extend(self.children(*dir).map(|(name, child)| fixed(name, child)));
                 let children = match dir {
                     Dir::Shm => shm::list_segments()?,
                     Dir::Sem => sem::list_sets()?,
@@ -97,6 +99,12 @@ impl IpcFs {
                         .into_iter()
                         .map(|(name, node)| Ok((name, node.clone(), nodes::attr(&node)?)))
                         .collect::<Result<_>>()?,
+                    Dir::ByPid => namespaces::list_processes(),
+                    Dir::Namespaces => {
+                        let members = self.all_namespaces()?.list();
+                        items.extend(members.into_iter().map(|(name, target, attr)| Listed { name, target, attr }));
+                        Vec::new()
+                    }
                     Dir::Root | Dir::ByKey => Vec::new(),
                 };
                 (items, children)
@@ -124,14 +132,19 @@ impl IpcFs {
 
     pub(super) fn dir_attr(&self, dir: Dir) -> Attr {
         // shm/, sem/ and msg/ are like /tmp: anyone may create, only owners
-        // may remove, which is the kernel's own rule for IPC objects.
-        let perm = if matches!(dir, Dir::Shm | Dir::Sem | Dir::Msg) { 0o1777 } else { 0o555 };
+        // may remove, which is the kernel's own rule for IPC objects. The root
+        // of another namespace's tree is its owner's (see `namespaces`).
+        let perm = match dir {
+            Dir::Shm | Dir::Sem | Dir::Msg => 0o1777,
+            Dir::Root if self.base != 0 => 0o500,
+            _ => 0o555,
+        };
         Attr {
-            ino: dir.ino(),
+            ino: self.base + dir.ino(),
             kind: FileKind::Directory,
             size: 0,
             perm,
-            nlink: 2 + dir.children().len() as u32,
+            nlink: 2 + self.children(dir).count() as u32,
             uid: self.uid,
             gid: self.gid,
             atime: self.mounted_at,

@@ -13,7 +13,11 @@
 //! sem/<id>/<n> one directory per set, a file per semaphore (sem.rs)
 //! msg/<id>/any, msg/<id>/<type>, msg/<id>/.wait/…   one directory per queue (msg.rs)
 //! by-key/{shm,sem,msg}/0x%08x -> ../../{shm,sem,msg}/<id>  for objects with a key
+//! limits/      the namespace's IPC limits      (limits.rs)
+//! ns/          every IPC namespace, with -o all_namespaces (namespaces.rs)
 //! ```
+//!
+//! One `IpcFs` serves one IPC namespace: the one of the thread calling it.
 
 #![forbid(unsafe_code)]
 
@@ -25,6 +29,7 @@ use limits::Resource;
 mod listing;
 mod msg;
 pub mod names;
+pub mod namespaces;
 mod nodes;
 mod sem;
 mod shm;
@@ -43,6 +48,7 @@ pub use error::{Error, Result};
 use inode::{Dir, InodeTable, Node, Target};
 use listing::Listed;
 use msg::OpenQueueFile;
+pub use namespaces::Namespaces;
 use sem::OpenSemaphore;
 use shm::OpenSegment;
 pub use types::{
@@ -104,6 +110,11 @@ pub struct IpcFs {
     mounted_at: SystemTime,
     uid: u32,
     gid: u32,
+    /// The first of this tree's inode numbers: 0 for the mount's own
+    /// namespace, above for the others (see `namespaces`).
+    base: u64,
+    /// `ns/`, with `-o all_namespaces`.
+    namespaces: Option<Arc<Namespaces>>,
 }
 
 impl Default for IpcFs {
@@ -116,6 +127,8 @@ impl IpcFs {
     pub fn new() -> IpcFs {
         IpcFs {
             inodes: Mutex::new(InodeTable::new()),
+            base: 0,
+            namespaces: None,
             just_created: Mutex::new(Vec::new()),
             read_only: false,
             live_ttl: LIVE_TTL,
@@ -142,6 +155,27 @@ impl IpcFs {
         self
     }
 
+    /// The same filesystem with `ns/`, which shows `namespaces`.
+    pub fn with_namespaces(mut self, namespaces: Arc<Namespaces>) -> IpcFs {
+        self.namespaces = Some(namespaces);
+        self
+    }
+
+    pub fn namespaces(&self) -> Option<Arc<Namespaces>> {
+        self.namespaces.clone()
+    }
+
+    /// The same filesystem as the tree of another namespace under `ns/`: its
+    /// inode numbers start at `base`, and its directories belong to `owner`,
+    /// who (with root) alone may enter it.
+    pub(crate) fn in_slot(mut self, base: u64, owner: u32) -> IpcFs {
+        self.base = base;
+        self.inodes = Mutex::new(InodeTable::starting_at(base));
+        self.uid = owner;
+        self.gid = 0;
+        self
+    }
+
     fn writable(&self) -> Result<()> {
         if self.read_only { Err(Error::ReadOnly) } else { Ok(()) }
     }
@@ -151,7 +185,14 @@ impl IpcFs {
     }
 
     fn target(&self, ino: u64) -> Result<Target> {
-        self.inodes().get(ino).ok_or(Error::NotFound)
+        match self.inodes().get(ino).ok_or(Error::NotFound)? {
+            Target::Dir(Dir::Namespaces | Dir::ByPid) if self.namespaces.is_none() => Err(Error::NotFound),
+            target => Ok(target),
+        }
+    }
+
+    fn all_namespaces(&self) -> Result<&Namespaces> {
+        self.namespaces.as_deref().ok_or(Error::NotFound)
     }
 
     fn handle(&self, fh: u64) -> Result<Arc<Handle>> {
@@ -171,8 +212,8 @@ impl IpcFs {
         let name = name_str(name)?;
         let (node, attr) = match self.target(parent)? {
             Target::Dir(dir) => {
-                if let Some((_, child)) = dir.children().iter().find(|(n, _)| *n == name) {
-                    return Ok(self.dir_entry(*child));
+                if let Some((_, child)) = self.children(dir).find(|(n, _)| *n == name) {
+                    return Ok(self.dir_entry(child));
                 }
                 match dir {
                     Dir::Shm => shm::lookup_segment(name)?,
@@ -186,6 +227,12 @@ impl IpcFs {
                         let attr = nodes::attr(&node)?;
                         (node, attr)
                     }
+                    Dir::Namespaces => match self.all_namespaces()?.lookup(name)? {
+                        (Target::Node(node), attr) => (node, attr),
+                        // Not kept: the namespace may go, and its number come back.
+                        (_, attr) => return Ok(Entry { attr, ttl: self.live_ttl }),
+                    },
+                    Dir::ByPid => namespaces::lookup_process(name)?,
                     _ => return Err(Error::NotFound),
                 }
             }
@@ -222,6 +269,13 @@ impl IpcFs {
         }
     }
 
+    /// The fixed subdirectories of `dir` and their names: `ns/` is in the
+    /// root only with `-o all_namespaces`.
+    fn children(&self, dir: Dir) -> impl Iterator<Item = (&'static str, Dir)> {
+        let ns = (dir == Dir::Root && self.namespaces.is_some()).then_some(("ns", Dir::Namespaces));
+        dir.children().iter().copied().chain(ns)
+    }
+
     pub fn forget(&self, ino: u64, nlookup: u64) {
         self.inodes().forget(ino, nlookup);
     }
@@ -255,6 +309,7 @@ impl IpcFs {
             Target::Dir(dir) => return Ok(self.dir_entry(dir)),
             Target::Node(node) => nodes::attr(&node)?,
             Target::Pending(pending) => pending.attr()?,
+            Target::NamespaceRoot => return Err(Error::NotFound),
         };
         attr.ino = ino;
         Ok(Entry { attr, ttl: self.live_ttl })
@@ -275,6 +330,7 @@ impl IpcFs {
             Target::Node(Node::Segment(ident)) => shm::setattr(ident, open, change, caller)?,
             Target::Node(node) => nodes::setattr(&node, change, caller)?,
             Target::Pending(pending) => pending.setattr(open, change, caller)?,
+            Target::NamespaceRoot => return Err(Error::NotFound),
         };
         attr.ino = ino;
         Ok(Entry { attr, ttl: self.live_ttl })
@@ -320,6 +376,7 @@ impl IpcFs {
             }
             Target::Node(_) => return Err(Error::Invalid),
             Target::Pending(pending) => Handle::Segment(OpenSegment::reopen_pending(pending, want, caller)?),
+            Target::NamespaceRoot => return Err(Error::NotFound),
         };
         let stream = matches!(handle, Handle::Semaphore(_) | Handle::QueueFile(_));
         Ok(Opened { fh: self.add_handle(handle), direct_io: true, stream })
@@ -391,17 +448,24 @@ impl IpcFs {
         self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
     }
 
-    /// A switch that, once on, ends every wait (with EINTR, nothing taken)
-    /// and makes new ones end at once: for an unmount while waits are
-    /// blocked, so that they do not hold a detached mount up.
-    pub fn stopper(&self) -> Arc<AtomicBool> {
-        self.stopping.clone()
+    /// The filesystem is going away: stop waiting, detach everything, and
+    /// let go of the other namespaces.
+    pub fn destroy(&self) {
+        self.stop_waits();
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        if let Some(namespaces) = &self.namespaces {
+            namespaces.retire_all();
+        }
     }
 
-    /// The filesystem is going away: stop waiting, detach everything.
-    pub fn destroy(&self) {
+    /// Ends every wait (with EINTR, nothing taken), here and in the other
+    /// namespaces, and makes new ones end at once: for an unmount while waits
+    /// are blocked, so that they do not hold a detached mount up.
+    pub fn stop_waits(&self) {
         self.stopping.store(true, Ordering::Relaxed);
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        if let Some(namespaces) = &self.namespaces {
+            namespaces.stop_waits();
+        }
     }
 
     pub fn unlink(&self, parent: u64, name: &OsStr, caller: &Caller) -> Result<()> {
@@ -479,11 +543,16 @@ impl IpcFs {
         match self.target(ino)? {
             Target::Dir(dir) => {
                 let attr = self.dir_attr(dir);
-                let granted = u32::from(if caller.uid == 0 { 0o7 } else { attr.perm & 0o7 });
+                let granted = u32::from(match caller.uid {
+                    0 => 0o7,
+                    uid if uid == attr.uid => attr.perm >> 6 & 0o7,
+                    _ => attr.perm & 0o7,
+                });
                 if want.0 & !granted == 0 { Ok(()) } else { Err(Error::AccessDenied) }
             }
             Target::Node(node) => nodes::access(&node, want, caller),
             Target::Pending(pending) => pending.access(want, caller),
+            Target::NamespaceRoot => Err(Error::NotFound),
         }
     }
 
@@ -493,7 +562,7 @@ impl IpcFs {
         Ok(match self.target(ino)? {
             Target::Node(node) => Some(node),
             Target::Pending(pending) => pending.created().map(Node::Segment),
-            Target::Dir(_) => None,
+            Target::Dir(_) | Target::NamespaceRoot => None,
         })
     }
 

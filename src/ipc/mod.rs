@@ -8,6 +8,7 @@
 
 pub mod creds;
 pub mod msg;
+pub mod ns;
 pub mod sem;
 pub mod shm;
 pub mod sysvipc;

@@ -1,0 +1,454 @@
+//! Every IPC namespace on the host from one mount (`-o all_namespaces`).
+//!
+//! ```text
+//! ns/<inode>/            shm/ sem/ msg/ by-key/ limits/ of that namespace
+//! ns/<own inode> -> ..   the namespace the mount's root shows
+//! ns/by-pid/<pid> -> ../<inode>
+//! ```
+//! Namespaces are found the way `lsns` finds them: through the processes in
+//! /proc that are in them.
+//!
+//! Each namespace other than the mount's own is a [`Member`]: an [`IpcFs`] of
+//! its own, whose inode numbers start at its slot times 2^[`SLOT_SHIFT`], and
+//! one thread that has joined the namespace and runs every operation on it.
+//! setns moves only the calling thread, so the threads serving FUSE never
+//! leave the mount's namespace; the threads an operation starts to wait on are
+//! made from the member's thread and share its namespace.
+//!
+//! A member's thread holds its namespace alive, so the member must go when the
+//! namespace's last process does: a watcher waits for the process the member
+//! was found through to end, then looks for another, and retires the member
+//! when there is none. A listing of `ns/` also retires members no process is
+//! in anymore (a process can leave a namespace without ending).
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::fs::MetadataExt;
+use std::sync::mpsc::{self, Sender};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, SystemTime};
+
+use super::access::Caller;
+use super::error::{Error, Result};
+use super::inode::{Dir, Node, Target};
+use super::{Attr, FileKind, IpcFs};
+use crate::ipc::ns::{IpcNamespace, ProcessWatch, current_inode};
+
+/// Inode numbers of a member start at `slot << SLOT_SHIFT` (slot 0 is the
+/// mount's own namespace): 2^40 inodes per namespace, 2^24 namespaces.
+pub const SLOT_SHIFT: u32 = 40;
+/// CAP_SYS_ADMIN: what setns asks of whoever joins a namespace.
+const CAP_SYS_ADMIN: u32 = 21;
+/// Stack of a watcher thread: it only waits and reads /proc.
+const WATCHER_STACK: usize = 64 * 1024;
+
+/// An operation to run on a member's thread; it gets the member's model, or
+/// the error to answer with when the member is gone.
+pub type Job = Box<dyn FnOnce(Result<&IpcFs>) + Send>;
+
+/// Settings every member's model is made with (those of the mount).
+#[derive(Clone, Copy, Debug)]
+struct MemberSettings {
+    read_only: bool,
+    attr_timeout: Duration,
+}
+
+pub struct Namespaces {
+    /// The namespace the mount's root shows (the daemon's).
+    own: u64,
+    settings: MemberSettings,
+    members: Mutex<Members>,
+    /// For the watcher threads, which must not keep this alive.
+    me: Weak<Namespaces>,
+}
+
+#[derive(Default)]
+struct Members {
+    by_ns: HashMap<u64, Arc<Member>>,
+    by_slot: HashMap<u64, Arc<Member>>,
+    /// Slots are never reused: a namespace that goes and one that comes
+    /// later with the same inode number get different inode numbers.
+    next_slot: u64,
+}
+
+/// Another IPC namespace, served by a thread of its own.
+pub struct Member {
+    ns: u64,
+    slot: u64,
+    /// The user owning the namespace's user namespace: besides holders of
+    /// CAP_SYS_ADMIN, the one who may join it.
+    owner: u32,
+    fs: Arc<IpcFs>,
+    /// None once retired.
+    jobs: Mutex<Option<Sender<Job>>>,
+}
+
+impl Member {
+    /// Runs `job` on the member's thread (or at once with an error if the
+    /// member is gone).
+    pub fn run(&self, job: Job) {
+        let sent = match &*self.jobs.lock().unwrap_or_else(|p| p.into_inner()) {
+            Some(jobs) => jobs.send(job).map_err(|e| e.0),
+            None => Err(job),
+        };
+        if let Err(job) = sent {
+            job(Err(Error::NotFound));
+        }
+    }
+
+    /// Whether `caller` may use this namespace's objects: only who could
+    /// join it with setns (nsenter) may.
+    fn may_enter(&self, caller: &Caller) -> Result<()> {
+        if caller.uid == self.owner || caller.has_cap(CAP_SYS_ADMIN) { Ok(()) } else { Err(Error::AccessDenied) }
+    }
+
+    fn root_attr(&self) -> Attr {
+        self.fs.dir_attr(Dir::Root)
+    }
+}
+
+impl Namespaces {
+    /// The calling thread must be in the namespace the mount's root shows.
+    pub fn new(read_only: bool, attr_timeout: Duration) -> Result<Arc<Namespaces>> {
+        let own = current_inode().map_err(Error::Kernel)?;
+        Ok(Arc::new_cyclic(|me| Namespaces {
+            own,
+            settings: MemberSettings { read_only, attr_timeout },
+            members: Mutex::new(Members { next_slot: 1, ..Members::default() }),
+            me: me.clone(),
+        }))
+    }
+
+    fn members(&self) -> MutexGuard<'_, Members> {
+        self.members.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Which member inode `ino` belongs to (None: the mount's own namespace),
+    /// if `caller` may use it. Without a caller (forget, release) nobody is
+    /// checked.
+    pub fn route(&self, ino: u64, caller: Option<&Caller>) -> Result<Option<Arc<Member>>> {
+        let slot = ino >> SLOT_SHIFT;
+        if slot == 0 {
+            return Ok(None);
+        }
+        let member = self.members().by_slot.get(&slot).cloned().ok_or(Error::NotFound)?;
+        if let Some(caller) = caller {
+            member.may_enter(caller)?;
+        }
+        Ok(Some(member))
+    }
+
+    /// How many other namespaces are being served (for tests and diagnostics).
+    pub fn member_count(&self) -> usize {
+        self.members().by_ns.len()
+    }
+
+    /// `ns/`: the mount's own namespace as a link, every other one as the
+    /// root of its member. Members whose namespace has no process left go.
+    pub(super) fn list(&self) -> Vec<(String, Target, Attr)> {
+        let found = scan();
+        let gone: Vec<u64> =
+            self.members().by_ns.values().filter(|m| !found.contains_key(&m.ns)).map(|m| m.slot).collect();
+        for slot in gone {
+            self.retire(slot);
+        }
+        let mut entries = Vec::new();
+        for (ns, pids) in found {
+            if ns == self.own {
+                entries.push((ns.to_string(), Target::Node(Node::OwnNamespace), own_link_attr()));
+            } else if let Some(member) = self.member(ns, &pids) {
+                entries.push((ns.to_string(), Target::NamespaceRoot, member.root_attr()));
+            }
+        }
+        entries
+    }
+
+    /// `ns/<inode>`.
+    pub(super) fn lookup(&self, name: &str) -> Result<(Target, Attr)> {
+        let ns = parse_number(name).ok_or(Error::NotFound)?;
+        if ns == self.own {
+            return Ok((Target::Node(Node::OwnNamespace), own_link_attr()));
+        }
+        let known = self.members().by_ns.get(&ns).cloned();
+        let member = match known {
+            Some(member) => member,
+            None => scan().get(&ns).and_then(|pids| self.member(ns, pids)).ok_or(Error::NotFound)?,
+        };
+        Ok((Target::NamespaceRoot, member.root_attr()))
+    }
+
+    /// The member for namespace `ns`, joined through one of `pids` if new.
+    fn member(&self, ns: u64, pids: &[u32]) -> Option<Arc<Member>> {
+        let mut members = self.members();
+        if let Some(member) = members.by_ns.get(&ns) {
+            return Some(member.clone());
+        }
+        for &pid in pids {
+            let Ok(namespace) = IpcNamespace::of_process(pid) else { continue };
+            let Ok(watch) = ProcessWatch::new(pid) else { continue };
+            // The pid may have been reused by a process elsewhere since the scan.
+            if namespace.inode() != ns || namespace_of(pid) != Some(ns) {
+                continue;
+            }
+            let slot = members.next_slot;
+            match self.join(namespace, slot) {
+                Ok(member) => {
+                    members.next_slot += 1;
+                    members.by_ns.insert(ns, member.clone());
+                    members.by_slot.insert(slot, member.clone());
+                    drop(members);
+                    self.start_watcher(ns, slot, watch);
+                    log::debug!("serving IPC namespace {ns} (found through process {pid})");
+                    return Some(member);
+                }
+                Err(e) => {
+                    log::warn!("cannot serve IPC namespace {ns}: {e}");
+                    return None;
+                }
+            }
+        }
+        None
+    }
+
+    /// Makes the member for `namespace`: its model, and its thread, which
+    /// joins the namespace before it runs anything.
+    fn join(&self, namespace: IpcNamespace, slot: u64) -> Result<Arc<Member>> {
+        let owner = namespace.owner_uid().unwrap_or(0);
+        let fs = IpcFs::new()
+            .read_only(self.settings.read_only)
+            .attr_timeout(self.settings.attr_timeout)
+            .in_slot(slot << SLOT_SHIFT, owner);
+        let fs = Arc::new(fs);
+        let (jobs, queue) = mpsc::channel::<Job>();
+        let (joined, entered) = mpsc::sync_channel(1);
+        let model = fs.clone();
+        let ns = namespace.inode();
+        std::thread::Builder::new()
+            .name("ipcfs-ns".into())
+            .spawn(move || {
+                let result = namespace.enter();
+                drop(namespace);
+                let ok = result.is_ok();
+                let _ = joined.send(result);
+                if ok {
+                    for job in queue {
+                        job(Ok(&model));
+                    }
+                }
+            })
+            .map_err(|e| Error::Kernel(crate::ipc::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN))))?;
+        entered.recv().unwrap_or(Err(crate::ipc::Errno::EAGAIN)).map_err(Error::Kernel)?;
+        Ok(Arc::new(Member { ns, slot, owner, fs, jobs: Mutex::new(Some(jobs)) }))
+    }
+
+    /// Waits for the processes of namespace `ns` to end, one after another;
+    /// retires the member when none is left.
+    fn start_watcher(&self, ns: u64, slot: u64, first: ProcessWatch) {
+        let me = self.me.clone();
+        let watcher = move || {
+            let mut watch = first;
+            loop {
+                watch.wait();
+                let Some(namespaces) = me.upgrade() else { return };
+                if !namespaces.members().by_slot.contains_key(&slot) {
+                    return;
+                }
+                match next_process(ns) {
+                    Some(next) => watch = next,
+                    None => {
+                        namespaces.retire(slot);
+                        return;
+                    }
+                }
+            }
+        };
+        let spawned = std::thread::Builder::new().name("ipcfs-ns-watch".into()).stack_size(WATCHER_STACK).spawn(watcher);
+        if let Err(e) = spawned {
+            log::warn!("cannot watch IPC namespace {ns}: {e}; it goes when a listing of ns/ no longer finds it");
+        }
+    }
+
+    /// The member in `slot` goes: its waits end, its files close, its thread
+    /// ends and lets go of the namespace.
+    fn retire(&self, slot: u64) {
+        let Some(member) = self.members().by_slot.remove(&slot) else { return };
+        self.members().by_ns.remove(&member.ns);
+        member.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        member.fs.destroy();
+        log::debug!("IPC namespace {} has no process left", member.ns);
+    }
+
+    /// Unmount: every member goes.
+    pub fn retire_all(&self) {
+        let slots: Vec<u64> = self.members().by_slot.keys().copied().collect();
+        for slot in slots {
+            self.retire(slot);
+        }
+    }
+
+    /// Ends every member's waits (the mount is going away).
+    pub fn stop_waits(&self) {
+        for member in self.members().by_slot.values() {
+            member.fs.stop_waits();
+        }
+    }
+}
+
+/// `ns/by-pid/`: every process, linked to its namespace.
+pub(super) fn list_processes() -> Vec<(String, Node, Attr)> {
+    let mut entries = Vec::new();
+    for (_, pids) in scan() {
+        for pid in pids {
+            if let Ok(attr) = pid_link_attr(pid) {
+                entries.push((pid.to_string(), Node::PidLink(pid), attr));
+            }
+        }
+    }
+    entries.sort_by_key(|(_, node, _)| match node {
+        Node::PidLink(pid) => *pid,
+        _ => 0,
+    });
+    entries
+}
+
+/// `ns/by-pid/<pid>`.
+pub(super) fn lookup_process(name: &str) -> Result<(Node, Attr)> {
+    let pid = parse_number(name).and_then(|n| u32::try_from(n).ok()).ok_or(Error::NotFound)?;
+    Ok((Node::PidLink(pid), pid_link_attr(pid)?))
+}
+
+pub(super) fn link_target(node: &Node) -> Result<Vec<u8>> {
+    match node {
+        Node::OwnNamespace => Ok(b"..".to_vec()),
+        Node::PidLink(pid) => Ok(pid_link_target(*pid)?.into_bytes()),
+        _ => Err(Error::Invalid),
+    }
+}
+
+pub(super) fn link_attr(node: &Node) -> Result<Attr> {
+    match node {
+        Node::OwnNamespace => Ok(own_link_attr()),
+        Node::PidLink(pid) => pid_link_attr(*pid),
+        _ => Err(Error::Invalid),
+    }
+}
+
+fn pid_link_target(pid: u32) -> Result<String> {
+    namespace_of(pid).map(|ns| format!("../{ns}")).ok_or(Error::NotFound)
+}
+
+/// A process's link: owned by the process's user, dated when it started.
+fn pid_link_attr(pid: u32) -> Result<Attr> {
+    let target = pid_link_target(pid)?;
+    let process = std::fs::metadata(format!("/proc/{pid}")).map_err(|_| Error::NotFound)?;
+    Ok(symlink_attr(&process, target.len()))
+}
+
+fn own_link_attr() -> Attr {
+    match std::fs::metadata("/proc/self") {
+        Ok(daemon) => symlink_attr(&daemon, 2),
+        Err(_) => Attr {
+            ino: 0,
+            kind: FileKind::Symlink,
+            size: 2,
+            perm: 0o777,
+            nlink: 1,
+            uid: 0,
+            gid: 0,
+            atime: SystemTime::UNIX_EPOCH,
+            mtime: SystemTime::UNIX_EPOCH,
+            ctime: SystemTime::UNIX_EPOCH,
+            blksize: super::BLOCK_SIZE,
+        },
+    }
+}
+
+fn symlink_attr(process: &std::fs::Metadata, len: usize) -> Attr {
+    let time = process.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+    Attr {
+        ino: 0,
+        kind: FileKind::Symlink,
+        size: len as u64,
+        perm: 0o777,
+        nlink: 1,
+        uid: process.uid(),
+        gid: process.gid(),
+        atime: time,
+        mtime: time,
+        ctime: time,
+        blksize: super::BLOCK_SIZE,
+    }
+}
+
+/// Every IPC namespace a process is in, with its processes (ascending).
+/// Only thread-group leaders count, as in `lsns`.
+fn scan() -> BTreeMap<u64, Vec<u32>> {
+    let mut found: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+    let Ok(proc) = std::fs::read_dir("/proc") else { return found };
+    for entry in proc.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if let Some(ns) = namespace_of(pid) {
+            found.entry(ns).or_default().push(pid);
+        }
+    }
+    for pids in found.values_mut() {
+        pids.sort_unstable();
+    }
+    found
+}
+
+/// The IPC namespace process `pid` is in now.
+fn namespace_of(pid: u32) -> Option<u64> {
+    let link = std::fs::read_link(format!("/proc/{pid}/ns/ipc")).ok()?;
+    parse_ns_link(link.to_str()?)
+}
+
+/// `ipc:[4026531839]` → 4026531839.
+fn parse_ns_link(link: &str) -> Option<u64> {
+    link.strip_prefix("ipc:[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// A process still in namespace `ns`, watched.
+fn next_process(ns: u64) -> Option<ProcessWatch> {
+    let pids = scan().remove(&ns)?;
+    pids.into_iter().find_map(|pid| {
+        let watch = ProcessWatch::new(pid).ok()?;
+        (namespace_of(pid) == Some(ns)).then_some(watch)
+    })
+}
+
+/// A decimal number as ipcfs writes it: no sign, no leading zeros.
+fn parse_number(name: &str) -> Option<u64> {
+    if name.is_empty() || (name.len() > 1 && name.starts_with('0')) || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_links_parse() {
+        assert_eq!(parse_ns_link("ipc:[4026531839]"), Some(4026531839));
+        assert_eq!(parse_ns_link("net:[4026531839]"), None);
+        assert_eq!(parse_ns_link("ipc:[x]"), None);
+    }
+
+    #[test]
+    fn names_are_canonical_numbers() {
+        assert_eq!(parse_number("42"), Some(42));
+        assert_eq!(parse_number("0"), Some(0));
+        for bad in ["", "042", "+1", "-1", "1x", "by-pid", "99999999999999999999999"] {
+            assert_eq!(parse_number(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn this_process_is_found_in_its_namespace() {
+        let found = scan();
+        let own = current_inode().unwrap();
+        assert!(found.get(&own).is_some_and(|pids| pids.contains(&std::process::id())));
+        assert_eq!(namespace_of(std::process::id()), Some(own));
+    }
+}

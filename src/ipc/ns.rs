@@ -1,0 +1,111 @@
+//! IPC namespaces: telling one from another, joining one, who may join it,
+//! and noticing when a process (the one a namespace was found through) ends.
+//!
+//! Joining (setns) moves only the calling thread. Since Linux 5.8 it also
+//! drops that thread's System V semaphore undo list; ipcfs never uses
+//! SEM_UNDO, so there is nothing to drop.
+
+use std::fs::File;
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+use nix::sched::{CloneFlags, setns};
+
+use super::Errno;
+
+/// `NS_GET_USERNS` and `NS_GET_OWNER_UID` from <linux/nsfs.h>: `_IO(0xb7, 1)`
+/// and `_IO(0xb7, 4)`.
+const NS_GET_USERNS: libc::c_ulong = 0xb701;
+const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
+
+/// An open IPC namespace (a `/proc/PID/ns/ipc` file). Holding it keeps the
+/// namespace, and its objects, alive.
+#[derive(Debug)]
+pub struct IpcNamespace {
+    file: File,
+    inode: u64,
+}
+
+impl IpcNamespace {
+    /// Opens the IPC namespace `path` names; EINVAL if it names something else.
+    pub fn open(path: &Path) -> Result<IpcNamespace, Errno> {
+        let file = File::open(path).map_err(io_errno)?;
+        let meta = file.metadata().map_err(io_errno)?;
+        let link = std::fs::read_link(path).map_err(io_errno)?;
+        if !meta.is_file() || !link.to_string_lossy().starts_with("ipc:[") {
+            return Err(Errno::EINVAL);
+        }
+        Ok(IpcNamespace { file, inode: meta.ino() })
+    }
+
+    /// The IPC namespace process `pid` is in.
+    pub fn of_process(pid: u32) -> Result<IpcNamespace, Errno> {
+        IpcNamespace::open(Path::new(&format!("/proc/{pid}/ns/ipc")))
+    }
+
+    /// The namespace's inode number: what `ls -l /proc/PID/ns/ipc` shows
+    /// between the brackets, and what names it in `ns/`.
+    pub fn inode(&self) -> u64 {
+        self.inode
+    }
+
+    /// Moves the calling thread (only it) into the namespace.
+    pub fn enter(&self) -> Result<(), Errno> {
+        setns(&self.file, CloneFlags::CLONE_NEWIPC)
+    }
+
+    /// The user owning the user namespace this IPC namespace belongs to: 0
+    /// for the host's, the user who made it for a rootless container's.
+    /// Besides root, only that user may join the namespace.
+    pub fn owner_uid(&self) -> Result<u32, Errno> {
+        // SAFETY: NS_GET_USERNS takes no argument and returns a new file
+        // descriptor or -1.
+        let fd = Errno::result(unsafe { libc::ioctl(self.file.as_raw_fd(), NS_GET_USERNS) })?;
+        // SAFETY: the descriptor was just made for us and is owned by no one else.
+        let user_ns = unsafe { OwnedFd::from_raw_fd(fd) };
+        let mut uid: libc::uid_t = 0;
+        // SAFETY: NS_GET_OWNER_UID writes one uid_t through the pointer, which
+        // points at a live uid_t.
+        Errno::result(unsafe { libc::ioctl(user_ns.as_raw_fd(), NS_GET_OWNER_UID, &mut uid as *mut libc::uid_t) })?;
+        Ok(uid)
+    }
+}
+
+/// The inode of the calling thread's own IPC namespace.
+pub fn current_inode() -> Result<u64, Errno> {
+    std::fs::metadata("/proc/thread-self/ns/ipc").map(|m| m.ino()).map_err(io_errno)
+}
+
+/// A process being watched for its end (a pidfd).
+#[derive(Debug)]
+pub struct ProcessWatch(OwnedFd);
+
+impl ProcessWatch {
+    /// Starts watching process `pid`; ESRCH if it is gone already.
+    pub fn new(pid: u32) -> Result<ProcessWatch, Errno> {
+        let pid = libc::pid_t::try_from(pid).map_err(|_| Errno::ESRCH)?;
+        // SAFETY: pidfd_open takes a pid and flags, and returns a new file
+        // descriptor or -1.
+        let fd = Errno::result(unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) })?;
+        let fd = i32::try_from(fd).map_err(|_| Errno::EBADF)?;
+        // SAFETY: the descriptor was just made for us and is owned by no one else.
+        Ok(ProcessWatch(unsafe { OwnedFd::from_raw_fd(fd) }))
+    }
+
+    /// Blocks until the process has ended.
+    pub fn wait(&self) {
+        loop {
+            let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::NONE) {
+                Err(Errno::EINTR) => continue,
+                _ => return,
+            }
+        }
+    }
+}
+
+fn io_errno(e: std::io::Error) -> Errno {
+    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+}
