@@ -17,7 +17,7 @@ use nix::sys::signal::{SigSet, Signal};
 
 use ipcfs::fs::{IpcFs, Namespaces};
 use ipcfs::ipc::Errno;
-use ipcfs::ipc::ns::IpcNamespace;
+use ipcfs::ipc::ns::{Kind, Namespace};
 use ipcfs::fuse::IpcFuse;
 use ipcfs::options::{self, MountOptions};
 
@@ -102,7 +102,7 @@ fn enter_ipc_namespace(path: &Path, entering: bool) -> Result<(), String> {
         Errno::EINVAL => "not an IPC namespace (give /proc/PID/ns/ipc)".to_string(),
         other => other.desc().to_string(),
     };
-    let namespace = IpcNamespace::open(path).map_err(explain)?;
+    let namespace = Namespace::open(path, Kind::Ipc).map_err(explain)?;
     if entering {
         namespace.enter().map_err(|e| format!("cannot enter its IPC namespace: {}", explain(e)))?;
     }

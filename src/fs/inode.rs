@@ -35,10 +35,12 @@ pub enum Dir {
     Namespaces,
     /// `ns/by-pid/`
     ByPid,
+    /// `ns/by-name/`
+    ByName,
 }
 
 impl Dir {
-    pub const ALL: [Dir; 11] = [
+    pub const ALL: [Dir; 12] = [
         Dir::Root,
         Dir::Shm,
         Dir::Sem,
@@ -50,6 +52,7 @@ impl Dir {
         Dir::Limits,
         Dir::Namespaces,
         Dir::ByPid,
+        Dir::ByName,
     ];
 
     /// The directory's inode number, counted from the first of its tree.
@@ -66,7 +69,7 @@ impl Dir {
         match self {
             Dir::Root | Dir::Shm | Dir::Sem | Dir::Msg | Dir::ByKey | Dir::Limits | Dir::Namespaces => Dir::Root,
             Dir::ByKeyShm | Dir::ByKeySem | Dir::ByKeyMsg => Dir::ByKey,
-            Dir::ByPid => Dir::Namespaces,
+            Dir::ByPid | Dir::ByName => Dir::Namespaces,
         }
     }
 
@@ -81,7 +84,7 @@ impl Dir {
                 ("limits", Dir::Limits),
             ],
             Dir::ByKey => &[("shm", Dir::ByKeyShm), ("sem", Dir::ByKeySem), ("msg", Dir::ByKeyMsg)],
-            Dir::Namespaces => &[("by-pid", Dir::ByPid)],
+            Dir::Namespaces => &[("by-pid", Dir::ByPid), ("by-name", Dir::ByName)],
             _ => &[],
         }
     }
@@ -180,6 +183,8 @@ pub enum Node {
     OwnNamespace,
     /// `ns/by-pid/<pid> -> ../<inode>`
     PidLink(u32),
+    /// `ns/by-name/<host name> -> ../<inode>`
+    NameLink { name: String, ns: u64 },
 }
 
 impl Node {

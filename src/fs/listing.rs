@@ -100,6 +100,7 @@ impl IpcFs {
                         .map(|(name, node)| Ok((name, node.clone(), nodes::attr(&node)?)))
                         .collect::<Result<_>>()?,
                     Dir::ByPid => namespaces::list_processes(),
+                    Dir::ByName => self.all_namespaces()?.list_names(),
                     Dir::Namespaces => {
                         let members = self.all_namespaces()?.list();
                         items.extend(members.into_iter().map(|(name, target, attr)| Listed { name, target, attr }));

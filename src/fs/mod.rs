@@ -186,7 +186,7 @@ impl IpcFs {
 
     fn target(&self, ino: u64) -> Result<Target> {
         match self.inodes().get(ino).ok_or(Error::NotFound)? {
-            Target::Dir(Dir::Namespaces | Dir::ByPid) if self.namespaces.is_none() => Err(Error::NotFound),
+            Target::Dir(Dir::Namespaces | Dir::ByPid | Dir::ByName) if self.namespaces.is_none() => Err(Error::NotFound),
             target => Ok(target),
         }
     }
@@ -233,6 +233,7 @@ impl IpcFs {
                         (_, attr) => return Ok(Entry { attr, ttl: self.live_ttl }),
                     },
                     Dir::ByPid => namespaces::lookup_process(name)?,
+                    Dir::ByName => self.all_namespaces()?.lookup_name(name)?,
                     _ => return Err(Error::NotFound),
                 }
             }

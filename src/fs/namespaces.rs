@@ -4,6 +4,7 @@
 //! ns/<inode>/            shm/ sem/ msg/ by-key/ limits/ of that namespace
 //! ns/<own inode> -> ..   the namespace the mount's root shows
 //! ns/by-pid/<pid> -> ../<inode>
+//! ns/by-name/<host name> -> ../<inode>   for namespaces whose processes have a host name of their own
 //! ```
 //! Namespaces are found the way `lsns` finds them: through the processes in
 //! /proc that are in them.
@@ -31,7 +32,7 @@ use super::access::Caller;
 use super::error::{Error, Result};
 use super::inode::{Dir, Node, Target};
 use super::{Attr, FileKind, IpcFs};
-use crate::ipc::ns::{IpcNamespace, ProcessWatch, current_inode};
+use crate::ipc::ns::{Kind, Namespace, ProcessWatch, current_inode};
 
 /// Inode numbers of a member start at `slot << SLOT_SHIFT` (slot 0 is the
 /// mount's own namespace): 2^40 inodes per namespace, 2^24 namespaces.
@@ -55,6 +56,9 @@ struct MemberSettings {
 pub struct Namespaces {
     /// The namespace the mount's root shows (the daemon's).
     own: u64,
+    /// The daemon's UTS namespace: processes in another have a host name of
+    /// their own (a container's), which names their IPC namespace.
+    own_uts: Option<u64>,
     settings: MemberSettings,
     members: Mutex<Members>,
     /// For the watcher threads, which must not keep this alive.
@@ -78,6 +82,9 @@ pub struct Member {
     /// CAP_SYS_ADMIN, the one who may join it.
     owner: u32,
     fs: Arc<IpcFs>,
+    /// Whether the member's thread has joined a UTS namespace other than
+    /// the daemon's, so that the host name it sees is the container's.
+    named: bool,
     /// None once retired.
     jobs: Mutex<Option<Sender<Job>>>,
 }
@@ -104,14 +111,32 @@ impl Member {
     fn root_attr(&self) -> Attr {
         self.fs.dir_attr(Dir::Root)
     }
+
+    /// The host name of the member's processes, if they have one of their own.
+    fn host_name(&self) -> Option<String> {
+        if !self.named {
+            return None;
+        }
+        let (answer, asked) = mpsc::sync_channel(1);
+        self.run(Box::new(move |fs| {
+            // /proc/sys/kernel/hostname shows the reading thread's UTS namespace.
+            let name = fs.ok().and_then(|_| std::fs::read_to_string("/proc/sys/kernel/hostname").ok());
+            let _ = answer.send(name);
+        }));
+        let name = asked.recv().ok().flatten()?;
+        let name = name.trim_end_matches('\n');
+        let usable = !name.is_empty() && name != "." && name != ".." && !name.contains('/');
+        usable.then(|| name.to_string())
+    }
 }
 
 impl Namespaces {
     /// The calling thread must be in the namespace the mount's root shows.
     pub fn new(read_only: bool, attr_timeout: Duration) -> Result<Arc<Namespaces>> {
-        let own = current_inode().map_err(Error::Kernel)?;
+        let own = current_inode(Kind::Ipc).map_err(Error::Kernel)?;
         Ok(Arc::new_cyclic(|me| Namespaces {
             own,
+            own_uts: current_inode(Kind::Uts).ok(),
             settings: MemberSettings { read_only, attr_timeout },
             members: Mutex::new(Members { next_slot: 1, ..Members::default() }),
             me: me.clone(),
@@ -142,24 +167,49 @@ impl Namespaces {
         self.members().by_ns.len()
     }
 
-    /// `ns/`: the mount's own namespace as a link, every other one as the
-    /// root of its member. Members whose namespace has no process left go.
-    pub(super) fn list(&self) -> Vec<(String, Target, Attr)> {
+    /// Every other namespace a process is in now, as a member (joined if
+    /// new); members whose namespace has no process left go.
+    fn refresh(&self) -> Vec<Arc<Member>> {
         let found = scan();
         let gone: Vec<u64> =
             self.members().by_ns.values().filter(|m| !found.contains_key(&m.ns)).map(|m| m.slot).collect();
         for slot in gone {
             self.retire(slot);
         }
-        let mut entries = Vec::new();
-        for (ns, pids) in found {
-            if ns == self.own {
-                entries.push((ns.to_string(), Target::Node(Node::OwnNamespace), own_link_attr()));
-            } else if let Some(member) = self.member(ns, &pids) {
-                entries.push((ns.to_string(), Target::NamespaceRoot, member.root_attr()));
+        found.iter().filter(|(ns, _)| **ns != self.own).filter_map(|(ns, pids)| self.member(*ns, pids)).collect()
+    }
+
+    /// `ns/`: the mount's own namespace as a link, every other one as the
+    /// root of its member.
+    pub(super) fn list(&self) -> Vec<(String, Target, Attr)> {
+        let own = (self.own.to_string(), Target::Node(Node::OwnNamespace), own_link_attr());
+        let members = self.refresh().into_iter().map(|m| (m.ns.to_string(), Target::NamespaceRoot, m.root_attr()));
+        std::iter::once(own).chain(members).collect()
+    }
+
+    /// `ns/by-name/`: the namespaces whose processes have a host name of
+    /// their own, by that name; a name two namespaces share names neither.
+    pub(super) fn list_names(&self) -> Vec<(String, Node, Attr)> {
+        let mut named: BTreeMap<String, Option<u64>> = BTreeMap::new();
+        for member in self.refresh() {
+            if let Some(name) = member.host_name() {
+                named.entry(name).and_modify(|ns| *ns = None).or_insert(Some(member.ns));
             }
         }
-        entries
+        named
+            .into_iter()
+            .filter_map(|(name, ns)| {
+                let node = Node::NameLink { name: name.clone(), ns: ns? };
+                let attr = link_attr(&node).ok()?;
+                Some((name, node, attr))
+            })
+            .collect()
+    }
+
+    /// `ns/by-name/<host name>`.
+    pub(super) fn lookup_name(&self, name: &str) -> Result<(Node, Attr)> {
+        let (_, node, attr) = self.list_names().into_iter().find(|(n, _, _)| n == name).ok_or(Error::NotFound)?;
+        Ok((node, attr))
     }
 
     /// `ns/<inode>`.
@@ -183,14 +233,15 @@ impl Namespaces {
             return Some(member.clone());
         }
         for &pid in pids {
-            let Ok(namespace) = IpcNamespace::of_process(pid) else { continue };
+            let Ok(namespace) = Namespace::of_process(pid, Kind::Ipc) else { continue };
             let Ok(watch) = ProcessWatch::new(pid) else { continue };
             // The pid may have been reused by a process elsewhere since the scan.
             if namespace.inode() != ns || namespace_of(pid) != Some(ns) {
                 continue;
             }
+            let uts = Namespace::of_process(pid, Kind::Uts).ok().filter(|uts| Some(uts.inode()) != self.own_uts);
             let slot = members.next_slot;
-            match self.join(namespace, slot) {
+            match self.join(namespace, uts, slot) {
                 Ok(member) => {
                     members.next_slot += 1;
                     members.by_ns.insert(ns, member.clone());
@@ -210,8 +261,9 @@ impl Namespaces {
     }
 
     /// Makes the member for `namespace`: its model, and its thread, which
-    /// joins the namespace before it runs anything.
-    fn join(&self, namespace: IpcNamespace, slot: u64) -> Result<Arc<Member>> {
+    /// joins the namespace (and `uts`, for the host name) before it runs
+    /// anything.
+    fn join(&self, namespace: Namespace, uts: Option<Namespace>, slot: u64) -> Result<Arc<Member>> {
         let owner = namespace.owner_uid().unwrap_or(0);
         let fs = IpcFs::new()
             .read_only(self.settings.read_only)
@@ -222,10 +274,11 @@ impl Namespaces {
         let (joined, entered) = mpsc::sync_channel(1);
         let model = fs.clone();
         let ns = namespace.inode();
+        let named = uts.is_some();
         std::thread::Builder::new()
             .name("ipcfs-ns".into())
             .spawn(move || {
-                let result = namespace.enter();
+                let result = namespace.enter().and_then(|()| uts.map_or(Ok(()), |uts| uts.enter()));
                 drop(namespace);
                 let ok = result.is_ok();
                 let _ = joined.send(result);
@@ -237,7 +290,7 @@ impl Namespaces {
             })
             .map_err(|e| Error::Kernel(crate::ipc::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN))))?;
         entered.recv().unwrap_or(Err(crate::ipc::Errno::EAGAIN)).map_err(Error::Kernel)?;
-        Ok(Arc::new(Member { ns, slot, owner, fs, jobs: Mutex::new(Some(jobs)) }))
+        Ok(Arc::new(Member { ns, slot, owner, fs, named, jobs: Mutex::new(Some(jobs)) }))
     }
 
     /// Waits for the processes of namespace `ns` to end, one after another;
@@ -320,6 +373,7 @@ pub(super) fn link_target(node: &Node) -> Result<Vec<u8>> {
     match node {
         Node::OwnNamespace => Ok(b"..".to_vec()),
         Node::PidLink(pid) => Ok(pid_link_target(*pid)?.into_bytes()),
+        Node::NameLink { ns, .. } => Ok(format!("../{ns}").into_bytes()),
         _ => Err(Error::Invalid),
     }
 }
@@ -328,6 +382,7 @@ pub(super) fn link_attr(node: &Node) -> Result<Attr> {
     match node {
         Node::OwnNamespace => Ok(own_link_attr()),
         Node::PidLink(pid) => pid_link_attr(*pid),
+        Node::NameLink { ns, .. } => Ok(Attr { size: format!("../{ns}").len() as u64, ..own_link_attr() }),
         _ => Err(Error::Invalid),
     }
 }
@@ -447,7 +502,7 @@ mod tests {
     #[test]
     fn this_process_is_found_in_its_namespace() {
         let found = scan();
-        let own = current_inode().unwrap();
+        let own = current_inode(Kind::Ipc).unwrap();
         assert!(found.get(&own).is_some_and(|pids| pids.contains(&std::process::id())));
         assert_eq!(namespace_of(std::process::id()), Some(own));
     }

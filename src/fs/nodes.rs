@@ -11,7 +11,7 @@ pub fn attr(node: &Node) -> Result<Attr> {
         Node::SemSet(_) | Node::Semaphore(..) | Node::SemKeyLink(_) => sem::attr(node),
         Node::Queue(_) | Node::QueueWaitDir(_) | Node::QueueFile { .. } | Node::MsgKeyLink(_) => msg::attr(node),
         Node::Limit(limit) => limits::attr(*limit),
-        Node::OwnNamespace | Node::PidLink(_) => namespaces::link_attr(node),
+        Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => namespaces::link_attr(node),
     }
 }
 
@@ -20,7 +20,7 @@ pub fn readlink(node: &Node) -> Result<Vec<u8>> {
         Node::ShmKeyLink(ident) => shm::link_target(ident),
         Node::SemKeyLink(ident) => sem::link_target(ident),
         Node::MsgKeyLink(ident) => msg::link_target(ident),
-        Node::OwnNamespace | Node::PidLink(_) => namespaces::link_target(node),
+        Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => namespaces::link_target(node),
         _ => Err(Error::Invalid),
     }
 }
@@ -46,7 +46,7 @@ pub fn access(node: &Node, want: Want, caller: &Caller) -> Result<()> {
             msg::access(ident, node, want, caller)
         }
         Node::ShmKeyLink(_) | Node::SemKeyLink(_) | Node::MsgKeyLink(_) => Ok(()),
-        Node::OwnNamespace | Node::PidLink(_) => Ok(()),
+        Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => Ok(()),
         Node::Limit(limit) => limits::access(limit, want, caller),
     }
 }

@@ -1,5 +1,6 @@
-//! IPC namespaces: telling one from another, joining one, who may join it,
-//! and noticing when a process (the one a namespace was found through) ends.
+//! Namespaces: telling one from another, joining one, who may join it, and
+//! noticing when a process (the one a namespace was found through) ends.
+//! ipcfs joins IPC namespaces, and UTS namespaces to read their host names.
 //!
 //! Joining (setns) moves only the calling thread. Since Linux 5.8 it also
 //! drops that thread's System V semaphore undo list; ipcfs never uses
@@ -20,29 +21,56 @@ use super::Errno;
 const NS_GET_USERNS: libc::c_ulong = 0xb701;
 const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
 
-/// An open IPC namespace (a `/proc/PID/ns/ipc` file). Holding it keeps the
-/// namespace, and its objects, alive.
-#[derive(Debug)]
-pub struct IpcNamespace {
-    file: File,
-    inode: u64,
+/// The kinds of namespace ipcfs joins.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Ipc,
+    /// Host name and domain name.
+    Uts,
 }
 
-impl IpcNamespace {
-    /// Opens the IPC namespace `path` names; EINVAL if it names something else.
-    pub fn open(path: &Path) -> Result<IpcNamespace, Errno> {
+impl Kind {
+    /// The name in /proc/PID/ns/ and in the link's text (`ipc:[4026531839]`).
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Ipc => "ipc",
+            Kind::Uts => "uts",
+        }
+    }
+
+    fn flag(self) -> CloneFlags {
+        match self {
+            Kind::Ipc => CloneFlags::CLONE_NEWIPC,
+            Kind::Uts => CloneFlags::CLONE_NEWUTS,
+        }
+    }
+}
+
+/// An open namespace (a `/proc/PID/ns/KIND` file). Holding it keeps the
+/// namespace, and for IPC its objects, alive.
+#[derive(Debug)]
+pub struct Namespace {
+    file: File,
+    inode: u64,
+    kind: Kind,
+}
+
+impl Namespace {
+    /// Opens the namespace `path` names; EINVAL if it names no namespace of
+    /// that kind.
+    pub fn open(path: &Path, kind: Kind) -> Result<Namespace, Errno> {
         let file = File::open(path).map_err(io_errno)?;
         let meta = file.metadata().map_err(io_errno)?;
         let link = std::fs::read_link(path).map_err(io_errno)?;
-        if !meta.is_file() || !link.to_string_lossy().starts_with("ipc:[") {
+        if !meta.is_file() || !link.to_string_lossy().starts_with(&format!("{}:[", kind.name())) {
             return Err(Errno::EINVAL);
         }
-        Ok(IpcNamespace { file, inode: meta.ino() })
+        Ok(Namespace { file, inode: meta.ino(), kind })
     }
 
-    /// The IPC namespace process `pid` is in.
-    pub fn of_process(pid: u32) -> Result<IpcNamespace, Errno> {
-        IpcNamespace::open(Path::new(&format!("/proc/{pid}/ns/ipc")))
+    /// The namespace of that kind process `pid` is in.
+    pub fn of_process(pid: u32, kind: Kind) -> Result<Namespace, Errno> {
+        Namespace::open(Path::new(&format!("/proc/{pid}/ns/{}", kind.name())), kind)
     }
 
     /// The namespace's inode number: what `ls -l /proc/PID/ns/ipc` shows
@@ -53,11 +81,11 @@ impl IpcNamespace {
 
     /// Moves the calling thread (only it) into the namespace.
     pub fn enter(&self) -> Result<(), Errno> {
-        setns(&self.file, CloneFlags::CLONE_NEWIPC)
+        setns(&self.file, self.kind.flag())
     }
 
-    /// The user owning the user namespace this IPC namespace belongs to: 0
-    /// for the host's, the user who made it for a rootless container's.
+    /// The user owning the user namespace this namespace belongs to: 0 for
+    /// the host's, the user who made it for a rootless container's.
     /// Besides root, only that user may join the namespace.
     pub fn owner_uid(&self) -> Result<u32, Errno> {
         // SAFETY: NS_GET_USERNS takes no argument and returns a new file
@@ -73,9 +101,9 @@ impl IpcNamespace {
     }
 }
 
-/// The inode of the calling thread's own IPC namespace.
-pub fn current_inode() -> Result<u64, Errno> {
-    std::fs::metadata("/proc/thread-self/ns/ipc").map(|m| m.ino()).map_err(io_errno)
+/// The inode of the calling thread's own namespace of that kind.
+pub fn current_inode(kind: Kind) -> Result<u64, Errno> {
+    std::fs::metadata(format!("/proc/thread-self/ns/{}", kind.name())).map(|m| m.ino()).map_err(io_errno)
 }
 
 /// A process being watched for its end (a pidfd).
