@@ -469,7 +469,7 @@ impl Filesystem for IpcFuse {
                 let kind = file_attr(&e.attr).kind;
                 reply.add(INodeNo(e.attr.ino), next, kind, name)
             };
-            match fs.readdir(ino.0, fh.0, offset, false, &caller, &mut add) {
+            match fs.readdir(ino.0, fh.0, offset, false, caller, &mut add) {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno("readdir", e)),
             }
@@ -482,7 +482,7 @@ impl Filesystem for IpcFuse {
             let mut add = |next: u64, name: &str, e: &Entry| {
                 reply.add(INodeNo(e.attr.ino), next, name, &e.ttl, &file_attr(&e.attr), Generation(0))
             };
-            match fs.readdir(ino.0, fh.0, offset, true, &caller, &mut add) {
+            match fs.readdir(ino.0, fh.0, offset, true, caller, &mut add) {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno("readdirplus", e)),
             }
