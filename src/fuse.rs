@@ -239,11 +239,9 @@ impl Filesystem for IpcFuse {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let (caller, name) = (caller(req), name.to_os_string());
-        self.on("lookup", parent, caller, reply, move |fs, caller, reply| {
-            match fs.lookup(parent.0, &name, caller) {
-                Ok(e) => reply_entry(reply, e),
-                Err(e) => reply.error(errno("lookup", e)),
-            }
+        self.on("lookup", parent, caller, reply, move |fs, caller, reply| match fs.lookup(parent.0, &name, caller) {
+            Ok(e) => reply_entry(reply, e),
+            Err(e) => reply.error(errno("lookup", e)),
         });
     }
 
@@ -326,21 +324,17 @@ impl Filesystem for IpcFuse {
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let (caller, name) = (caller(req), name.to_os_string());
-        self.on("unlink", parent, caller, reply, move |fs, caller, reply| {
-            match fs.unlink(parent.0, &name, caller) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("unlink", e)),
-            }
+        self.on("unlink", parent, caller, reply, move |fs, caller, reply| match fs.unlink(parent.0, &name, caller) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("unlink", e)),
         });
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let (caller, name) = (caller(req), name.to_os_string());
-        self.on("rmdir", parent, caller, reply, move |fs, caller, reply| {
-            match fs.rmdir(parent.0, &name, caller) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("rmdir", e)),
-            }
+        self.on("rmdir", parent, caller, reply, move |fs, caller, reply| match fs.rmdir(parent.0, &name, caller) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("rmdir", e)),
         });
     }
 
@@ -549,11 +543,9 @@ impl Filesystem for IpcFuse {
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         let caller = caller(req);
-        self.on("access", ino, caller, reply, move |fs, caller, reply| {
-            match fs.access(ino.0, mask.bits(), caller) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("access", e)),
-            }
+        self.on("access", ino, caller, reply, move |fs, caller, reply| match fs.access(ino.0, mask.bits(), caller) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno("access", e)),
         });
     }
 

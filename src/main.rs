@@ -16,9 +16,9 @@ use nix::mount::{MntFlags, umount2};
 use nix::sys::signal::{SigSet, Signal};
 
 use ipcfs::fs::{IpcFs, Namespaces};
+use ipcfs::fuse::IpcFuse;
 use ipcfs::ipc::Errno;
 use ipcfs::ipc::ns::{Kind, Namespace};
-use ipcfs::fuse::IpcFuse;
 use ipcfs::options::{self, MountOptions};
 
 /// Event loops serving the kernel (the machine this was tuned on has 2 cores).

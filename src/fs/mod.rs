@@ -186,7 +186,9 @@ impl IpcFs {
 
     fn target(&self, ino: u64) -> Result<Target> {
         match self.inodes().get(ino).ok_or(Error::NotFound)? {
-            Target::Dir(Dir::Namespaces | Dir::ByPid | Dir::ByName) if self.namespaces.is_none() => Err(Error::NotFound),
+            Target::Dir(Dir::Namespaces | Dir::ByPid | Dir::ByName) if self.namespaces.is_none() => {
+                Err(Error::NotFound)
+            }
             target => Ok(target),
         }
     }

@@ -314,7 +314,8 @@ impl Namespaces {
                 }
             }
         };
-        let spawned = std::thread::Builder::new().name("ipcfs-ns-watch".into()).stack_size(WATCHER_STACK).spawn(watcher);
+        let spawned =
+            std::thread::Builder::new().name("ipcfs-ns-watch".into()).stack_size(WATCHER_STACK).spawn(watcher);
         if let Err(e) = spawned {
             log::warn!("cannot watch IPC namespace {ns}: {e}; it goes when a listing of ns/ no longer finds it");
         }
