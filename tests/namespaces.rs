@@ -1,6 +1,7 @@
 //! `--ipc-ns PATH` and `--pid PID`: serving another IPC namespace (a
-//! container's) instead of the daemon's own. Each test makes its namespaces
-//! with `unshare --ipc`, held by a process that dies with the test.
+//! container's) instead of the daemon's own; and `ns/by-name/`, the
+//! containers of `-A` by host name. Each test makes its namespaces with
+//! `unshare --ipc`, held by a process that dies with the test.
 
 mod common;
 
@@ -14,10 +15,25 @@ struct Holder(Child);
 
 impl Holder {
     fn new() -> Holder {
+        Holder::running(&["unshare", "--ipc", "sleep", "1000"])
+    }
+
+    /// A process in new IPC and UTS namespaces, with host name `name`.
+    fn named(name: &str) -> Holder {
+        let script = format!("hostname {name} && exec sleep 1000");
+        let holder = Holder::running(&["unshare", "--ipc", "--uts", "sh", "-c", &script]);
+        wait_until("the host name is set", Duration::from_secs(20), || {
+            holder.sh_in("--uts", "hostname") == format!("{name}\n")
+        });
+        holder
+    }
+
+    fn running(command: &[&str]) -> Holder {
         isolate();
         let mine = std::fs::read_link("/proc/thread-self/ns/ipc").unwrap();
         let child = Command::new("setpriv")
-            .args(["--pdeathsig", "KILL", "--", "unshare", "--ipc", "sleep", "1000"])
+            .args(["--pdeathsig", "KILL", "--"])
+            .args(command)
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -39,10 +55,29 @@ impl Holder {
         format!("/proc/{}/ns/ipc", self.pid())
     }
 
+    /// The holder's IPC namespace's inode number, its name under `ns/`.
+    fn ns_inode(&self) -> String {
+        std::fs::read_link(self.ns())
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_start_matches("ipc:[")
+            .trim_end_matches(']')
+            .into()
+    }
+
     /// Runs a shell command line in the holder's IPC namespace.
     fn sh(&self, script: &str) -> String {
-        let out =
-            Command::new("nsenter").arg(format!("--ipc={}", self.ns())).args(["sh", "-c", script]).output().unwrap();
+        self.sh_in("--ipc", script)
+    }
+
+    /// Runs a shell command line in one of the holder's namespaces (`--ipc`, `--uts`).
+    fn sh_in(&self, which: &str, script: &str) -> String {
+        let out = Command::new("nsenter")
+            .arg(format!("{which}=/proc/{}/ns/{}", self.pid(), which.trim_start_matches('-')))
+            .args(["sh", "-c", script])
+            .output()
+            .unwrap();
         assert_ok(&out, script)
     }
 }
@@ -111,4 +146,51 @@ fn a_path_that_is_not_an_ipc_namespace_is_refused_and_nothing_is_mounted() {
     }
     let out = Command::new(bin).args(["--pid", "1", "--ipc-ns", "/proc/1/ns/ipc"]).arg(&dir.0).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "--pid with --ipc-ns is a usage error");
+}
+
+/// The names in `ns/by-name/` and where each points.
+fn names(m: &Mounted) -> std::collections::BTreeMap<String, String> {
+    list(&m.path("ns/by-name"))
+        .into_iter()
+        .map(|name| {
+            let target = std::fs::read_link(m.path(format!("ns/by-name/{name}"))).unwrap();
+            (name, target.to_str().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// A container's host name names its namespace, as it is now; a name two
+/// namespaces share names neither, and a namespace whose processes share
+/// the host's name has none.
+#[test]
+fn containers_are_found_by_host_name() {
+    let tag = std::process::id();
+    let (web, dup) = (format!("web-{tag}"), format!("dup-{tag}"));
+    let a = Holder::named(&web);
+    let (b, c) = (Holder::named(&dup), Holder::named(&dup));
+    let plain = Holder::new();
+    let theirs = ids(&a.sh("ipcmk -M 4321"));
+    let m = Mounted::with_options(&["-A"]);
+
+    let named = names(&m);
+    assert_eq!(named.get(&web), Some(&format!("../{}", a.ns_inode())), "{named:?}");
+    assert!(!named.contains_key(&dup), "two namespaces share {dup}: {named:?}");
+    assert!(!named.values().any(|t| *t == format!("../{}", plain.ns_inode())), "{named:?}");
+    assert_eq!(list(&m.path(format!("ns/by-name/{web}/shm"))), [theirs.clone()]);
+    assert_eq!(std::fs::metadata(m.path(format!("ns/by-name/{web}/shm/{theirs}"))).unwrap().len(), 4321);
+    assert_eq!(errno(std::fs::read_link(m.path(format!("ns/by-name/{dup}")))), libc::ENOENT);
+
+    // Names are read when asked: a new host name shows at once.
+    let renamed = format!("renamed-{tag}");
+    a.sh_in("--uts", &format!("hostname {renamed}"));
+    let named = names(&m);
+    assert_eq!(named.get(&renamed), Some(&format!("../{}", a.ns_inode())), "{named:?}");
+    assert!(!named.contains_key(&web), "{named:?}");
+
+    // With one of the two gone, the name is no longer shared.
+    let b_ns = b.ns_inode();
+    drop(c);
+    wait_until("the name is unique again", Duration::from_secs(20), || {
+        std::fs::read_link(m.path(format!("ns/by-name/{dup}"))).is_ok_and(|t| t.to_str() == Some(&format!("../{b_ns}")))
+    });
 }

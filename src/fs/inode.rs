@@ -411,6 +411,17 @@ mod tests {
     }
 
     #[test]
+    fn a_table_starting_higher_keeps_to_its_own_numbers() {
+        let base = 3 << 40;
+        let mut table = InodeTable::starting_at(base);
+        assert!(matches!(table.get(base + Dir::Shm.ino()), Some(Target::Dir(Dir::Shm))));
+        assert!(table.get(Dir::Shm.ino()).is_none(), "another tree's fixed directory");
+        let a = table.remember(&seg(5, 1));
+        assert!(a >= base + FIRST_DYNAMIC && a < base + (1 << 40), "{a:#x}");
+        assert!(InodeTable::new().get(base + Dir::Shm.ino()).is_none());
+    }
+
+    #[test]
     fn forgetting_unknown_or_too_much_is_harmless() {
         let mut table = InodeTable::new();
         table.forget(12345, 3);
