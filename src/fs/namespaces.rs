@@ -284,7 +284,12 @@ impl Namespaces {
                 let _ = joined.send(result);
                 if ok {
                     for job in queue {
-                        job(Ok(&model));
+                        // A job that panics has dropped its reply, which
+                        // answers EIO; the namespace's other callers go on.
+                        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(Ok(&model))));
+                        if ran.is_err() {
+                            log::error!("an operation in IPC namespace {ns} panicked");
+                        }
                     }
                 }
             })
@@ -324,8 +329,12 @@ impl Namespaces {
     /// The member in `slot` goes: its waits end, its files close, its thread
     /// ends and lets go of the namespace.
     fn retire(&self, slot: u64) {
-        let Some(member) = self.members().by_slot.remove(&slot) else { return };
-        self.members().by_ns.remove(&member.ns);
+        let member = {
+            let mut members = self.members();
+            let Some(member) = members.by_slot.remove(&slot) else { return };
+            members.by_ns.remove(&member.ns);
+            member
+        };
         member.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
         member.fs.destroy();
         log::debug!("IPC namespace {} has no process left", member.ns);
