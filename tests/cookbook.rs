@@ -940,3 +940,71 @@ fn removing_by_creator_removes_exactly_what_the_user_created() {
     assert!(shm_exists(p.received), "a segment given to the user by root");
     assert_eq!(p.others.exist(), [true; 3]);
 }
+
+// ---- containers ----
+
+/// A process in new IPC and UTS namespaces with host name `name`, which has
+/// run `setup` there; killed when dropped.
+struct Container(Child);
+
+impl Container {
+    fn start(name: &str, setup: &str) -> Container {
+        let script = format!("hostname {name} && {setup} && echo ready && exec sleep 1000");
+        let mut child = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "--", "unshare", "--ipc", "--uts", "sh", "-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        assert_eq!(line, "ready\n", "the container did not start");
+        Container(child)
+    }
+
+    /// Its IPC namespace's inode number, its name under `ns/`.
+    fn ns(&self) -> String {
+        namespace_inode(&format!("/proc/{}/ns/ipc", self.0.id()))
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn namespace_inode(link: &str) -> String {
+    fs::read_link(link).unwrap().to_str().unwrap().trim_start_matches("ipc:[").trim_end_matches(']').into()
+}
+
+#[test]
+fn shm_per_namespace_adds_up_each_containers_bytes() {
+    let m = Mounted::with_options(&["-A"]);
+    create_segment(0x3201, 65536, 0o600);
+    let name = format!("db-{}", std::process::id());
+    let db = Container::start(&name, "ipcmk -M 1048576 >/dev/null && ipcmk -M 4096 >/dev/null");
+    let out = recipe("shm-per-namespace").on(&m).run_ok();
+    let ours = namespace_inode("/proc/thread-self/ns/ipc");
+    let rows: Vec<&str> = out.lines().collect();
+    assert!(rows.contains(&format!("1052672\t{}\t{name}", db.ns()).as_str()), "{out}");
+    assert!(rows.contains(&format!("65536\t{ours}\t-").as_str()), "{out}");
+    let sizes: Vec<u64> = rows.iter().map(|r| r.split('\t').next().unwrap().parse().unwrap()).collect();
+    assert!(sizes.is_sorted_by(|a, b| a >= b), "largest first: {out}");
+}
+
+#[test]
+fn objects_of_a_process_are_those_of_its_namespace() {
+    let m = Mounted::with_options(&["-A"]);
+    create_segment(0x3301, 12288, 0o600);
+    let web = Container::start(&format!("web-{}", std::process::id()), "ipcmk -M 8192 >/dev/null");
+    let script = recipe("objects-of-process").on(&m).with("pid=1234", &format!("pid={}", web.0.id()));
+    let out = script.run_ok();
+    assert!(out.contains(" 8192 "), "the container's segment: {out}");
+    assert!(!out.contains(" 12288 "), "not the test's own segment: {out}");
+    // The daemon is a process of the test's own namespace.
+    let daemon = m.daemon_pid().unwrap();
+    let ours = script.with(&format!("pid={}", web.0.id()), &format!("pid={daemon}")).run_ok();
+    assert!(ours.contains(" 12288 ") && !ours.contains(" 8192 "), "{ours}");
+}
