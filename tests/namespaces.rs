@@ -176,7 +176,7 @@ fn containers_are_found_by_host_name() {
     assert_eq!(named.get(&web), Some(&format!("../{}", a.ns_inode())), "{named:?}");
     assert!(!named.contains_key(&dup), "two namespaces share {dup}: {named:?}");
     assert!(!named.values().any(|t| *t == format!("../{}", plain.ns_inode())), "{named:?}");
-    assert_eq!(list(&m.path(format!("ns/by-name/{web}/shm"))), [theirs.clone()]);
+    assert_eq!(list(&m.path(format!("ns/by-name/{web}/shm"))), std::slice::from_ref(&theirs));
     assert_eq!(std::fs::metadata(m.path(format!("ns/by-name/{web}/shm/{theirs}"))).unwrap().len(), 4321);
     assert_eq!(errno(std::fs::read_link(m.path(format!("ns/by-name/{dup}")))), libc::ENOENT);
 
