@@ -22,8 +22,8 @@ MiB = 1 << 20
 def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument("--short", action="store_true")
-    p.add_argument("--only", default="bulk,op,concurrency,memory,list",
-                   help="comma-separated sections to run: bulk, op, concurrency, memory, list")
+    p.add_argument("--only", default="bulk,op,concurrency,memory,list,ns",
+                   help="comma-separated sections to run: bulk, op, concurrency, memory, list, ns")
     p.add_argument("--ipcfs", required=True, help="ipcfs mount point")
     p.add_argument("--ipcfs-cached", required=True, help="ipcfs mounted with -o attr_timeout=1")
     p.add_argument("--null", required=True, help="nullfs mount point")
@@ -31,6 +31,7 @@ def parse_args():
     p.add_argument("--helper", required=True, help="the compiled ipcbench")
     p.add_argument("--ipcfs-pid", type=int, required=True)
     p.add_argument("--null-pid", type=int, required=True)
+    p.add_argument("--other-ns", required=True, help="another IPC namespace, under ipcfs's ns/")
     return p.parse_args()
 
 
@@ -282,6 +283,49 @@ def per_op(placement):
     return result
 
 
+# --- 6. another namespace -------------------------------------------------------------------
+
+
+def other_namespace(placement):
+    """The same operations on the root's tree and on another namespace's
+    (ns/<inode>/, served by a thread that joined it): what the hand-over to
+    that thread costs."""
+    n = SCALE["ops"]
+    trees = {"root": A.ipcfs, "other": f"{A.ipcfs}/ns/{A.other_ns}"}
+    made = {}
+    for tree, path in trees.items():
+        fd = os.open(f"{path}/shm/0x0b5e0001", os.O_CREAT | os.O_RDWR, 0o600)
+        os.ftruncate(fd, 4096)
+        os.close(fd)
+        os.mkdir(f"{path}/sem/0x0b5e0002:1")
+        os.mkdir(f"{path}/msg/0x0b5e0003")
+        made[tree] = {kind: os.readlink(f"{path}/by-key/{kind}/0x0b5e000{i}").rsplit("/", 1)[1]
+                      for i, kind in ((1, "shm"), (2, "sem"), (3, "msg"))}
+    ops = [
+        ("stat of a file (path)", lambda t: ["stat", f"{trees[t]}/shm/{made[t]['shm']}", n]),
+        ("fstat of an open file", lambda t: ["fstat", f"{trees[t]}/shm/{made[t]['shm']}", n]),
+        ("pread 64 B", lambda t: ["pread", f"{trees[t]}/shm/{made[t]['shm']}", n, 64]),
+        ("semaphore V (write +1)", lambda t: ["semv", f"{trees[t]}/sem/{made[t]['sem']}/0", n, -1]),
+        ("message 64 B sent+received", lambda t: ["sendrecv", f"{trees[t]}/msg/{made[t]['msg']}/any", n, 64]),
+    ]
+    times = {(op, t): [] for op, _ in ops for t in trees}
+    for _ in range(SCALE["per_op_rounds"]):
+        for op, args in ops:
+            for t in trees:
+                with open(f"{trees[t]}/sem/{made[t]['sem']}/0", "w") as f:
+                    f.write("0")  # SETVAL: room for this round's V operations
+                times[(op, t)].append(float(helper(*args(t))) / 1000)
+    rows = [[op, median(times[(op, "root")]), median(times[(op, "other")]),
+             ratio(median(times[(op, "other")]), median(times[(op, "root")]))] for op, _ in ops]
+    table(f"6. another namespace, {placement}: µs per operation (lower is better), {n} operations per round",
+          ["operation", "root tree", "ns/<other>", "other/root"], rows,
+          note="ns/<other>: the same objects in another IPC namespace, through the same mount (-A).")
+    for tree, path in trees.items():
+        os.unlink(f"{path}/shm/{made[tree]['shm']}")
+        os.rmdir(f"{path}/sem/{made[tree]['sem']}")
+        os.rmdir(f"{path}/msg/{made[tree]['msg']}")
+
+
 # --- 5. concurrency ---------------------------------------------------------------------------
 
 
@@ -432,6 +476,8 @@ def main():
             pin_daemons(every)
         if len(every) > 1:
             per_op("as the scheduler places them (noisier)")
+    if "ns" in only:
+        other_namespace("as the scheduler places them")
     if "concurrency" in only:
         concurrency()
     if "memory" not in only and "list" in only:

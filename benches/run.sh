@@ -3,7 +3,7 @@
 #
 #   bash benches/run.sh            # full: a few minutes
 #   bash benches/run.sh --short    # tiny sizes and counts, a smoke test for CI (< 30 s after the build)
-#   bash benches/run.sh --only=bulk,op   # some sections: bulk, op, concurrency, memory, list
+#   bash benches/run.sh --only=bulk,op   # some sections: bulk, op, concurrency, memory, list, ns
 #
 # Builds the release binaries (ipcfs and examples/nullfs.rs, a fuser
 # filesystem that does nothing but answer), then in a private IPC and mount
@@ -29,7 +29,7 @@ for arg in "$@"; do
         --short) short=--short ;;
         --only=*) only=("$arg") ;;
         -h | --help) sed -n '2,24s/^# \{0,1\}//p' "$0"; exit 0 ;;
-        *) echo "usage: bash benches/run.sh [--short] [--only=bulk,op,concurrency,memory,list]" >&2; exit 2 ;;
+        *) echo "usage: bash benches/run.sh [--short] [--only=bulk,op,concurrency,memory,list,ns]" >&2; exit 2 ;;
     esac
 done
 
@@ -53,7 +53,7 @@ fi
 
 # From here on: inside the benchmark's own IPC and mount namespaces.
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/ipcfs-bench.XXXXXX")
-ipcfs_pid= cached_pid= null_pid=
+ipcfs_pid= cached_pid= null_pid= holder_pid=
 
 stop() { # pid mountpoint: SIGTERM unmounts; then make sure, whatever happened
     local pid=$1 dir=$2
@@ -72,6 +72,7 @@ cleanup() {
     stop "$ipcfs_pid" "$scratch/ipc"
     stop "$cached_pid" "$scratch/ipc-cached"
     stop "$null_pid" "$scratch/null"
+    if [[ -n $holder_pid ]]; then kill -KILL "$holder_pid" 2>/dev/null; wait "$holder_pid" 2>/dev/null; fi
     if mountpoint -q "$scratch/tmp"; then umount "$scratch/tmp" || umount -l "$scratch/tmp" || true; fi
     rm -f "$scratch/ipcbench"
     rmdir "$scratch/ipc" "$scratch/ipc-cached" "$scratch/null" "$scratch/tmp" "$scratch" 2>/dev/null || true
@@ -100,7 +101,18 @@ wait_mounted() { # pid dir
     return 1
 }
 
-setpriv --pdeathsig KILL -- "$target/ipcfs" --foreground "$scratch/ipc" </dev/null &
+# Another IPC namespace, for the "ns" section: the main mount shows it under ns/.
+setpriv --pdeathsig KILL -- unshare --ipc sleep 100000 </dev/null &
+holder_pid=$!
+own_ns=$(readlink /proc/self/ns/ipc)
+for _ in $(seq 400); do
+    other_ns=$(readlink "/proc/$holder_pid/ns/ipc") && [[ $other_ns != "$own_ns" ]] && break
+    sleep 0.05
+done
+[[ $other_ns != "$own_ns" ]] || { echo "benches/run.sh: unshare --ipc did not start" >&2; exit 1; }
+other_ns=${other_ns//[^0-9]/}
+
+setpriv --pdeathsig KILL -- "$target/ipcfs" --foreground -A "$scratch/ipc" </dev/null &
 ipcfs_pid=$!
 setpriv --pdeathsig KILL -- "$target/ipcfs" --foreground -o attr_timeout=1 "$scratch/ipc-cached" </dev/null &
 cached_pid=$!
@@ -111,4 +123,4 @@ wait_mounted "$cached_pid" "$scratch/ipc-cached"
 wait_mounted "$null_pid" "$scratch/null"
 
 "$python" benches/bench.py $short "${only[@]}" --ipcfs "$scratch/ipc" --ipcfs-cached "$scratch/ipc-cached" --null "$scratch/null" --tmp "$scratch/tmp" \
-    --helper "$scratch/ipcbench" --ipcfs-pid "$ipcfs_pid" --null-pid "$null_pid"
+    --helper "$scratch/ipcbench" --ipcfs-pid "$ipcfs_pid" --null-pid "$null_pid" --other-ns "$other_ns"
