@@ -72,7 +72,7 @@ cleanup() {
     stop "$ipcfs_pid" "$scratch/ipc"
     stop "$cached_pid" "$scratch/ipc-cached"
     stop "$null_pid" "$scratch/null"
-    if [[ -n $holder_pid ]]; then kill -KILL "$holder_pid" 2>/dev/null; wait "$holder_pid" 2>/dev/null; fi
+    if [[ -n $holder_pid ]]; then kill -KILL "$holder_pid" 2>/dev/null || true; wait "$holder_pid" 2>/dev/null || true; fi
     if mountpoint -q "$scratch/tmp"; then umount "$scratch/tmp" || umount -l "$scratch/tmp" || true; fi
     rm -f "$scratch/ipcbench"
     rmdir "$scratch/ipc" "$scratch/ipc-cached" "$scratch/null" "$scratch/tmp" "$scratch" 2>/dev/null || true
