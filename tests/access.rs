@@ -274,3 +274,20 @@ fn a_read_only_mount_changes_nothing() {
     assert_eq!(sh_ok(&format!("cat {root}/msg/{q}/7 {root}/sem/{e}/0")), "seven3\n");
     assert_eq!(state(o), before, "nothing changed");
 }
+
+/// Capabilities a caller holds in a user namespace of its own (`unshare -Ur`
+/// gives every one) are not the host's: the kernel checks CAP_IPC_OWNER and
+/// CAP_SYS_ADMIN in the namespace's owning user namespace, and so does ipcfs.
+#[test]
+fn capabilities_in_a_user_namespace_of_ones_own_count_for_nothing() {
+    let m = Mounted::with_options(&["-o", "allow_other"]);
+    let id = create_segment(0x4e01, 4096, 0o600);
+    let path = q(&m.shm(id));
+    for script in [format!("unshare -Ur cat {path}"), format!("unshare -Ur rm {path}")] {
+        let out = sh_as(1000, 1000, &[], &script);
+        assert!(!out.status.success(), "{script}: allowed");
+        let says = stderr_of(&out);
+        assert!(says.contains("Permission denied") || says.contains("Operation not permitted"), "{script}: {says}");
+    }
+    assert!(std::fs::metadata(m.shm(id)).is_ok(), "the segment is still there");
+}

@@ -615,6 +615,10 @@ fn only_root_and_the_namespaces_owner_may_enter_it() {
     ] {
         assert_refused(&as_user(USER, &script), "Permission denied", &script);
     }
+    // Every capability in a user namespace of one's own is none of the host's.
+    for script in [format!("unshare -Ur ls {root_ns}/shm"), format!("unshare -Ur cat {root_ns}/shm/0")] {
+        assert_refused(&as_user(USER, &script), "Permission denied", &script);
+    }
     assert_eq!(list(&ns_dir(&m, a.ns).join("shm")), ["0"]);
     assert_eq!(fs::read(ns_dir(&m, a.ns).join("shm/0")).unwrap(), [0; 64]);
 

@@ -109,7 +109,17 @@ impl Caller {
         self.status.get_or_init(|| {
             let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid));
             match text {
-                Ok(text) if self.pid != 0 => parse_status(&text),
+                Ok(text) if self.pid != 0 => {
+                    let mut status = parse_status(&text);
+                    // CapEff counts in the caller's own user namespace, and
+                    // anyone may make one (`unshare -U`) and hold every
+                    // capability there. Only the daemon's counts. (Read after
+                    // the status: no process can move back up to it.)
+                    if !in_daemons_user_namespace(self.pid) {
+                        status.cap_eff = 0;
+                    }
+                    status
+                }
                 // The process is gone or invisible: fall back to what the request says.
                 _ => ProcStatus { groups: Vec::new(), cap_eff: if self.uid == 0 { u64::MAX } else { 0 } },
             }
@@ -153,6 +163,14 @@ pub fn check_owner(perm: &IpcPerm, caller: &Caller) -> Result<()> {
 }
 
 /// Parses the `Groups:` and `CapEff:` lines of /proc/<pid>/status.
+/// Whether process `pid` is in the daemon's user namespace.
+fn in_daemons_user_namespace(pid: u32) -> bool {
+    static DAEMONS: OnceLock<Option<u64>> = OnceLock::new();
+    let user_ns = |path: &str| std::fs::metadata(path).ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m));
+    let daemons = *DAEMONS.get_or_init(|| user_ns("/proc/self/ns/user"));
+    daemons.is_some() && user_ns(&format!("/proc/{pid}/ns/user")) == daemons
+}
+
 pub fn parse_status(text: &str) -> ProcStatus {
     let mut status = ProcStatus::default();
     for line in text.lines() {
