@@ -194,3 +194,20 @@ fn containers_are_found_by_host_name() {
         std::fs::read_link(m.path(format!("ns/by-name/{dup}"))).is_ok_and(|t| t.to_str() == Some(&format!("../{b_ns}")))
     });
 }
+
+/// A namespace kept by a bind mount (`unshare --ipc=FILE`), with no process
+/// in it, can be served by naming that file.
+#[test]
+fn a_namespace_kept_by_a_bind_mount_can_be_served() {
+    isolate();
+    let dir = TempDir::new("nsfile");
+    let file = dir.0.join("ipc");
+    std::fs::write(&file, "").unwrap();
+    let keep = format!("unshare --ipc={} true && nsenter --ipc={} ipcmk -M 2345", q(&file), q(&file));
+    let theirs = ids(&sh_ok(&keep));
+    let m = Mounted::with_options(&["--ipc-ns", file.to_str().unwrap()]);
+    assert_eq!(list(&m.path("shm")), std::slice::from_ref(&theirs));
+    assert_eq!(std::fs::metadata(m.path(format!("shm/{theirs}"))).unwrap().len(), 2345);
+    drop(m);
+    sh_ok(&format!("umount {}", q(&file)));
+}

@@ -16,9 +16,10 @@ use nix::sched::{CloneFlags, setns};
 
 use super::Errno;
 
-/// `NS_GET_USERNS` and `NS_GET_OWNER_UID` from <linux/nsfs.h>: `_IO(0xb7, 1)`
-/// and `_IO(0xb7, 4)`.
+/// `NS_GET_USERNS`, `NS_GET_NSTYPE` and `NS_GET_OWNER_UID` from
+/// <linux/nsfs.h>: `_IO(0xb7, 1)`, `_IO(0xb7, 3)` and `_IO(0xb7, 4)`.
 const NS_GET_USERNS: libc::c_ulong = 0xb701;
+const NS_GET_NSTYPE: libc::c_ulong = 0xb703;
 const NS_GET_OWNER_UID: libc::c_ulong = 0xb704;
 
 /// The kinds of namespace ipcfs joins.
@@ -56,16 +57,22 @@ pub struct Namespace {
 }
 
 impl Namespace {
-    /// Opens the namespace `path` names; EINVAL if it names no namespace of
-    /// that kind.
+    /// Opens the namespace `path` names (a /proc/PID/ns file, or a bind
+    /// mount of one such as `unshare --ipc=FILE` makes); EINVAL if it names
+    /// no namespace of that kind.
     pub fn open(path: &Path, kind: Kind) -> Result<Namespace, Errno> {
         let file = File::open(path).map_err(io_errno)?;
-        let meta = file.metadata().map_err(io_errno)?;
-        let link = std::fs::read_link(path).map_err(io_errno)?;
-        if !meta.is_file() || !link.to_string_lossy().starts_with(&format!("{}:[", kind.name())) {
+        // SAFETY: NS_GET_NSTYPE takes no argument; it returns the namespace's
+        // CLONE_NEW* flag, or -1 (ENOTTY) for a file that is no namespace.
+        let nstype = Errno::result(unsafe { libc::ioctl(file.as_raw_fd(), NS_GET_NSTYPE) }).map_err(|e| match e {
+            Errno::ENOTTY => Errno::EINVAL,
+            other => other,
+        })?;
+        if nstype != kind.flag().bits() {
             return Err(Errno::EINVAL);
         }
-        Ok(Namespace { file, inode: meta.ino(), kind })
+        let inode = file.metadata().map_err(io_errno)?.ino();
+        Ok(Namespace { file, inode, kind })
     }
 
     /// The namespace of that kind process `pid` is in.
