@@ -20,8 +20,22 @@ impl Holder {
 
     /// A process in new IPC and UTS namespaces, with host name `name`.
     fn named(name: &str) -> Holder {
+        Holder::named_by(name, &[])
+    }
+
+    /// The same, made by `user` (`setpriv` arguments) in a user namespace
+    /// of theirs if any.
+    fn named_by(name: &str, user: &[&str]) -> Holder {
         let script = format!("hostname {name} && exec sleep 1000");
-        let holder = Holder::running(&["unshare", "--ipc", "--uts", "sh", "-c", &script]);
+        let own_user_ns = if user.is_empty() { None } else { Some("-r") };
+        let command: Vec<&str> = user
+            .iter()
+            .copied()
+            .chain(["unshare"])
+            .chain(own_user_ns)
+            .chain(["--ipc", "--uts", "sh", "-c", &script])
+            .collect();
+        let holder = Holder::running(&command);
         wait_until("the host name is set", Duration::from_secs(20), || {
             holder.sh_in("--uts", "hostname") == format!("{name}\n")
         });
@@ -161,12 +175,15 @@ fn names(m: &Mounted) -> std::collections::BTreeMap<String, String> {
 
 /// A container's host name names its namespace, as it is now; a name two
 /// namespaces share names neither, and a namespace whose processes share
-/// the host's name has none.
+/// the host's name has none. Namespaces a user made (who may give them any
+/// name) name nothing, nor stand in the way of root's.
 #[test]
 fn containers_are_found_by_host_name() {
     let tag = std::process::id();
     let (web, dup) = (format!("web-{tag}"), format!("dup-{tag}"));
     let a = Holder::named(&web);
+    let user = ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--"];
+    let (_impostor, _squatter) = (Holder::named_by(&web, &user), Holder::named_by(&format!("free-{tag}"), &user));
     let (b, c) = (Holder::named(&dup), Holder::named(&dup));
     let plain = Holder::new();
     let theirs = ids(&a.sh("ipcmk -M 4321"));
@@ -176,6 +193,7 @@ fn containers_are_found_by_host_name() {
     assert_eq!(named.get(&web), Some(&format!("../{}", a.ns_inode())), "{named:?}");
     assert!(!named.contains_key(&dup), "two namespaces share {dup}: {named:?}");
     assert!(!named.values().any(|t| *t == format!("../{}", plain.ns_inode())), "{named:?}");
+    assert!(!named.contains_key(&format!("free-{tag}")), "a user's namespace: {named:?}");
     assert_eq!(list(&m.path(format!("ns/by-name/{web}/shm"))), std::slice::from_ref(&theirs));
     assert_eq!(std::fs::metadata(m.path(format!("ns/by-name/{web}/shm/{theirs}"))).unwrap().len(), 4321);
     assert_eq!(errno(std::fs::read_link(m.path(format!("ns/by-name/{dup}")))), libc::ENOENT);

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::MetadataExt;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use super::access::Caller;
 use super::error::{Error, Result};
@@ -41,6 +41,8 @@ pub const SLOT_SHIFT: u32 = 40;
 const CAP_SYS_ADMIN: u32 = 21;
 /// Stack of a watcher thread: it only waits and reads /proc.
 const WATCHER_STACK: usize = 64 * 1024;
+/// How long a listing of `by-name/` waits for the members' host names.
+const NAME_WAIT: Duration = Duration::from_millis(100);
 
 /// An operation to run on a member's thread; it gets the member's model, or
 /// the error to answer with when the member is gone.
@@ -85,6 +87,8 @@ pub struct Member {
     /// Whether the member's thread has joined a UTS namespace other than
     /// the daemon's, so that the host name it sees is the container's.
     named: bool,
+    /// The host name it saw when last asked.
+    last_name: Mutex<Option<String>>,
     /// None once retired.
     jobs: Mutex<Option<Sender<Job>>>,
 }
@@ -112,21 +116,23 @@ impl Member {
         self.fs.dir_attr(Dir::Root)
     }
 
-    /// The host name of the member's processes, if they have one of their own.
-    fn host_name(&self) -> Option<String> {
-        if !self.named {
-            return None;
-        }
+    /// Whether the member's host name may name it in `by-name/`: it has
+    /// one of its own, and root made it. Anyone may make namespaces of their
+    /// own with any host name (`unshare -Uiu`); those would hide the names of
+    /// real containers, or stand in for one that is not running.
+    fn may_be_named(&self) -> bool {
+        self.named && self.owner == 0
+    }
+
+    /// Asks the member's thread for the host name it sees now.
+    fn ask_host_name(&self) -> mpsc::Receiver<Option<String>> {
         let (answer, asked) = mpsc::sync_channel(1);
         self.run(Box::new(move |fs| {
             // /proc/sys/kernel/hostname shows the reading thread's UTS namespace.
             let name = fs.ok().and_then(|_| std::fs::read_to_string("/proc/sys/kernel/hostname").ok());
-            let _ = answer.send(name);
+            let _ = answer.send(name.map(|n| n.trim_end_matches('\n').to_string()));
         }));
-        let name = asked.recv().ok().flatten()?;
-        let name = name.trim_end_matches('\n');
-        let usable = !name.is_empty() && name != "." && name != ".." && !name.contains('/');
-        usable.then(|| name.to_string())
+        asked
     }
 }
 
@@ -190,10 +196,20 @@ impl Namespaces {
     /// `ns/by-name/`: the namespaces whose processes have a host name of
     /// their own, by that name; a name two namespaces share names neither.
     pub(super) fn list_names(&self) -> Vec<(String, Node, Attr)> {
+        let members: Vec<Arc<Member>> = self.refresh().into_iter().filter(|m| m.may_be_named()).collect();
+        // Asked all at once; a member busy for longer than NAME_WAIT answers
+        // with the name it had last time, so that it cannot hold this up.
+        let asked: Vec<_> = members.iter().map(|m| m.ask_host_name()).collect();
+        let deadline = Instant::now() + NAME_WAIT;
         let mut named: BTreeMap<String, Option<u64>> = BTreeMap::new();
-        for member in self.refresh() {
-            if let Some(name) = member.host_name() {
-                named.entry(name).and_modify(|ns| *ns = None).or_insert(Some(member.ns));
+        for (member, answer) in members.iter().zip(asked) {
+            let mut last = member.last_name.lock().unwrap_or_else(|p| p.into_inner());
+            if let Ok(name) = answer.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                *last = name;
+            }
+            let usable = |n: &&String| !n.is_empty() && *n != "." && *n != ".." && !n.contains('/');
+            if let Some(name) = last.as_ref().filter(usable) {
+                named.entry(name.clone()).and_modify(|ns| *ns = None).or_insert(Some(member.ns));
             }
         }
         named
@@ -295,7 +311,7 @@ impl Namespaces {
             })
             .map_err(|e| Error::Kernel(crate::ipc::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN))))?;
         entered.recv().unwrap_or(Err(crate::ipc::Errno::EAGAIN)).map_err(Error::Kernel)?;
-        Ok(Arc::new(Member { ns, slot, owner, fs, named, jobs: Mutex::new(Some(jobs)) }))
+        Ok(Arc::new(Member { ns, slot, owner, fs, named, last_name: Mutex::new(None), jobs: Mutex::new(Some(jobs)) }))
     }
 
     /// Waits for the processes of namespace `ns` to end, one after another;
