@@ -257,12 +257,18 @@ impl Filesystem for IpcFuse {
         }
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        // Not checked: stat shows what the lookup that found the file did.
-        self.on_any("getattr", ino, reply, move |fs, reply| match fs.getattr(ino.0) {
+    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let job = move |fs: &IpcFs, reply: ReplyAttr| match fs.getattr(ino.0) {
             Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
             Err(e) => reply.error(errno("getattr", e)),
-        });
+        };
+        // Anyone may stat another namespace's root (`ls -l ns/`); what is
+        // inside is for those who may enter it, even through kept entries.
+        if Namespaces::is_member_root(ino.0) {
+            self.on_any("getattr", ino, reply, job);
+        } else {
+            self.on("getattr", ino, caller(req), reply, move |fs, _, reply| job(fs, reply));
+        }
     }
 
     fn setattr(

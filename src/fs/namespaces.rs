@@ -37,6 +37,8 @@ use crate::ipc::ns::{Kind, Namespace, ProcessWatch, current_inode};
 /// Inode numbers of a member start at `slot << SLOT_SHIFT` (slot 0 is the
 /// mount's own namespace): 2^40 inodes per namespace, 2^24 namespaces.
 pub const SLOT_SHIFT: u32 = 40;
+/// Slots are never reused; past the last one, no new namespace is served.
+const LAST_SLOT: u64 = 1 << (64 - SLOT_SHIFT);
 /// CAP_SYS_ADMIN: what setns asks of whoever joins a namespace.
 const CAP_SYS_ADMIN: u32 = 21;
 /// Stack of a watcher thread: it only waits and reads /proc.
@@ -89,6 +91,7 @@ pub struct Member {
     named: bool,
     /// The host name it saw when last asked.
     last_name: Mutex<Option<String>>,
+    joined_at: Instant,
     /// None once retired.
     jobs: Mutex<Option<Sender<Job>>>,
 }
@@ -168,6 +171,12 @@ impl Namespaces {
         Ok(Some(member))
     }
 
+    /// Whether `ino` is the root of another namespace's tree (`ns/<inode>`),
+    /// whose attributes anyone may see, as `ls -l ns/` shows them.
+    pub fn is_member_root(ino: u64) -> bool {
+        ino >> SLOT_SHIFT != 0 && ino & ((1 << SLOT_SHIFT) - 1) == Dir::Root.ino()
+    }
+
     /// How many other namespaces are being served (for tests and diagnostics).
     pub fn member_count(&self) -> usize {
         self.members().by_ns.len()
@@ -176,9 +185,19 @@ impl Namespaces {
     /// Every other namespace a process is in now, as a member (joined if
     /// new); members whose namespace has no process left go.
     fn refresh(&self) -> Vec<Arc<Member>> {
-        let found = scan();
-        let gone: Vec<u64> =
-            self.members().by_ns.values().filter(|m| !found.contains_key(&m.ns)).map(|m| m.slot).collect();
+        let started = Instant::now();
+        let Some(found) = scan() else {
+            return self.members().by_ns.values().cloned().collect();
+        };
+        // A member joined since the scan began (by a lookup on another
+        // thread) may be missing from it without being gone.
+        let gone: Vec<u64> = self
+            .members()
+            .by_ns
+            .values()
+            .filter(|m| !found.contains_key(&m.ns) && m.joined_at < started)
+            .map(|m| m.slot)
+            .collect();
         for slot in gone {
             self.retire(slot);
         }
@@ -237,7 +256,9 @@ impl Namespaces {
         let known = self.members().by_ns.get(&ns).cloned();
         let member = match known {
             Some(member) => member,
-            None => scan().get(&ns).and_then(|pids| self.member(ns, pids)).ok_or(Error::NotFound)?,
+            None => {
+                scan().unwrap_or_default().get(&ns).and_then(|pids| self.member(ns, pids)).ok_or(Error::NotFound)?
+            }
         };
         Ok((Target::NamespaceRoot, member.root_attr()))
     }
@@ -257,6 +278,10 @@ impl Namespaces {
             }
             let uts = Namespace::of_process(pid, Kind::Uts).ok().filter(|uts| Some(uts.inode()) != self.own_uts);
             let slot = members.next_slot;
+            if slot >= LAST_SLOT {
+                log::warn!("cannot serve IPC namespace {ns}: {LAST_SLOT} namespaces served since mounting");
+                return None;
+            }
             match self.join(namespace, uts, slot) {
                 Ok(member) => {
                     members.next_slot += 1;
@@ -311,7 +336,16 @@ impl Namespaces {
             })
             .map_err(|e| Error::Kernel(crate::ipc::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN))))?;
         entered.recv().unwrap_or(Err(crate::ipc::Errno::EAGAIN)).map_err(Error::Kernel)?;
-        Ok(Arc::new(Member { ns, slot, owner, fs, named, last_name: Mutex::new(None), jobs: Mutex::new(Some(jobs)) }))
+        Ok(Arc::new(Member {
+            ns,
+            slot,
+            owner,
+            fs,
+            named,
+            last_name: Mutex::new(None),
+            joined_at: Instant::now(),
+            jobs: Mutex::new(Some(jobs)),
+        }))
     }
 
     /// Waits for the processes of namespace `ns` to end, one after another;
@@ -396,7 +430,7 @@ fn next_job(queue: &mpsc::Receiver<Job>) -> Option<Job> {
 /// `ns/by-pid/`: every process, linked to its namespace.
 pub(super) fn list_processes() -> Vec<(String, Node, Attr)> {
     let mut entries = Vec::new();
-    for (_, pids) in scan() {
+    for (_, pids) in scan().unwrap_or_default() {
         for pid in pids {
             if let Ok(attr) = pid_link_attr(pid) {
                 entries.push((pid.to_string(), Node::PidLink(pid), attr));
@@ -481,11 +515,11 @@ fn symlink_attr(process: &std::fs::Metadata, len: usize) -> Attr {
     }
 }
 
-/// Every IPC namespace a process is in, with its processes (ascending).
-/// Only thread-group leaders count, as in `lsns`.
-fn scan() -> BTreeMap<u64, Vec<u32>> {
+/// Every IPC namespace a process is in, with its processes (ascending);
+/// None if /proc cannot be read. Only thread-group leaders count, as in `lsns`.
+fn scan() -> Option<BTreeMap<u64, Vec<u32>>> {
     let mut found: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-    let Ok(proc) = std::fs::read_dir("/proc") else { return found };
+    let proc = std::fs::read_dir("/proc").ok()?;
     for entry in proc.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
         if let Some(ns) = namespace_of(pid) {
@@ -495,7 +529,7 @@ fn scan() -> BTreeMap<u64, Vec<u32>> {
     for pids in found.values_mut() {
         pids.sort_unstable();
     }
-    found
+    Some(found)
 }
 
 /// The IPC namespace process `pid` is in now.
@@ -511,7 +545,7 @@ fn parse_ns_link(link: &str) -> Option<u64> {
 
 /// A process still in namespace `ns`, watched.
 fn next_process(ns: u64) -> Option<ProcessWatch> {
-    let pids = scan().remove(&ns)?;
+    let pids = scan()?.remove(&ns)?;
     pids.into_iter().find_map(|pid| {
         let watch = ProcessWatch::new(pid).ok()?;
         (namespace_of(pid) == Some(ns)).then_some(watch)
@@ -548,7 +582,7 @@ mod tests {
 
     #[test]
     fn this_process_is_found_in_its_namespace() {
-        let found = scan();
+        let found = scan().unwrap();
         let own = current_inode(Kind::Ipc).unwrap();
         assert!(found.get(&own).is_some_and(|pids| pids.contains(&std::process::id())));
         assert_eq!(namespace_of(std::process::id()), Some(own));

@@ -23,17 +23,24 @@ pub fn run_as<T>(who: &Identity, f: impl FnOnce() -> T) -> Result<T, Errno> {
     if unsafe { libc::geteuid() } != 0 {
         return Ok(f());
     }
-    let saved_groups = nix::unistd::getgroups()?;
+    let saved_groups: Vec<u32> = nix::unistd::getgroups()?.iter().map(|g| g.as_raw()).collect();
     set_groups(&who.groups)?;
-    let switched = set_effective_ids(who.uid, who.gid);
-    let result = switched.map(|()| f());
-    if let Err(e) =
-        set_effective_ids(0, 0).and_then(|()| set_groups(&saved_groups.iter().map(|g| g.as_raw()).collect::<Vec<_>>()))
-    {
-        log::error!("cannot switch a thread back to root ({e}); aborting");
-        std::process::abort();
+    // Switches back when dropped: after `f`, and also if `f` panics, so that
+    // the thread never goes on as the caller.
+    let _back = SwitchBack(saved_groups);
+    set_effective_ids(who.uid, who.gid)?;
+    Ok(f())
+}
+
+struct SwitchBack(Vec<u32>);
+
+impl Drop for SwitchBack {
+    fn drop(&mut self) {
+        if let Err(e) = set_effective_ids(0, 0).and_then(|()| set_groups(&self.0)) {
+            log::error!("cannot switch a thread back to root ({e}); aborting");
+            std::process::abort();
+        }
     }
-    result
 }
 
 /// Sets effective gid then uid (or uid then gid when going back to root, so
