@@ -377,6 +377,15 @@ fn each_namespace_shows_only_its_own_objects() {
         assert_eq!(shm0 / SLOT, root / SLOT, "ns/{ns}/shm/0 is in the slot of ns/{ns}");
     }
     assert_ne!(inos[1] / SLOT, inos[2] / SLOT);
+
+    // A goes with its process; B and the root still show theirs only.
+    let a_dir = ns_dir(&m, a.ns);
+    let _a_number = a.pin(); // its number must not pass to a namespace made meanwhile
+    drop(a);
+    wait_until("ns/A is gone", LIMIT, || is_gone(&a_dir));
+    assert!(!list(&m.path("ns")).contains(&a_dir.file_name().unwrap().to_str().unwrap().to_string()));
+    assert_eq!(shown(&ns_dir(&m, b.ns)), expected_b, "ns/B after A went");
+    assert_eq!(shown(m.root()), expected_own, "the root after A went");
 }
 
 /// Every kind of operation through `ns/<N>` happens in N, and not in the
