@@ -191,9 +191,14 @@ fn threads_in(pid: i32, ns: u64) -> usize {
 /// `fdinfo` names the pid): how the daemon waits for a namespace's process
 /// to end.
 fn watches(pid: i32, watched: u32) -> bool {
-    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else { return false };
+    watchers(pid, watched) > 0
+}
+
+/// How many pidfds process `pid` has open on process `watched`.
+fn watchers(pid: i32, watched: u32) -> usize {
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fdinfo")) else { return 0 };
     let line = format!("Pid:\t{watched}");
-    fds.flatten().any(|fd| fs::read_to_string(fd.path()).is_ok_and(|info| info.lines().any(|l| l == line)))
+    fds.flatten().filter(|fd| fs::read_to_string(fd.path()).is_ok_and(|info| info.lines().any(|l| l == line))).count()
 }
 
 // ---- the mount ----
@@ -588,6 +593,9 @@ fn a_namespace_its_only_process_left_is_dropped_from_the_listing() {
     assert!(is_gone(&ns_dir(&m, left)));
     assert_eq!(link(&m.path(format!("ns/by-pid/{pid}"))), format!("../{now}"));
     wait_until("no thread of the daemon is in the namespace left", LIMIT, || threads_in(daemon, left) == 0);
+    // The process is watched once, for the namespace it is in now: the
+    // watcher for the one it left stopped with it.
+    wait_until("one watcher of the process", LIMIT, || watchers(daemon, pid) == 1);
 }
 
 /// With `allow_other`, anyone may list `ns/`, but only root and the owner of

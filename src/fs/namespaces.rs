@@ -23,6 +23,7 @@
 //! in anymore (a process can leave a namespace without ending).
 
 use std::collections::{BTreeMap, HashMap};
+use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -92,6 +93,8 @@ pub struct Member {
     /// The host name it saw when last asked.
     last_name: Mutex<Option<String>>,
     joined_at: Instant,
+    /// Its watcher stops when this, the writing end of its pipe, is closed.
+    watcher_stop: Mutex<Option<OwnedFd>>,
     /// None once retired.
     jobs: Mutex<Option<Sender<Job>>>,
 }
@@ -288,7 +291,7 @@ impl Namespaces {
                     members.by_ns.insert(ns, member.clone());
                     members.by_slot.insert(slot, member.clone());
                     drop(members);
-                    self.start_watcher(ns, slot, watch);
+                    self.start_watcher(&member, watch);
                     log::debug!("serving IPC namespace {ns} (found through process {pid})");
                     return Some(member);
                 }
@@ -344,18 +347,31 @@ impl Namespaces {
             named,
             last_name: Mutex::new(None),
             joined_at: Instant::now(),
+            watcher_stop: Mutex::new(None),
             jobs: Mutex::new(Some(jobs)),
         }))
     }
 
     /// Waits for the processes of namespace `ns` to end, one after another;
     /// retires the member when none is left.
-    fn start_watcher(&self, ns: u64, slot: u64, first: ProcessWatch) {
+    /// It also stops when the member is retired otherwise.
+    fn start_watcher(&self, member: &Member, first: ProcessWatch) {
+        let (ns, slot) = (member.ns, member.slot);
+        let (stopped, stop) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+            Ok(pipe) => pipe,
+            Err(e) => {
+                log::warn!("cannot watch IPC namespace {ns}: {e}; it goes when a listing of ns/ no longer finds it");
+                return;
+            }
+        };
+        *member.watcher_stop.lock().unwrap_or_else(|p| p.into_inner()) = Some(stop);
         let me = self.me.clone();
         let watcher = move || {
             let mut watch = first;
             loop {
-                watch.wait();
+                if !watch.wait(stopped.as_fd()) {
+                    return;
+                }
                 let Some(namespaces) = me.upgrade() else { return };
                 if !namespaces.members().by_slot.contains_key(&slot) {
                     return;
@@ -386,6 +402,7 @@ impl Namespaces {
             member
         };
         member.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        member.watcher_stop.lock().unwrap_or_else(|p| p.into_inner()).take();
         member.fs.destroy();
         log::debug!("IPC namespace {} has no process left", member.ns);
     }

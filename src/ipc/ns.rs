@@ -7,7 +7,7 @@
 //! SEM_UNDO, so there is nothing to drop.
 
 use std::fs::File;
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
@@ -129,13 +129,15 @@ impl ProcessWatch {
         Ok(ProcessWatch(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
-    /// Blocks until the process has ended.
-    pub fn wait(&self) {
+    /// Blocks until the process has ended (true), or until `or` can be read
+    /// or has no writer left (false).
+    pub fn wait(&self, or: BorrowedFd<'_>) -> bool {
         loop {
-            let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN)];
+            let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN), PollFd::new(or, PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::NONE) {
                 Err(Errno::EINTR) => continue,
-                _ => return,
+                Err(_) => return true,
+                Ok(_) => return fds[1].revents().is_none_or(|r| r.is_empty()),
             }
         }
     }
