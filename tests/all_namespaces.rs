@@ -648,6 +648,16 @@ fn only_root_and_the_namespaces_owner_may_enter_it() {
     for script in [format!("ls {rootless}"), format!("cat {rootless}/shm/0")] {
         assert_refused(&as_user(OTHER_USER, &script), "Permission denied", &script);
     }
+    // Inside, the kernel's IPC rule: root's segments there, 0600 and 0644,
+    // are for its owner only and for everyone's reading.
+    sh_ok(&format!("truncate -s 10 {rootless}/shm/0x00000a01 {rootless}/shm/0x00000a02"));
+    sh_ok(&format!("chmod 600 {rootless}/by-key/shm/0x00000a01 && chmod 644 {rootless}/by-key/shm/0x00000a02"));
+    let script = format!("cat {rootless}/by-key/shm/0x00000a01");
+    assert_refused(&as_user(USER, &script), "Permission denied", &script);
+    let script = format!("cat {rootless}/by-key/shm/0x00000a02 | wc -c");
+    assert_eq!(assert_ok(&as_user(USER, &script), &script).trim(), "10");
+    let script = format!("printf x > {rootless}/by-key/shm/0x00000a02");
+    assert_refused(&as_user(USER, &script), "Permission denied", &script);
 
     // The own namespace's tree: the kernel's rule, as without the option.
     let own_shm = q(&m.path("shm"));
