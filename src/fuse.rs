@@ -57,19 +57,23 @@ impl IpcFuse {
         reply: R,
         job: impl FnOnce(&IpcFs, &Caller, R) + Send + 'static,
     ) {
-        match self.route(ino, Some(&caller)) {
-            Ok(None) => job(&self.fs, &caller, reply),
-            Ok(Some(member)) => member.run(Box::new(move |fs| match fs {
-                Ok(fs) => job(fs, &caller, reply),
-                Err(e) => reply.fail(errno(op, e)),
-            })),
-            Err(e) => reply.fail(errno(op, e)),
-        }
+        let route = self.route(ino, Some(&caller));
+        self.dispatch(op, route, reply, move |fs, reply| job(fs, &caller, reply));
     }
 
     /// [`IpcFuse::on`] for calls that no caller is checked for.
     fn on_any<R: Fails>(&self, op: &'static str, ino: INodeNo, reply: R, job: impl FnOnce(&IpcFs, R) + Send + 'static) {
-        match self.route(ino, None) {
+        self.dispatch(op, self.route(ino, None), reply, job);
+    }
+
+    fn dispatch<R: Fails>(
+        &self,
+        op: &'static str,
+        route: Result<Option<Arc<Member>>, Error>,
+        reply: R,
+        job: impl FnOnce(&IpcFs, R) + Send + 'static,
+    ) {
+        match route {
             Ok(None) => job(&self.fs, reply),
             Ok(Some(member)) => member.run(Box::new(move |fs| match fs {
                 Ok(fs) => job(fs, reply),
@@ -92,14 +96,10 @@ impl IpcFuse {
     ) {
         match self.route(ino, Some(&caller)) {
             Ok(None) => job(&self.fs, &caller, bytes, reply),
-            Ok(Some(member)) => {
+            route => {
                 let bytes = bytes.to_vec();
-                member.run(Box::new(move |fs| match fs {
-                    Ok(fs) => job(fs, &caller, &bytes, reply),
-                    Err(e) => reply.fail(errno(op, e)),
-                }))
+                self.dispatch(op, route, reply, move |fs, reply| job(fs, &caller, &bytes, reply));
             }
-            Err(e) => reply.fail(errno(op, e)),
         }
     }
 }

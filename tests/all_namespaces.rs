@@ -43,12 +43,6 @@ const OTHER_USER: u32 = 1001;
 
 // ---- namespaces and the processes that hold them ----
 
-/// The IPC namespace a `/proc/.../ns/ipc` link names (`ipc:[N]` → N).
-fn ns_at(link: impl AsRef<Path>) -> Option<u64> {
-    let target = fs::read_link(link).ok()?;
-    target.to_str()?.strip_prefix("ipc:[")?.strip_suffix(']')?.parse().ok()
-}
-
 /// The test thread's own IPC namespace: the one the mount's root shows.
 fn own_ns() -> u64 {
     ns_at("/proc/thread-self/ns/ipc").unwrap()

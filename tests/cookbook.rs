@@ -964,7 +964,7 @@ impl Container {
 
     /// Its IPC namespace's inode number, its name under `ns/`.
     fn ns(&self) -> String {
-        namespace_inode(&format!("/proc/{}/ns/ipc", self.0.id()))
+        ns_at(format!("/proc/{}/ns/ipc", self.0.id())).unwrap().to_string()
     }
 }
 
@@ -975,10 +975,6 @@ impl Drop for Container {
     }
 }
 
-fn namespace_inode(link: &str) -> String {
-    fs::read_link(link).unwrap().to_str().unwrap().trim_start_matches("ipc:[").trim_end_matches(']').into()
-}
-
 #[test]
 fn shm_per_namespace_adds_up_each_containers_bytes() {
     let m = Mounted::with_options(&["-A"]);
@@ -986,7 +982,7 @@ fn shm_per_namespace_adds_up_each_containers_bytes() {
     let name = format!("db-{}", std::process::id());
     let db = Container::start(&name, "ipcmk -M 1048576 >/dev/null && ipcmk -M 4096 >/dev/null");
     let out = recipe("shm-per-namespace").on(&m).run_ok();
-    let ours = namespace_inode("/proc/thread-self/ns/ipc");
+    let ours = ns_at("/proc/thread-self/ns/ipc").unwrap();
     let rows: Vec<&str> = out.lines().collect();
     assert!(rows.contains(&format!("1052672\t{}\t{name}", db.ns()).as_str()), "{out}");
     assert!(rows.contains(&format!("65536\t{ours}\t-").as_str()), "{out}");

@@ -71,13 +71,7 @@ impl Holder {
 
     /// The holder's IPC namespace's inode number, its name under `ns/`.
     fn ns_inode(&self) -> String {
-        std::fs::read_link(self.ns())
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .trim_start_matches("ipc:[")
-            .trim_end_matches(']')
-            .into()
+        ns_at(self.ns()).unwrap().to_string()
     }
 
     /// Runs a shell command line in the holder's IPC namespace.

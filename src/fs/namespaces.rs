@@ -210,9 +210,10 @@ impl Namespaces {
     /// `ns/`: the mount's own namespace as a link, every other one as the
     /// root of its member.
     pub(super) fn list(&self) -> Vec<(String, Target, Attr)> {
-        let own = (self.own.to_string(), Target::Node(Node::OwnNamespace), own_link_attr());
+        let own =
+            link_attr(&Node::OwnNamespace).map(|attr| (self.own.to_string(), Target::Node(Node::OwnNamespace), attr));
         let members = self.refresh().into_iter().map(|m| (m.ns.to_string(), Target::NamespaceRoot, m.root_attr()));
-        std::iter::once(own).chain(members).collect()
+        own.into_iter().chain(members).collect()
     }
 
     /// `ns/by-name/`: the namespaces whose processes have a host name of
@@ -254,7 +255,7 @@ impl Namespaces {
     pub(super) fn lookup(&self, name: &str) -> Result<(Target, Attr)> {
         let ns = parse_number(name).ok_or(Error::NotFound)?;
         if ns == self.own {
-            return Ok((Target::Node(Node::OwnNamespace), own_link_attr()));
+            return Ok((Target::Node(Node::OwnNamespace), link_attr(&Node::OwnNamespace)?));
         }
         let known = self.members().by_ns.get(&ns).cloned();
         let member = match known {
@@ -446,19 +447,9 @@ fn next_job(queue: &mpsc::Receiver<Job>) -> Option<Job> {
 
 /// `ns/by-pid/`: every process, linked to its namespace.
 pub(super) fn list_processes() -> Vec<(String, Node, Attr)> {
-    let mut entries = Vec::new();
-    for (_, pids) in scan().unwrap_or_default() {
-        for pid in pids {
-            if let Ok(attr) = pid_link_attr(pid) {
-                entries.push((pid.to_string(), Node::PidLink(pid), attr));
-            }
-        }
-    }
-    entries.sort_by_key(|(_, node, _)| match node {
-        Node::PidLink(pid) => *pid,
-        _ => 0,
-    });
-    entries
+    let mut pids: Vec<u32> = scan().unwrap_or_default().into_values().flatten().collect();
+    pids.sort_unstable();
+    pids.into_iter().filter_map(|pid| Some((pid.to_string(), Node::PidLink(pid), pid_link_attr(pid).ok()?))).collect()
 }
 
 /// `ns/by-pid/<pid>`.
@@ -478,9 +469,9 @@ pub(super) fn link_target(node: &Node) -> Result<Vec<u8>> {
 
 pub(super) fn link_attr(node: &Node) -> Result<Attr> {
     match node {
-        Node::OwnNamespace => Ok(own_link_attr()),
+        Node::OwnNamespace => process_link_attr("self", 2),
         Node::PidLink(pid) => pid_link_attr(*pid),
-        Node::NameLink { ns, .. } => Ok(Attr { size: format!("../{ns}").len() as u64, ..own_link_attr() }),
+        Node::NameLink { ns, .. } => process_link_attr("self", format!("../{ns}").len()),
         _ => Err(Error::Invalid),
     }
 }
@@ -491,33 +482,15 @@ fn pid_link_target(pid: u32) -> Result<String> {
 
 /// A process's link: owned by the process's user, dated when it started.
 fn pid_link_attr(pid: u32) -> Result<Attr> {
-    let target = pid_link_target(pid)?;
-    let process = std::fs::metadata(format!("/proc/{pid}")).map_err(|_| Error::NotFound)?;
-    Ok(symlink_attr(&process, target.len()))
+    process_link_attr(&pid.to_string(), pid_link_target(pid)?.len())
 }
 
-fn own_link_attr() -> Attr {
-    match std::fs::metadata("/proc/self") {
-        Ok(daemon) => symlink_attr(&daemon, 2),
-        Err(_) => Attr {
-            ino: 0,
-            kind: FileKind::Symlink,
-            size: 2,
-            perm: 0o777,
-            nlink: 1,
-            uid: 0,
-            gid: 0,
-            atime: SystemTime::UNIX_EPOCH,
-            mtime: SystemTime::UNIX_EPOCH,
-            ctime: SystemTime::UNIX_EPOCH,
-            blksize: super::BLOCK_SIZE,
-        },
-    }
-}
-
-fn symlink_attr(process: &std::fs::Metadata, len: usize) -> Attr {
+/// A link `len` bytes long owned by process `/proc/<process>`'s user and
+/// dated when it started (the daemon's, `self`, for the links it makes up).
+fn process_link_attr(process: &str, len: usize) -> Result<Attr> {
+    let process = std::fs::metadata(format!("/proc/{process}")).map_err(|_| Error::NotFound)?;
     let time = process.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-    Attr {
+    Ok(Attr {
         ino: 0,
         kind: FileKind::Symlink,
         size: len as u64,
@@ -529,7 +502,7 @@ fn symlink_attr(process: &std::fs::Metadata, len: usize) -> Attr {
         mtime: time,
         ctime: time,
         blksize: super::BLOCK_SIZE,
-    }
+    })
 }
 
 /// Every IPC namespace a process is in, with its processes (ascending);

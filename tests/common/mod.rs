@@ -368,3 +368,10 @@ pub fn waiting_on_fuse(pid: i32) -> bool {
     (wchan == "request_wait_answer" || wchan.contains("fuse"))
         && number.is_some_and(|n| n == libc::SYS_read || n == libc::SYS_write)
 }
+
+/// The IPC namespace a `/proc/.../ns/ipc` link names (`ipc:[N]` → N): its
+/// name under an `-A` mount's `ns/`.
+pub fn ns_at(link: impl AsRef<Path>) -> Option<u64> {
+    let target = std::fs::read_link(link).ok()?;
+    target.to_str()?.strip_prefix("ipc:[")?.strip_suffix(']')?.parse().ok()
+}
