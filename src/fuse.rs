@@ -258,16 +258,19 @@ impl Filesystem for IpcFuse {
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        let job = move |fs: &IpcFs, reply: ReplyAttr| match fs.getattr(ino.0) {
-            Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
-            Err(e) => reply.error(errno("getattr", e)),
-        };
+        let caller = caller(req);
         // Anyone may stat another namespace's root (`ls -l ns/`); what is
         // inside is for those who may enter it, even through kept entries.
         if Namespaces::is_member_root(ino.0) {
-            self.on_any("getattr", ino, reply, job);
+            self.on_any("getattr", ino, reply, move |fs, reply| match fs.getattr(ino.0, &caller) {
+                Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
+                Err(e) => reply.error(errno("getattr", e)),
+            });
         } else {
-            self.on("getattr", ino, caller(req), reply, move |fs, _, reply| job(fs, reply));
+            self.on("getattr", ino, caller, reply, move |fs, caller, reply| match fs.getattr(ino.0, caller) {
+                Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
+                Err(e) => reply.error(errno("getattr", e)),
+            });
         }
     }
 
@@ -540,7 +543,7 @@ impl Filesystem for IpcFuse {
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let name = name.to_os_string();
-        self.on("getxattr", ino, caller(req), reply, move |fs, _, reply| match fs.getxattr(ino.0, &name) {
+        self.on("getxattr", ino, caller(req), reply, move |fs, caller, reply| match fs.getxattr(ino.0, &name, caller) {
             Ok(value) => reply_xattr(reply, size, value),
             Err(e) => reply.error(errno("getxattr", e)),
         });

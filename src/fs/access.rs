@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use super::error::{Error, Result};
-use crate::ipc::IpcPerm;
+use crate::ipc::{Errno, IpcPerm};
 use crate::ipc::creds::Identity;
 
 const CAP_IPC_OWNER: u32 = 15;
@@ -20,7 +20,7 @@ pub struct Caller {
     pub uid: u32,
     pub gid: u32,
     pub pid: u32,
-    status: OnceLock<ProcStatus>,
+    status: OnceLock<Result<ProcStatus>>,
 }
 
 /// What /proc/<pid>/status adds to a request: supplementary groups and
@@ -101,76 +101,94 @@ impl Caller {
     /// A caller whose /proc entry is already known (tests, and the daemon itself).
     pub fn with_status(uid: u32, gid: u32, status: ProcStatus) -> Caller {
         let caller = Caller::new(uid, gid, 0);
-        let _ = caller.status.set(status);
+        let _ = caller.status.set(Ok(status));
         caller
     }
 
-    fn status(&self) -> &ProcStatus {
-        self.status.get_or_init(|| {
-            let text = std::fs::read_to_string(format!("/proc/{}/status", self.pid));
-            match text {
-                Ok(text) if self.pid != 0 => {
-                    let mut status = parse_status(&text);
-                    // CapEff counts in the caller's own user namespace, and
-                    // anyone may make one (`unshare -U`) and hold every
-                    // capability there. Only the daemon's counts. (Read after
-                    // the status: no process can move back up to it.)
-                    if !in_daemons_user_namespace(self.pid) {
-                        status.cap_eff = 0;
-                    }
-                    status
-                }
-                // The process is gone or invisible: fall back to what the request says.
-                _ => ProcStatus { groups: Vec::new(), cap_eff: if self.uid == 0 { u64::MAX } else { 0 } },
-            }
-        })
+    /// The caller's groups and capabilities, read once per request. A
+    /// caller whose status cannot be read (gone, outside the daemon's pid
+    /// namespace, or the daemon short of descriptors) has no known groups or
+    /// capabilities, and every decision that needs them is refused: never
+    /// guessed, not even for uid 0.
+    fn status(&self) -> Result<&ProcStatus> {
+        self.status.get_or_init(|| read_status(self.pid)).as_ref().map_err(|e| *e)
     }
 
-    pub fn in_group(&self, gid: u32) -> bool {
-        gid == self.gid || self.status().groups.contains(&gid)
+    /// Whether the caller is in group `gid`; an error when that needs its
+    /// supplementary groups and they cannot be read.
+    pub fn in_group(&self, gid: u32) -> Result<bool> {
+        Ok(gid == self.gid || self.status()?.groups.contains(&gid))
     }
 
-    pub fn has_cap(&self, cap: u32) -> bool {
-        self.status().cap_eff & (1 << cap) != 0
+    /// Whether the caller holds capability `cap` (in the daemon's user
+    /// namespace); an error when that cannot be learnt.
+    pub fn has_cap(&self, cap: u32) -> Result<bool> {
+        Ok(self.status()?.cap_eff & (1 << cap) != 0)
     }
 
     /// The ids to act as when creating an object on the caller's behalf.
-    pub fn identity(&self) -> Identity {
-        Identity { uid: self.uid, gid: self.gid, groups: self.status().groups.clone() }
+    pub fn identity(&self) -> Result<Identity> {
+        Ok(Identity { uid: self.uid, gid: self.gid, groups: self.status()?.groups.clone() })
     }
 }
 
-/// `ipcperms`: may the caller read and/or write the object?
+fn read_status(pid: u32) -> Result<ProcStatus> {
+    // pid 0: the caller is outside the daemon's pid namespace.
+    if pid == 0 {
+        return Err(Error::Unverifiable(Errno::ESRCH));
+    }
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(Error::unverifiable)?;
+    let mut status = parse_status(&text);
+    // CapEff counts in the caller's own user namespace, and anyone may make
+    // one (`unshare -U`) and hold every capability there. Only the daemon's
+    // counts. (Read after the status: no process can move back up to it.)
+    if !in_daemons_user_namespace(pid)? {
+        status.cap_eff = 0;
+    }
+    Ok(status)
+}
+
+/// `ipcperms`: may the caller read and/or write the object? A decision that
+/// needs what cannot be learnt of the caller is a refusal.
 pub fn check_access(perm: &IpcPerm, caller: &Caller, want: Want) -> Result<()> {
     let requested = want.0;
     let granted = if caller.uid == perm.uid || caller.uid == perm.cuid {
         perm.mode >> 6
-    } else if caller.in_group(perm.cgid) || caller.in_group(perm.gid) {
+    } else if caller.in_group(perm.cgid)? || caller.in_group(perm.gid)? {
         perm.mode >> 3
     } else {
         perm.mode
     };
-    if requested & !granted & 0o7 == 0 || caller.has_cap(CAP_IPC_OWNER) { Ok(()) } else { Err(Error::AccessDenied) }
+    if requested & !granted & 0o7 == 0 || caller.has_cap(CAP_IPC_OWNER)? { Ok(()) } else { Err(Error::AccessDenied) }
 }
 
 /// `ipcctl_obtain_check`: may the caller change or remove the object?
 pub fn check_owner(perm: &IpcPerm, caller: &Caller) -> Result<()> {
-    if caller.uid == perm.uid || caller.uid == perm.cuid || caller.has_cap(CAP_SYS_ADMIN) {
+    if caller.uid == perm.uid || caller.uid == perm.cuid || caller.has_cap(CAP_SYS_ADMIN)? {
         Ok(())
     } else {
         Err(Error::NotPermitted)
     }
 }
 
-/// Parses the `Groups:` and `CapEff:` lines of /proc/<pid>/status.
-/// Whether process `pid` is in the daemon's user namespace.
-fn in_daemons_user_namespace(pid: u32) -> bool {
-    static DAEMONS: OnceLock<Option<u64>> = OnceLock::new();
-    let user_ns = |path: &str| std::fs::metadata(path).ok().map(|m| std::os::unix::fs::MetadataExt::ino(&m));
-    let daemons = *DAEMONS.get_or_init(|| user_ns("/proc/self/ns/user"));
-    daemons.is_some() && user_ns(&format!("/proc/{pid}/ns/user")) == daemons
+/// Whether process `pid` is in the daemon's user namespace; an error when
+/// either cannot be read.
+fn in_daemons_user_namespace(pid: u32) -> Result<bool> {
+    static DAEMONS: OnceLock<u64> = OnceLock::new();
+    let user_ns = |path: &str| {
+        std::fs::metadata(path).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).map_err(Error::unverifiable)
+    };
+    let daemons = match DAEMONS.get() {
+        Some(&ino) => ino,
+        None => {
+            let ino = user_ns("/proc/self/ns/user")?;
+            *DAEMONS.get_or_init(|| ino)
+        }
+    };
+    Ok(user_ns(&format!("/proc/{pid}/ns/user"))? == daemons)
 }
 
+/// Parses the `Groups:` and `CapEff:` lines of /proc/<pid>/status.
 pub fn parse_status(text: &str) -> ProcStatus {
     let mut status = ProcStatus::default();
     for line in text.lines() {

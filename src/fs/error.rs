@@ -45,6 +45,10 @@ pub enum Error {
     Removed,
     #[error("the filesystem is mounted read-only")]
     ReadOnly,
+    #[error("could not learn enough of the caller or the kernel to decide: {0}")]
+    Unverifiable(Errno),
+    #[error("the caller's share of the daemon is used up: {0}")]
+    Budget(Errno),
     #[error("the kernel refused: {0}")]
     Kernel(Errno),
 }
@@ -73,6 +77,11 @@ impl Error {
             Error::NameTooLong => libc::ENAMETOOLONG,
             Error::Removed => libc::EIDRM,
             Error::ReadOnly => libc::EROFS,
+            // A check that could not be made refuses: with the errno of a
+            // resource the daemon ran short of, else as a permission refusal.
+            Error::Unverifiable(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::EAGAIN)) => e as i32,
+            Error::Unverifiable(_) => libc::EACCES,
+            Error::Budget(e) => e as i32,
             Error::Kernel(e) => e as i32,
         }
     }
@@ -98,10 +107,15 @@ impl Error {
         }
     }
 
+    /// A read that a check needed failed: the check refuses.
+    pub fn unverifiable(e: std::io::Error) -> Error {
+        Error::Unverifiable(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+    }
+
     /// Whether a failure is part of normal use (logged at debug) rather than a
     /// sign of trouble in the daemon (logged at warn).
     pub fn is_expected(self) -> bool {
-        !matches!(self, Error::Kernel(_))
+        !matches!(self, Error::Kernel(_) | Error::Unverifiable(Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM))
     }
 }
 

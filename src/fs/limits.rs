@@ -212,7 +212,7 @@ pub fn access(limit: Limit, want: Want, caller: &Caller) -> Result<()> {
         Source::SemField(_) => "/proc/sys/kernel/sem".into(),
         Source::Fixed(_) => return Err(Error::AccessDenied),
     };
-    run_as(&caller.identity(), || std::fs::OpenOptions::new().write(true).open(&path).map(drop))??;
+    run_as(&caller.identity()?, || std::fs::OpenOptions::new().write(true).open(&path).map(drop))??;
     Ok(())
 }
 
@@ -288,7 +288,7 @@ pub fn write(limit: Limit, data: &[u8], caller: &Caller) -> Result<usize> {
         }
         Source::Fixed(_) => return Err(Error::AccessDenied),
     };
-    run_as(&caller.identity(), || std::fs::write(format!("/proc/sys/kernel/{name}"), &new))??;
+    run_as(&caller.identity()?, || std::fs::write(format!("/proc/sys/kernel/{name}"), &new))??;
     Ok(data.len())
 }
 

@@ -240,8 +240,8 @@ impl IpcFs {
                 }
             }
             Target::Node(Node::SemSet(ident)) => sem::lookup_semaphore(ident, name)?,
-            Target::Node(Node::Queue(ident)) => msg::lookup_in_queue(ident, false, name)?,
-            Target::Node(Node::QueueWaitDir(ident)) => msg::lookup_in_queue(ident, true, name)?,
+            Target::Node(Node::Queue(ident)) => msg::lookup_in_queue(ident, false, name, caller)?,
+            Target::Node(Node::QueueWaitDir(ident)) => msg::lookup_in_queue(ident, true, name, caller)?,
             _ => return Err(Error::NotDirectory),
         };
         Ok(self.remember(&node, attr))
@@ -307,9 +307,10 @@ impl IpcFs {
 
     // ---- attributes ----
 
-    pub fn getattr(&self, ino: u64) -> Result<Entry> {
+    pub fn getattr(&self, ino: u64, caller: &Caller) -> Result<Entry> {
         let mut attr = match self.target(ino)? {
             Target::Dir(dir) => return Ok(self.dir_entry(dir)),
+            Target::Node(node @ Node::QueueFile { .. }) => msg::attr_for(&node, caller)?,
             Target::Node(node) => nodes::attr(&node)?,
             Target::Pending(pending) => pending.attr()?,
             Target::NamespaceRoot => return Err(Error::NotFound),
@@ -328,7 +329,7 @@ impl IpcFs {
             _ => None,
         });
         let mut attr = match self.target(ino)? {
-            Target::Dir(_) if change == SetAttr::default() => return self.getattr(ino),
+            Target::Dir(_) if change == SetAttr::default() => return self.getattr(ino, caller),
             Target::Dir(_) => return Err(Error::NotPermitted),
             Target::Node(Node::Segment(ident)) => shm::setattr(ident, open, change, caller)?,
             Target::Node(node) => nodes::setattr(&node, change, caller)?,
@@ -397,7 +398,7 @@ impl IpcFs {
     ) -> Result<Outcome<Data, Vec<u8>>> {
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.read(offset, size as usize).map(Outcome::Ready),
-            Handle::Semaphore(open) => Ok(Outcome::Ready(Data::Bytes(open.read(size as usize)?))),
+            Handle::Semaphore(open) => Ok(Outcome::Ready(Data::Bytes(open.read(size as usize, caller)?))),
             Handle::QueueFile(open) => match open.read(size as usize, nonblocking, caller)? {
                 Outcome::Wait(wait) => Ok(Outcome::Wait(wait.stopping_with(&self.stopping))),
                 Outcome::Ready(bytes) => Ok(Outcome::Ready(Data::Bytes(bytes))),
@@ -577,7 +578,7 @@ impl IpcFs {
         Ok(names.iter().flat_map(|n| n.bytes().chain([0])).collect())
     }
 
-    pub fn getxattr(&self, ino: u64, name: &OsStr) -> Result<Vec<u8>> {
+    pub fn getxattr(&self, ino: u64, name: &OsStr, caller: &Caller) -> Result<Vec<u8>> {
         let node = self.xattr_node(ino)?;
         // Only the user namespace is supported. Saying so for ACLs and
         // security labels (EOPNOTSUPP, not ENODATA) lets ls -l stop asking
@@ -587,7 +588,7 @@ impl IpcFs {
         }
         let name = name.to_str().ok_or(Error::NoAttribute)?;
         let node = node.ok_or(Error::NoAttribute)?;
-        nodes::xattr(&node, name).map(String::into_bytes)
+        nodes::xattr(&node, name, caller).map(String::into_bytes)
     }
 
     /// Only a queue's `user.ipc.qbytes` can be set; every other attribute

@@ -70,10 +70,10 @@ pub fn xattr_names(node: &Node) -> Result<Vec<&'static str>> {
     }
 }
 
-pub fn xattr(node: &Node, name: &str) -> Result<String> {
+pub fn xattr(node: &Node, name: &str, caller: &Caller) -> Result<String> {
     match *node {
         Node::Segment(ident) => shm::xattr(ident, name),
-        Node::SemSet(_) | Node::Semaphore(..) => sem::xattr(node, name),
+        Node::SemSet(_) | Node::Semaphore(..) => sem::xattr(node, name, caller),
         Node::Queue(_) => msg::xattr(node, name),
         Node::Limit(limit) => limits::xattr(limit, name),
         _ => Err(Error::NoAttribute),

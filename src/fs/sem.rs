@@ -204,7 +204,7 @@ pub fn create_set(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Attr)
     // mkdir's x bits mean nothing for a set: the directory shows search
     // wherever read is granted.
     let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o666) as i32;
-    let id = run_as(&caller.identity(), || sem::get(key, nsems, flags))?.map_err(Error::from_creation)?;
+    let id = run_as(&caller.identity()?, || sem::get(key, nsems, flags))?.map_err(Error::from_creation)?;
     let stat = sem::stat_any(id).map_err(Error::from_id_call)?;
     Ok((Node::SemSet(SemIdent::of(&stat)), set_attr(&stat)))
 }
@@ -260,7 +260,9 @@ pub fn xattr_names(node: &Node) -> &'static [&'static str] {
     }
 }
 
-pub fn xattr(node: &Node, name: &str) -> Result<String> {
+/// A semaphore's pid and waiter counts need read permission, as GETPID,
+/// GETNCNT and GETZCNT do; the set's attributes are public.
+pub fn xattr(node: &Node, name: &str, caller: &Caller) -> Result<String> {
     match *node {
         Node::SemSet(ident) => {
             let stat = current(ident)?;
@@ -274,7 +276,10 @@ pub fn xattr(node: &Node, name: &str) -> Result<String> {
             })
         }
         Node::Semaphore(ident, num) => {
-            current(ident)?;
+            let stat = current(ident)?;
+            if SEMAPHORE_XATTRS.contains(&name) {
+                check_access(&stat.perm, caller, Want::READ)?;
+            }
             let query = match name {
                 "user.ipc.pid" => Query::Pid,
                 "user.ipc.ncnt" => Query::WaitingToTake,
@@ -360,7 +365,7 @@ impl OpenSemaphore {
     /// last one has been read to the end, and hands it out until it has all
     /// been read; then one read returns end-of-file. So `cat` prints the value
     /// once, and reading on the same descriptor again gives the value now.
-    pub fn read(&self, size: usize) -> Result<Vec<u8>> {
+    pub fn read(&self, size: usize, caller: &Caller) -> Result<Vec<u8>> {
         let mut snapshot = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
         let (text, at) = &mut *snapshot;
         if *at == usize::MAX {
@@ -369,7 +374,8 @@ impl OpenSemaphore {
             return Ok(Vec::new());
         }
         if *at == 0 {
-            current(self.ident)?;
+            // Checked at every fresh value, as GETVAL checks at every call.
+            check_access(&current(self.ident)?.perm, caller, Want::READ)?;
             let value = value_text(self.ident, self.num)?;
             if replaced(self.ident) {
                 return Err(Error::NotFound);

@@ -222,7 +222,7 @@ impl PendingSegment {
         Ok(PendingSegment {
             key,
             mode: Mutex::new(mode & 0o777),
-            creator: caller.identity(),
+            creator: caller.identity()?,
             since: SystemTime::now(),
             created: Mutex::new(None),
         })

@@ -164,6 +164,33 @@ pub fn peek(id: MsqId, index: u64, max: usize) -> Result<Message, Errno> {
     receive_flags(id, index, max, libc::IPC_NOWAIT | libc::MSG_COPY)
 }
 
+/// Looks at the messages of a queue one after another (`MSG_COPY`) through
+/// one buffer of `max` body bytes, reused from one message to the next.
+pub struct Peeker {
+    buf: MsgBuf,
+    max: usize,
+}
+
+impl Peeker {
+    pub fn new(max: usize) -> Peeker {
+        Peeker { buf: MsgBuf::new(max), max }
+    }
+
+    /// The type and body length of the message at position `index`, left in
+    /// place. `ENOMSG` past the end, `E2BIG` if its body exceeds the buffer.
+    pub fn header(&mut self, id: MsqId, index: u64) -> Result<(i64, usize), Errno> {
+        let index = i64::try_from(index).map_err(|_| Errno::ENOMSG)?;
+        let flags = libc::IPC_NOWAIT | libc::MSG_COPY;
+        let bytes = self.buf.bytes_mut();
+        // SAFETY: buf has room for a long and max bytes of body.
+        let len = unsafe { libc::msgrcv(id.0, bytes.as_mut_ptr().cast(), self.max, index, flags) };
+        let len = Errno::result(len)? as usize;
+        let mut mtype = [0u8; TYPE_SIZE];
+        mtype.copy_from_slice(&bytes[..TYPE_SIZE]);
+        Ok((i64::from_ne_bytes(mtype), len))
+    }
+}
+
 fn receive_flags(id: MsqId, mtype: i64, max: usize, flags: i32) -> Result<Message, Errno> {
     let mut buf = MsgBuf::new(max);
     // SAFETY: buf has room for a long and max bytes of body.
