@@ -15,7 +15,7 @@ use clap::Parser;
 use nix::mount::{MntFlags, umount2};
 use nix::sys::signal::{SigSet, Signal};
 
-use ipcfs::fs::{IpcFs, Namespaces};
+use ipcfs::fs::{Budgets, IpcFs, Namespaces};
 use ipcfs::fuse::IpcFuse;
 use ipcfs::ipc::Errno;
 use ipcfs::ipc::ns::{Kind, Namespace};
@@ -157,9 +157,18 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
     if let Err(e) = stop.thread_block() {
         return fail(&format!("cannot block signals: {e}"));
     }
-    let mut fs = IpcFs::new().read_only(options.read_only).attr_timeout(options.attr_timeout);
+    // Before any budget is drawn from it: systemd starts services with a
+    // soft limit of 1,024 descriptors, far below what the kernel allows.
+    if let Err(e) = ipcfs::ipc::limits::raise_open_files() {
+        log::warn!("cannot raise the descriptor limit: {e}");
+    }
+    let budgets = Budgets::new(options.user_budget);
+    let mut fs = IpcFs::new()
+        .read_only(options.read_only)
+        .attr_timeout(options.attr_timeout)
+        .with_budgets(budgets.clone());
     if options.all_namespaces {
-        match Namespaces::new(options.read_only, options.attr_timeout) {
+        match Namespaces::new(options.read_only, options.attr_timeout, budgets) {
             Ok(namespaces) => fs = fs.with_namespaces(namespaces),
             Err(e) => return fail(&format!("cannot tell which IPC namespace I am in: {e}")),
         }

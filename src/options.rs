@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use fuser::{Config, MountOption, SessionACL};
 
-use crate::fs::LONGEST_ATTR_TIMEOUT;
+use crate::fs::{LONGEST_ATTR_TIMEOUT, UserBudget};
 
 /// What `-o` asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +22,8 @@ pub struct MountOptions {
     pub attr_timeout: Duration,
     /// `all_namespaces`: every IPC namespace under `ns/`.
     pub all_namespaces: bool,
+    /// `user_files=N`, `user_waits=N`: what one user may make the daemon hold.
+    pub user_budget: UserBudget,
 }
 
 impl Default for MountOptions {
@@ -33,6 +35,7 @@ impl Default for MountOptions {
             fsname: "ipcfs".into(),
             attr_timeout: Duration::ZERO,
             all_namespaces: false,
+            user_budget: UserBudget::default(),
         }
     }
 }
@@ -99,6 +102,19 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<MountOptions, String> {
                                 LONGEST_ATTR_TIMEOUT.as_secs()
                             )
                         })?;
+                    continue;
+                }
+                Some((name @ ("user_files" | "user_waits"), value)) => {
+                    let n = value
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|&n| n >= 1)
+                        .ok_or_else(|| format!("{name} wants a whole number of at least 1, not '{value}'"))?;
+                    if name == "user_files" {
+                        opts.user_budget.files = n;
+                    } else {
+                        opts.user_budget.waits = n;
+                    }
                     continue;
                 }
                 Some((name, _)) => {
@@ -174,6 +190,16 @@ mod tests {
         assert!(parse(&["default_permissions"]).is_err());
         assert!(parse(&["allow_other,allow_root"]).is_err());
         assert!(parse(&["fsname="]).is_err());
+    }
+
+    #[test]
+    fn user_budgets_take_whole_numbers() {
+        assert_eq!(parse::<&str>(&[]).unwrap().user_budget, UserBudget::default());
+        let o = parse(&["user_files=10,user_waits=3"]).unwrap();
+        assert_eq!(o.user_budget, UserBudget { files: 10, waits: 3 });
+        for bad in ["user_files=0", "user_files=", "user_waits=-1", "user_waits=x", "user_files=1.5"] {
+            assert!(parse(&[bad]).unwrap_err().contains("whole number"), "{bad}");
+        }
     }
 
     #[test]

@@ -29,7 +29,8 @@ impl IpcFs {
             Target::Node(Node::Queue(ident) | Node::QueueWaitDir(ident)) => msg::check_list(ident, caller)?,
             _ => return Err(Error::NotDirectory),
         }
-        Ok(self.add_handle(Handle::Dir(Mutex::new(Vec::new()))))
+        let charge = self.charge_file(caller)?;
+        Ok(self.add_handle(Handle::Dir(Mutex::new(Vec::new())), charge))
     }
 
     /// Lists directory `ino` from `offset`, handing each entry to `add` with

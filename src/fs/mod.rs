@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+pub mod budget;
 pub mod error;
 pub mod inode;
 mod limits;
@@ -44,6 +45,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use access::{Caller, Want};
+pub use budget::{Budgets, Charge, Spend, UserBudget};
 pub use error::{Error, Result};
 use inode::{Dir, InodeTable, Node, Target};
 use listing::Listed;
@@ -95,7 +97,11 @@ const JUST_CREATED_FOR: Duration = Duration::from_secs(1);
 pub struct IpcFs {
     inodes: Mutex<InodeTable>,
     just_created: Mutex<Vec<JustCreated>>,
-    handles: Mutex<HashMap<u64, Arc<Handle>>>,
+    /// Open files and directories, each with the unit of its opener's
+    /// `user_files` budget it holds.
+    handles: Mutex<HashMap<u64, (Arc<Handle>, Charge)>>,
+    /// What callers may make the daemon spend (shared by every namespace's tree).
+    budgets: Arc<Budgets>,
     next_fh: AtomicU64,
     /// Mounted with `-o ro`: nothing may change (the kernel refuses most
     /// changes on a read-only mount itself; this covers the rest, such as a
@@ -133,6 +139,7 @@ impl IpcFs {
             read_only: false,
             live_ttl: LIVE_TTL,
             handles: Mutex::new(HashMap::new()),
+            budgets: Budgets::new(UserBudget::default()),
             next_fh: AtomicU64::new(1),
             stopping: Arc::new(AtomicBool::new(false)),
             mounted_at: SystemTime::now(),
@@ -153,6 +160,16 @@ impl IpcFs {
     pub fn read_only(mut self, read_only: bool) -> IpcFs {
         self.read_only = read_only;
         self
+    }
+
+    /// The same filesystem, charging callers to `budgets`.
+    pub fn with_budgets(mut self, budgets: Arc<Budgets>) -> IpcFs {
+        self.budgets = budgets;
+        self
+    }
+
+    pub fn budgets(&self) -> Arc<Budgets> {
+        self.budgets.clone()
     }
 
     /// The same filesystem with `ns/`, which shows `namespaces`.
@@ -199,12 +216,17 @@ impl IpcFs {
 
     fn handle(&self, fh: u64) -> Result<Arc<Handle>> {
         let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        handles.get(&fh).cloned().ok_or(Error::BadHandle)
+        handles.get(&fh).map(|(handle, _)| handle.clone()).ok_or(Error::BadHandle)
     }
 
-    fn add_handle(&self, handle: Handle) -> u64 {
+    /// One unit of `caller`'s `user_files` budget, for a file about to be opened.
+    fn charge_file(&self, caller: &Caller) -> Result<Charge> {
+        self.budgets.charge(caller.uid, Spend::File)
+    }
+
+    fn add_handle(&self, handle: Handle, charge: Charge) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, Arc::new(handle));
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, (Arc::new(handle), charge));
         fh
     }
 
@@ -331,9 +353,9 @@ impl IpcFs {
         let mut attr = match self.target(ino)? {
             Target::Dir(_) if change == SetAttr::default() => return self.getattr(ino, caller),
             Target::Dir(_) => return Err(Error::NotPermitted),
-            Target::Node(Node::Segment(ident)) => shm::setattr(ident, open, change, caller)?,
+            Target::Node(Node::Segment(ident)) => shm::setattr(ident, open, change, caller, &self.budgets)?,
             Target::Node(node) => nodes::setattr(&node, change, caller)?,
-            Target::Pending(pending) => pending.setattr(open, change, caller)?,
+            Target::Pending(pending) => pending.setattr(open, change, caller, &self.budgets)?,
             Target::NamespaceRoot => return Err(Error::NotFound),
         };
         attr.ino = ino;
@@ -351,11 +373,12 @@ impl IpcFs {
             _ => return Err(Error::NotDirectory),
         }
         let name = creation_name(name)?;
+        let charge = self.charge_file(caller)?;
         let pending = Arc::new(shm::PendingSegment::new(name, mode, caller)?);
         let mut attr = pending.attr()?;
-        let open = OpenSegment::pending(pending.clone(), Want::from_open_flags(flags));
+        let open = OpenSegment::pending(pending.clone(), Want::from_open_flags(flags), caller, &self.budgets);
         attr.ino = self.inodes().remember_pending(pending);
-        let fh = self.add_handle(Handle::Segment(open));
+        let fh = self.add_handle(Handle::Segment(open), charge);
         Ok((Entry { attr, ttl: self.live_ttl }, Opened { fh, direct_io: true, stream: false }))
     }
 
@@ -364,10 +387,13 @@ impl IpcFs {
         if want.includes_write() {
             self.writable()?;
         }
+        let charge = self.charge_file(caller)?;
         let handle = match self.target(ino)? {
             Target::Dir(_) => return Err(Error::IsDirectory),
             Target::Node(node) if node.is_dir() => return Err(Error::IsDirectory),
-            Target::Node(Node::Segment(ident)) => Handle::Segment(OpenSegment::open(ident, want, caller)?),
+            Target::Node(Node::Segment(ident)) => {
+                Handle::Segment(OpenSegment::open(ident, want, caller, &self.budgets)?)
+            }
             Target::Node(Node::Semaphore(ident, num)) => {
                 Handle::Semaphore(OpenSemaphore::open(ident, num, flags, caller)?)
             }
@@ -379,11 +405,13 @@ impl IpcFs {
                 Handle::Limit(limit)
             }
             Target::Node(_) => return Err(Error::Invalid),
-            Target::Pending(pending) => Handle::Segment(OpenSegment::reopen_pending(pending, want, caller)?),
+            Target::Pending(pending) => {
+                Handle::Segment(OpenSegment::reopen_pending(pending, want, caller, &self.budgets)?)
+            }
             Target::NamespaceRoot => return Err(Error::NotFound),
         };
         let stream = matches!(handle, Handle::Semaphore(_) | Handle::QueueFile(_));
-        Ok(Opened { fh: self.add_handle(handle), direct_io: true, stream })
+        Ok(Opened { fh: self.add_handle(handle, charge), direct_io: true, stream })
     }
 
     /// Reads; `nonblocking` is the file's O_NONBLOCK now. A read that must

@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::access::Caller;
 use super::error::{Error, Result};
 use super::inode::{Dir, Node, Target};
-use super::{Attr, FileKind, IpcFs};
+use super::{Attr, Budgets, FileKind, IpcFs};
 use crate::ipc::ns::{Kind, Namespace, ProcessWatch, current_inode};
 
 /// Inode numbers of a member start at `slot << SLOT_SHIFT` (slot 0 is the
@@ -52,10 +52,12 @@ const NAME_WAIT: Duration = Duration::from_millis(100);
 pub type Job = Box<dyn FnOnce(Result<&IpcFs>) + Send>;
 
 /// Settings every member's model is made with (those of the mount).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 struct MemberSettings {
     read_only: bool,
     attr_timeout: Duration,
+    /// The mount's budgets: a user's share is one, across namespaces.
+    budgets: Arc<Budgets>,
 }
 
 pub struct Namespaces {
@@ -144,12 +146,12 @@ impl Member {
 
 impl Namespaces {
     /// The calling thread must be in the namespace the mount's root shows.
-    pub fn new(read_only: bool, attr_timeout: Duration) -> Result<Arc<Namespaces>> {
+    pub fn new(read_only: bool, attr_timeout: Duration, budgets: Arc<Budgets>) -> Result<Arc<Namespaces>> {
         let own = current_inode(Kind::Ipc).map_err(Error::Kernel)?;
         Ok(Arc::new_cyclic(|me| Namespaces {
             own,
             own_uts: current_inode(Kind::Uts).ok(),
-            settings: MemberSettings { read_only, attr_timeout },
+            settings: MemberSettings { read_only, attr_timeout, budgets },
             members: Mutex::new(Members { next_slot: 1, ..Members::default() }),
             me: me.clone(),
         }))
@@ -313,6 +315,7 @@ impl Namespaces {
         let fs = IpcFs::new()
             .read_only(self.settings.read_only)
             .attr_timeout(self.settings.attr_timeout)
+            .with_budgets(self.settings.budgets.clone())
             .in_slot(slot << SLOT_SHIFT, owner);
         let fs = Arc::new(fs);
         let (jobs, queue) = mpsc::channel::<Job>();

@@ -15,7 +15,7 @@ use super::access::{Caller, Want, check_access, check_owner};
 use super::error::{Error, Result};
 use super::inode::{Node, ShmIdent};
 use super::names::{parse_canonical_key, parse_creation_key, parse_id};
-use super::{Attr, BLOCK_SIZE, Data, FileKind, SetAttr, kernel_time};
+use super::{Attr, BLOCK_SIZE, Budgets, Charge, Data, FileKind, SetAttr, Spend, kernel_time};
 use crate::ipc::creds::{Identity, run_as};
 use crate::ipc::shm::{self, Attachment, ShmId, ShmStat};
 use crate::ipc::{Errno, Key, sysvipc};
@@ -117,7 +117,13 @@ pub fn remove(name: &str, caller: &Caller) -> Result<()> {
 
 /// chmod, chown and truncate on an existing segment. Everything is checked
 /// before anything changes.
-pub fn setattr(ident: ShmIdent, open: Option<&OpenSegment>, change: SetAttr, caller: &Caller) -> Result<Attr> {
+pub fn setattr(
+    ident: ShmIdent,
+    open: Option<&OpenSegment>,
+    change: SetAttr,
+    caller: &Caller,
+    budgets: &Arc<Budgets>,
+) -> Result<Attr> {
     let stat = current(ident)?;
     let mode = change.permission_bits()?;
     if change.size.is_some_and(|size| size > stat.segsz) {
@@ -130,14 +136,13 @@ pub fn setattr(ident: ShmIdent, open: Option<&OpenSegment>, change: SetAttr, cal
     if let Some(size) = change.size.filter(|&size| size < stat.segsz) {
         // ftruncate on a file opened for writing needs no further check;
         // truncate by path needs write permission, as for open.
-        let attachment = match open.map(OpenSegment::writable_attachment).transpose()?.flatten() {
-            Some(attachment) => attachment,
+        match open.map(OpenSegment::writable_attachment).transpose()?.flatten() {
+            Some(attachment) => attachment.zero_from(size)?,
             None => {
                 check_access(&stat.perm, caller, Want::READ_WRITE)?;
-                Arc::new(attach(ident, true)?)
+                Attached::new(ident, true, budgets, caller.uid)?.attachment.zero_from(size)?;
             }
-        };
-        attachment.zero_from(size)?;
+        }
     } else if change.size.is_some() && open.is_none() {
         check_access(&stat.perm, caller, Want::READ_WRITE)?;
     }
@@ -149,11 +154,24 @@ pub fn setattr(ident: ShmIdent, open: Option<&OpenSegment>, change: SetAttr, cal
     Ok(file_attr(&current(ident)?))
 }
 
-/// Attaches `ident` and makes sure the id was not recycled on the way.
-fn attach(ident: ShmIdent, writable: bool) -> Result<Attachment> {
-    let attachment = Attachment::attach(ident.id, ident.segsz, writable).map_err(Error::from_id_call)?;
-    current(ident)?;
-    Ok(attachment)
+/// A segment attached for `uid`, with what it costs the daemon: a mapping,
+/// and a descriptor for large copies when the budget has one to spare.
+struct Attached {
+    attachment: Arc<Attachment>,
+    _mapping: Charge,
+    _descriptor: Option<Charge>,
+}
+
+impl Attached {
+    /// Attaches `ident` and makes sure the id was not recycled on the way.
+    fn new(ident: ShmIdent, writable: bool, budgets: &Arc<Budgets>, uid: u32) -> Result<Attached> {
+        let mapping = budgets.charge(uid, Spend::Mapping)?;
+        let descriptor = budgets.charge(uid, Spend::Descriptor).ok();
+        let attachment = Attachment::attach(ident.id, ident.segsz, writable).map_err(Error::from_id_call)?;
+        let attachment = if descriptor.is_some() { attachment } else { attachment.without_file() };
+        current(ident)?;
+        Ok(Attached { attachment: Arc::new(attachment), _mapping: mapping, _descriptor: descriptor })
+    }
 }
 
 // ---- extended attributes ----
@@ -267,9 +285,15 @@ impl PendingSegment {
         }
     }
 
-    pub fn setattr(&self, open: Option<&OpenSegment>, change: SetAttr, caller: &Caller) -> Result<Attr> {
+    pub fn setattr(
+        &self,
+        open: Option<&OpenSegment>,
+        change: SetAttr,
+        caller: &Caller,
+        budgets: &Arc<Budgets>,
+    ) -> Result<Attr> {
         if let Some(ident) = self.created() {
-            return setattr(ident, open, change, caller);
+            return setattr(ident, open, change, caller, budgets);
         }
         if !self.is_creator(caller) {
             return Err(Error::NotPermitted);
@@ -309,7 +333,10 @@ impl PendingSegment {
 pub struct OpenSegment {
     target: OpenTarget,
     want: Want,
-    attachment: Mutex<Option<Arc<Attachment>>>,
+    attached: Mutex<Option<Attached>>,
+    /// Whose budgets an attachment made later is charged to.
+    budgets: Arc<Budgets>,
+    uid: u32,
 }
 
 enum OpenTarget {
@@ -318,34 +345,51 @@ enum OpenTarget {
 }
 
 impl OpenSegment {
-    pub fn open(ident: ShmIdent, want: Want, caller: &Caller) -> Result<OpenSegment> {
+    pub fn open(ident: ShmIdent, want: Want, caller: &Caller, budgets: &Arc<Budgets>) -> Result<OpenSegment> {
         let stat = current(ident)?;
         check_access(&stat.perm, caller, attach_want(want))?;
-        let attachment = attach(ident, want.includes_write())?;
-        Ok(OpenSegment { target: OpenTarget::Existing, want, attachment: Mutex::new(Some(Arc::new(attachment))) })
+        let attached = Attached::new(ident, want.includes_write(), budgets, caller.uid)?;
+        Ok(OpenSegment {
+            target: OpenTarget::Existing,
+            want,
+            attached: Mutex::new(Some(attached)),
+            budgets: budgets.clone(),
+            uid: caller.uid,
+        })
     }
 
-    pub fn pending(pending: Arc<PendingSegment>, want: Want) -> OpenSegment {
-        OpenSegment { target: OpenTarget::Pending(pending), want, attachment: Mutex::new(None) }
+    pub fn pending(pending: Arc<PendingSegment>, want: Want, caller: &Caller, budgets: &Arc<Budgets>) -> OpenSegment {
+        OpenSegment {
+            target: OpenTarget::Pending(pending),
+            want,
+            attached: Mutex::new(None),
+            budgets: budgets.clone(),
+            uid: caller.uid,
+        }
     }
 
-    pub fn reopen_pending(pending: Arc<PendingSegment>, want: Want, caller: &Caller) -> Result<OpenSegment> {
+    pub fn reopen_pending(
+        pending: Arc<PendingSegment>,
+        want: Want,
+        caller: &Caller,
+        budgets: &Arc<Budgets>,
+    ) -> Result<OpenSegment> {
         pending.access(want, caller)?;
-        Ok(OpenSegment::pending(pending, want))
+        Ok(OpenSegment::pending(pending, want, caller, budgets))
     }
 
     /// The attachment, attaching a segment created since the open; `None`
     /// while a pending segment has no size yet.
     fn attachment(&self) -> Result<Option<Arc<Attachment>>> {
-        let mut slot = self.attachment.lock().unwrap_or_else(|p| p.into_inner());
+        let mut slot = self.attached.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             if let OpenTarget::Pending(pending) = &self.target {
                 if let Some(ident) = pending.created() {
-                    *slot = Some(Arc::new(attach(ident, self.want.includes_write())?));
+                    *slot = Some(Attached::new(ident, self.want.includes_write(), &self.budgets, self.uid)?);
                 }
             }
         }
-        Ok(slot.clone())
+        Ok(slot.as_ref().map(|held| held.attachment.clone()))
     }
 
     fn writable_attachment(&self) -> Result<Option<Arc<Attachment>>> {
@@ -383,7 +427,7 @@ impl OpenSegment {
         if let OpenTarget::Pending(pending) = &self.target {
             if pending.created().is_none() {
                 return pending
-                    .setattr(Some(self), SetAttr { size: Some(end), ..SetAttr::default() }, caller)
+                    .setattr(Some(self), SetAttr { size: Some(end), ..SetAttr::default() }, caller, &self.budgets)
                     .map(drop);
             }
         }

@@ -7,6 +7,7 @@
 //! The calls act in the IPC namespace of the calling thread.
 
 pub mod creds;
+pub mod limits;
 pub mod msg;
 pub mod ns;
 pub mod sem;

@@ -207,6 +207,13 @@ impl Attachment {
         Ok(Attachment { addr, len, writable, file: OnceLock::new() })
     }
 
+    /// The same attachment, never opening the segment's file: every copy
+    /// goes through the mapping (for when the daemon has no descriptor to spare).
+    pub fn without_file(self) -> Attachment {
+        let _ = self.file.set(None);
+        self
+    }
+
     /// The segment's shmem file, opened on first use; `None` where the daemon
     /// may not open it (without the capabilities, or a zero-sized segment).
     fn file(&self) -> Option<&File> {
