@@ -10,7 +10,7 @@
 
 use std::ffi::OsStr;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use fuser::{
@@ -175,20 +175,32 @@ fn file_attr(a: &Attr) -> FileAttr {
 const WAITER_STACK: usize = 64 * 1024;
 
 /// Runs an operation that waits on a thread of its own, and replies from
-/// there, so that the event loops never block.
-fn run_elsewhere<T: Send + 'static, R: Send + 'static>(
+/// there, so that the event loops never block. If no thread can be started,
+/// the caller gets EAGAIN, and nothing has been done; only a wait that keeps
+/// something that must not be lost (a message to put back) then runs here.
+fn run_elsewhere<T: Send + 'static, R: Fails>(
     wait: Wait<T>,
     reply: R,
     reply_with: impl FnOnce(R, Result<T, Error>) + Send + 'static,
 ) {
-    let spawned = std::thread::Builder::new()
-        .name("ipcfs-wait".into())
-        .stack_size(WAITER_STACK)
-        .spawn(move || reply_with(reply, wait.run()));
+    let job = Arc::new(Mutex::new(Some((wait, reply, reply_with))));
+    let theirs = job.clone();
+    let spawned = std::thread::Builder::new().name("ipcfs-wait".into()).stack_size(WAITER_STACK).spawn(move || {
+        let job = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((wait, reply, reply_with)) = job {
+            reply_with(reply, wait.run());
+        }
+    });
     if let Err(e) = spawned {
-        // The reply went down with the closure; fuser answers a dropped
-        // reply with EIO, so the caller is not left waiting.
-        log::error!("cannot start a thread for a waiting operation: {e}");
+        log::warn!("cannot start a thread for a waiting operation: {e}");
+        let job = job.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((wait, reply, reply_with)) = job {
+            if wait.keeps() {
+                reply_with(reply, wait.run());
+            } else {
+                reply.fail(Errno::EAGAIN);
+            }
+        }
     }
 }
 

@@ -54,7 +54,8 @@ pub use namespaces::Namespaces;
 use sem::OpenSemaphore;
 use shm::OpenSegment;
 pub use types::{
-    Attr, Data, Entry, FileKind, LARGEST_REQUEST, Opened, Outcome, SetAttr, StatFs, Wait, Written, request_limit,
+    Attr, Data, Entry, FileKind, LARGEST_REQUEST, Opened, Outcome, SetAttr, StatFs, Stop, Wait, Written,
+    request_limit,
 };
 
 /// How long the kernel may trust what never changes: the fixed directories.
@@ -428,7 +429,7 @@ impl IpcFs {
             Handle::Segment(open) => open.read(offset, size as usize).map(Outcome::Ready),
             Handle::Semaphore(open) => Ok(Outcome::Ready(Data::Bytes(open.read(size as usize, caller)?))),
             Handle::QueueFile(open) => match open.read(size as usize, nonblocking, caller)? {
-                Outcome::Wait(wait) => Ok(Outcome::Wait(wait.stopping_with(&self.stopping))),
+                Outcome::Wait(wait) => Ok(Outcome::Wait(self.parked(wait, caller)?)),
                 Outcome::Ready(bytes) => Ok(Outcome::Ready(Data::Bytes(bytes))),
             },
             Handle::Limit(limit) => {
@@ -448,17 +449,29 @@ impl IpcFs {
         self.writable()?;
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.write(offset, data).map(Outcome::Ready),
-            Handle::Semaphore(open) => self.waiting_write(open.write(data, nonblocking, caller)?),
-            Handle::QueueFile(open) => self.waiting_write(open.write(data, nonblocking, caller)?),
+            Handle::Semaphore(open) => self.waiting_write(open.write(data, nonblocking, caller)?, caller),
+            Handle::QueueFile(open) => self.waiting_write(open.write(data, nonblocking, caller)?, caller),
             Handle::Limit(limit) => limits::write(*limit, data, caller).map(Outcome::Ready),
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
 
-    fn waiting_write(&self, written: Written) -> Result<Written> {
+    fn waiting_write(&self, written: Written, caller: &Caller) -> Result<Written> {
         match written {
-            Outcome::Wait(wait) => Ok(Outcome::Wait(wait.stopping_with(&self.stopping))),
+            Outcome::Wait(wait) => Ok(Outcome::Wait(self.parked(wait, caller)?)),
             ready => Ok(ready),
+        }
+    }
+
+    /// A wait about to be parked on a thread: it stops with the filesystem,
+    /// and holds a unit of the caller's `user_waits` budget (EAGAIN when
+    /// none is left; nothing has been done yet).
+    fn parked<T>(&self, wait: Wait<T>, caller: &Caller) -> Result<Wait<T>> {
+        let wait = wait.stopping_with(&self.stopping);
+        match self.budgets.charge(caller.uid, Spend::Wait) {
+            Ok(charge) => Ok(wait.charged(charge)),
+            Err(_) if wait.keeps() => Ok(wait),
+            Err(e) => Err(e),
         }
     }
 

@@ -20,7 +20,7 @@ use super::limits::Resource;
 use super::names::{parse_creation_key, parse_id};
 use super::signals::{Signals, caller_dying};
 use super::waiting::watched;
-use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Wait, Written, kernel_time, request_limit};
+use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Stop, Wait, Written, kernel_time, request_limit};
 use crate::ipc::creds::run_as;
 use crate::ipc::msg::{self, Message, MsgStat, MsqId};
 use crate::ipc::{Errno, Key, sysvipc};
@@ -58,19 +58,32 @@ fn received_from_replacement(ident: MsgIdent) -> bool {
     matches!(msg::stat_any(ident.id), Ok(stat) if MsgIdent::of(&stat) != ident && stat.rtime != 0 && stat.lrpid == daemon)
 }
 
+/// What becomes of a received message.
+enum Given {
+    /// Handed to the caller.
+    Body(Vec<u8>),
+    /// Put back (or gone with its queue); the caller gets this error.
+    Back(Error),
+    /// Taken for nobody while the queue was full: it must be kept until
+    /// there is room ([`keep`]); the caller gets this error.
+    Held(Message, Error),
+}
+
 /// Hands a received message over, or puts it back where it came from: when
 /// a queue that replaced this file's own gave it (the file then says its
 /// queue is gone), or when the caller is being killed.
-fn hand_over(ident: MsgIdent, message: Message, dying: impl FnOnce() -> bool) -> Result<Vec<u8>> {
-    if received_from_replacement(ident) {
-        put_back(ident.id, message);
-        return Err(Error::NotFound);
+fn hand_over(ident: MsgIdent, message: Message, dying: impl FnOnce() -> bool) -> Given {
+    let refusal = if received_from_replacement(ident) {
+        Error::NotFound
+    } else if dying() {
+        Error::Interrupted
+    } else {
+        return Given::Body(message.body);
+    };
+    match put_back(ident.id, message) {
+        None => Given::Back(refusal),
+        Some(message) => Given::Held(message, refusal),
     }
-    if dying() {
-        put_back(ident.id, message);
-        return Err(Error::Interrupted);
-    }
-    Ok(message.body)
 }
 
 fn queue_attr(stat: &MsgStat) -> Attr {
@@ -474,15 +487,29 @@ impl OpenQueueFile {
         match msg::receive(id, mtype, room, false) {
             // A caller killed while its read was on the way would never see
             // the message: it goes back.
-            Ok(message) => hand_over(ident, message, || caller_dying(caller.pid)).map(Outcome::Ready),
+            Ok(message) => match hand_over(ident, message, || caller_dying(caller.pid)) {
+                Given::Body(body) => Ok(Outcome::Ready(body)),
+                Given::Back(refusal) => Err(refusal),
+                // Off the event loop: waiting for room may take long.
+                Given::Held(message, refusal) => Ok(Outcome::Wait(Wait::keeping(move |stop| {
+                    keep(ident, message, stop);
+                    Err(refusal)
+                }))),
+            },
             Err(Errno::ENOMSG) if !self.waiting => Ok(Outcome::Ready(Vec::new())),
             Err(Errno::ENOMSG) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
             Err(Errno::ENOMSG) => {
                 let tid = caller.pid;
                 Ok(Outcome::Wait(Wait::new(move |stop| {
-                    let (got, signals) = watched(tid, stop, move || msg::receive(id, mtype, room, true));
-                    match got {
-                        Ok(message) => hand_over(ident, message, || signals == Signals::Fatal),
+                    let (got, signals) = watched(tid, stop, || msg::receive(id, mtype, room, true));
+                    match got.map(|message| hand_over(ident, message, || signals == Signals::Fatal)) {
+                        Ok(Given::Body(body)) => Ok(body),
+                        Ok(Given::Back(refusal)) => Err(refusal),
+                        // The caller is dying: its reply can wait for the room.
+                        Ok(Given::Held(message, refusal)) => {
+                            keep(ident, message, stop);
+                            Err(refusal)
+                        }
                         Err(e) => Err(map_error(e, ident)),
                     }
                 })))
@@ -508,7 +535,7 @@ impl OpenQueueFile {
                 let (tid, body) = (caller.pid, data.to_vec());
                 let ident = self.ident;
                 Ok(Outcome::Wait(Wait::new(move |stop| {
-                    let (sent, _) = watched(tid, stop, move || msg::send(id, mtype, &body, true));
+                    let (sent, _) = watched(tid, stop, || msg::send(id, mtype, &body, true));
                     sent.map(|()| len).map_err(|e| map_error(e, ident))
                 })))
             }
@@ -519,9 +546,45 @@ impl OpenQueueFile {
 
 /// A message taken for a caller that died before it could be handed over
 /// goes back on the queue (at its end: the kernel has no other place).
-fn put_back(id: MsqId, message: Message) {
-    if let Err(e) = msg::send(id, message.mtype, &message.body, false) {
-        log::warn!("could not put back a message of type {} on queue {}: {e}", message.mtype, id.0);
+/// Returns it when the queue is full: it must then be [`keep`]t.
+fn put_back(id: MsqId, message: Message) -> Option<Message> {
+    match msg::send(id, message.mtype, &message.body, false) {
+        Ok(()) => None,
+        Err(Errno::EAGAIN) => Some(message),
+        // The queue went, and every message in it with it.
+        Err(e) => {
+            log::debug!("queue {} went before a message of type {} could be put back: {e}", id.0, message.mtype);
+            None
+        }
+    }
+}
+
+/// Waits for room on `ident`'s queue and puts `message` back: a message is
+/// never dropped while its queue exists and the filesystem serves. Only an
+/// unmount (or its namespace's end) stops this; the message is then lost,
+/// and said so in the log.
+fn keep(ident: MsgIdent, message: Message, stop: &Stop) {
+    loop {
+        if current(ident).is_err() {
+            return;
+        }
+        let (sent, _) = watched(0, stop, || msg::send(ident.id, message.mtype, &message.body, true));
+        match sent {
+            Ok(()) => return,
+            Err(Errno::EINTR) if stop.is_set() => {
+                log::error!(
+                    "stopping while a message of type {} waited for room on queue {}: it is lost",
+                    message.mtype,
+                    ident.id.0
+                );
+                return;
+            }
+            Err(Errno::EINTR) => continue,
+            Err(e) => {
+                log::debug!("queue {} went while a message waited for room on it: {e}", ident.id.0);
+                return;
+            }
+        }
     }
 }
 

@@ -11,21 +11,17 @@
 //!   or killed caller gets EINTR and nothing is taken on its behalf.
 
 use std::sync::Mutex;
-use std::time::Duration;
 
 use super::access::{Caller, Want, check_access, check_owner, chmod_chown_dir, dir_perm};
 use super::error::{Error, Result};
 use super::inode::{Node, SemIdent};
 use super::names::{parse_creation_key, parse_id};
-use super::signals::{Signals, caller_dying, caller_signals};
-use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Wait, Written, kernel_time};
+use super::signals::{Signals, caller_dying};
+use super::waiting::watched;
+use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Stop, Wait, Written, kernel_time};
 use crate::ipc::creds::run_as;
 use crate::ipc::sem::{self, Query, SEMVMX, SemId, SemStat};
 use crate::ipc::{Errno, Key, sysvipc};
-
-/// How often a waiting operation looks at its caller's signals: an
-/// interrupted wait ends within this long.
-const SLICE: Duration = Duration::from_millis(100);
 
 /// The set `ident` names, as the kernel has it now.
 fn current(ident: SemIdent) -> Result<SemStat> {
@@ -420,8 +416,8 @@ impl OpenSemaphore {
             Ok(()) => Ok(Outcome::Ready(len)),
             Err(Errno::EAGAIN) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
             Err(Errno::EAGAIN) => {
-                let (ident, tid) = (self.ident, caller.pid);
-                Ok(Written::Wait(Wait::new(move |stop| wait(ident, num, delta, tid, stop).map(|()| len))))
+                let (ident, caller) = (self.ident, Caller::new(caller.uid, caller.gid, caller.pid));
+                Ok(Written::Wait(Wait::new(move |stop| wait(ident, num, delta, &caller, want, stop).map(|()| len))))
             }
             Err(e) => Err(map_op_error(e)),
         }
@@ -445,31 +441,29 @@ fn map_op_error(e: Errno) -> Error {
     }
 }
 
-/// Waits until `delta` can be applied to semaphore `num`, in slices; between
-/// slices, gives up with EINTR if the caller (thread `tid`) has a signal due
-/// or the filesystem is stopping. If a fatal signal arrived just as the
-/// operation succeeded, the operation is undone: the caller will never see
-/// its result.
-fn wait(ident: SemIdent, num: u16, delta: i16, tid: u32, stop: &dyn Fn() -> bool) -> Result<()> {
+/// Waits until `delta` can be applied to semaphore `num`, watched (see
+/// `waiting`): gives up with EINTR if the caller has a signal due or the
+/// filesystem is stopping. If a fatal signal arrived just as the operation
+/// succeeded, the operation is undone: the caller will never see its result.
+fn wait(ident: SemIdent, num: u16, delta: i16, caller: &Caller, want: Want, stop: &Stop) -> Result<()> {
     loop {
-        current(ident)?;
-        match sem::operate(ident.id, num, delta, Some(SLICE)) {
+        check_access(&current(ident)?.perm, caller, want)?;
+        let (done, signals) = watched(caller.pid, stop, || sem::operate_waiting(ident.id, num, delta));
+        match done {
             Ok(()) => {
                 if operated_on_replacement(ident) {
                     undo(ident.id, num, delta);
                     return Err(Error::NotFound);
                 }
-                if caller_signals(tid) == Signals::Fatal {
+                if signals == Signals::Fatal {
                     undo(ident.id, num, delta);
                     return Err(Error::Interrupted);
                 }
                 return Ok(());
             }
-            Err(Errno::EAGAIN | Errno::EINTR) => {
-                if stop() || caller_signals(tid) != Signals::None {
-                    return Err(Error::Interrupted);
-                }
-            }
+            Err(Errno::EINTR) if stop.is_set() || signals != Signals::None => return Err(Error::Interrupted),
+            // Woken for nothing (a wake meant for an earlier call): again.
+            Err(Errno::EINTR) => continue,
             Err(e) => return Err(map_op_error(e)),
         }
     }

@@ -51,6 +51,16 @@ pub fn caller_signals(tid: u32) -> Signals {
     }
 }
 
+/// The signal state of the thread whose /proc/<tid>/status `file` is (kept
+/// open by a wait): one pread. A thread that has gone counts as killed.
+pub fn signals_in(file: &File) -> Signals {
+    let mut buffer = [0u8; 4096];
+    match file.read_at(&mut buffer, 0) {
+        Ok(n) if n > 0 => parse_status(&String::from_utf8_lossy(&buffer[..n])),
+        _ => Signals::Fatal,
+    }
+}
+
 /// Reads SigPnd, ShdPnd, SigBlk, SigIgn and SigCgt from a status text.
 pub fn parse_status(text: &str) -> Signals {
     let field = |name: &str| {

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use super::budget::Charge;
 use super::error::{Error, Result};
 use crate::ipc::shm;
 
@@ -103,32 +104,62 @@ pub struct StatFs {
     pub namelen: u32,
 }
 
-/// The body of a [`Wait`]: given a "should I stop?" test, waits and returns.
-type WaitingOp<T> = dyn FnOnce(&dyn Fn() -> bool) -> Result<T> + Send;
+/// Whether the filesystem is stopping (unmounted, or its namespace gone):
+/// waits give up.
+#[derive(Clone, Debug, Default)]
+pub struct Stop(Option<Arc<AtomicBool>>);
+
+impl Stop {
+    pub fn is_set(&self) -> bool {
+        self.0.as_ref().is_some_and(|s| s.load(Ordering::Relaxed))
+    }
+}
+
+/// The body of a [`Wait`]: given the filesystem's [`Stop`], waits and returns.
+type WaitingOp<T> = dyn FnOnce(&Stop) -> Result<T> + Send;
 
 /// An operation that has to wait (a semaphore P, a blocking receive). It must
 /// never run on a FUSE event loop: the adapter runs it on a thread of its own
-/// and replies from there. The operation is given a `stopping` test to check
-/// between the slices of its wait.
+/// and replies from there. It holds a unit of its caller's `user_waits`
+/// budget while it lives.
 pub struct Wait<T> {
     op: Box<WaitingOp<T>>,
-    stopping: Option<Arc<AtomicBool>>,
+    stop: Stop,
+    charge: Option<Charge>,
+    keeps: bool,
 }
 
 impl<T> Wait<T> {
-    pub fn new(op: impl FnOnce(&dyn Fn() -> bool) -> Result<T> + Send + 'static) -> Wait<T> {
-        Wait { op: Box::new(op), stopping: None }
+    pub fn new(op: impl FnOnce(&Stop) -> Result<T> + Send + 'static) -> Wait<T> {
+        Wait { op: Box::new(op), stop: Stop::default(), charge: None, keeps: false }
+    }
+
+    /// A wait that holds something that must not be lost (a message to put
+    /// back): never refused for want of budget, and run where it is if no
+    /// thread can be started for it.
+    pub fn keeping(op: impl FnOnce(&Stop) -> Result<T> + Send + 'static) -> Wait<T> {
+        Wait { keeps: true, ..Wait::new(op) }
+    }
+
+    pub fn keeps(&self) -> bool {
+        self.keeps
     }
 
     pub(super) fn stopping_with(mut self, flag: &Arc<AtomicBool>) -> Wait<T> {
-        self.stopping = Some(flag.clone());
+        self.stop = Stop(Some(flag.clone()));
+        self
+    }
+
+    pub(super) fn charged(mut self, charge: Charge) -> Wait<T> {
+        self.charge = Some(charge);
         self
     }
 
     /// Waits (blocking the calling thread) and returns the result.
     pub fn run(self) -> Result<T> {
-        let stopping = self.stopping;
-        (self.op)(&|| stopping.as_ref().is_some_and(|s| s.load(Ordering::Relaxed)))
+        let result = (self.op)(&self.stop);
+        drop(self.charge);
+        result
     }
 }
 

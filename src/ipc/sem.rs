@@ -118,6 +118,19 @@ pub fn set_value(id: SemId, num: u16, value: i32) -> Result<(), Errno> {
     Ok(())
 }
 
+/// `semop` with one operation on semaphore `num`, waiting as long as it
+/// takes: it ends when it succeeds, the set is removed (`EIDRM`) or a signal
+/// interrupts it (`EINTR`: see [`super::wake`]).
+pub fn operate_waiting(id: SemId, num: u16, delta: i16) -> Result<(), Errno> {
+    let mut op = libc::sembuf { sem_num: num, sem_op: delta, sem_flg: 0 };
+    // SAFETY: op is one valid sembuf; a null timeout waits without limit.
+    let r = unsafe {
+        libc::syscall(libc::SYS_semtimedop, id.0, &mut op as *mut libc::sembuf, 1usize, std::ptr::null::<libc::timespec>())
+    };
+    Errno::result(r)?;
+    Ok(())
+}
+
 /// `semtimedop` with one operation on semaphore `num`: add `delta` (a V when
 /// positive, a P when negative) or, when `delta` is 0, wait for zero.
 /// `IPC_NOWAIT` unless `wait` is given; with `wait`, gives up after that long
