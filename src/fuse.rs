@@ -21,7 +21,7 @@ use fuser::{
 };
 
 use crate::fs::namespaces::Member;
-use crate::fs::{Attr, Caller, Entry, Error, FileKind, IpcFs, Namespaces, Opened, Outcome, SetAttr, Wait};
+use crate::fs::{Attr, Caller, Entry, Error, FileKind, IpcFs, Namespaces, Opened, Outcome, SetAttr, Spend, Wait};
 
 /// Largest read and write the kernel sends in one request.
 const MAX_IO: u32 = crate::fs::LARGEST_REQUEST as u32;
@@ -59,6 +59,38 @@ impl IpcFuse {
     ) {
         let route = self.route(ino, Some(&caller));
         self.dispatch(op, route, reply, move |fs, reply| job(fs, &caller, reply));
+    }
+
+    /// [`IpcFuse::on`] for a call that may walk a long queue (listing it, the
+    /// bytes of one type, discarding): in the mount's own namespace that runs
+    /// on a thread of its own, charged as a wait to the caller, so that no
+    /// caller can hold an event loop. (Another namespace's calls run on its
+    /// own thread already.)
+    fn on_walk<R: Fails>(
+        &self,
+        op: &'static str,
+        ino: INodeNo,
+        caller: Caller,
+        reply: R,
+        job: impl FnOnce(&IpcFs, &Caller, R) + Send + 'static,
+    ) {
+        match self.route(ino, Some(&caller)) {
+            Ok(None) if self.fs.may_walk(ino.0, &caller) => {
+                let charge = match self.fs.budgets().charge(caller.uid, Spend::Wait) {
+                    Ok(charge) => charge,
+                    Err(e) => return reply.fail(errno(op, e)),
+                };
+                let fs = self.fs.clone();
+                let walk = move |reply| {
+                    job(&fs, &caller, reply);
+                    drop(charge);
+                };
+                if let Err((reply, _)) = spawn_with(reply, walk) {
+                    reply.fail(Errno::EAGAIN);
+                }
+            }
+            route => self.dispatch(op, route, reply, move |fs, reply| job(fs, &caller, reply)),
+        }
     }
 
     /// [`IpcFuse::on`] for calls that no caller is checked for.
@@ -170,9 +202,34 @@ fn file_attr(a: &Attr) -> FileAttr {
     }
 }
 
-/// Stack for a thread that runs one waiting operation (a semaphore P): it
-/// only makes system calls and reads small /proc files.
-const WAITER_STACK: usize = 64 * 1024;
+/// Stack for a thread that runs one waiting operation (a semaphore P) or one
+/// walk of a long queue: it makes system calls, reads small /proc files and
+/// replies.
+const WAITER_STACK: usize = 256 * 1024;
+
+/// Runs `f` with `reply` on a thread of its own; gives both back if no
+/// thread can be started.
+fn spawn_with<R, F>(reply: R, f: F) -> Result<(), (R, F)>
+where
+    R: Send + 'static,
+    F: FnOnce(R) + Send + 'static,
+{
+    let job = Arc::new(Mutex::new(Some((reply, f))));
+    let theirs = job.clone();
+    let spawned = std::thread::Builder::new().name("ipcfs-wait".into()).stack_size(WAITER_STACK).spawn(move || {
+        let job = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some((reply, f)) = job {
+            f(reply);
+        }
+    });
+    match spawned {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            log::warn!("cannot start a thread for an operation that waits: {e}");
+            job.lock().unwrap_or_else(|p| p.into_inner()).take().map_or(Ok(()), Err)
+        }
+    }
+}
 
 /// Runs an operation that waits on a thread of its own, and replies from
 /// there, so that the event loops never block. If no thread can be started,
@@ -183,23 +240,12 @@ fn run_elsewhere<T: Send + 'static, R: Fails>(
     reply: R,
     reply_with: impl FnOnce(R, Result<T, Error>) + Send + 'static,
 ) {
-    let job = Arc::new(Mutex::new(Some((wait, reply, reply_with))));
-    let theirs = job.clone();
-    let spawned = std::thread::Builder::new().name("ipcfs-wait".into()).stack_size(WAITER_STACK).spawn(move || {
-        let job = theirs.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some((wait, reply, reply_with)) = job {
-            reply_with(reply, wait.run());
-        }
-    });
-    if let Err(e) = spawned {
-        log::warn!("cannot start a thread for a waiting operation: {e}");
-        let job = job.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some((wait, reply, reply_with)) = job {
-            if wait.keeps() {
-                reply_with(reply, wait.run());
-            } else {
-                reply.fail(Errno::EAGAIN);
-            }
+    let keeps = wait.keeps();
+    if let Err((reply, run)) = spawn_with(reply, move |reply| reply_with(reply, wait.run())) {
+        if keeps {
+            run(reply);
+        } else {
+            reply.fail(Errno::EAGAIN);
         }
     }
 }
@@ -251,9 +297,11 @@ impl Filesystem for IpcFuse {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let (caller, name) = (caller(req), name.to_os_string());
-        self.on("lookup", parent, caller, reply, move |fs, caller, reply| match fs.lookup(parent.0, &name, caller) {
-            Ok(e) => reply_entry(reply, e),
-            Err(e) => reply.error(errno("lookup", e)),
+        self.on_walk("lookup", parent, caller, reply, move |fs, caller, reply| {
+            match fs.lookup(parent.0, &name, caller) {
+                Ok(e) => reply_entry(reply, e),
+                Err(e) => reply.error(errno("lookup", e)),
+            }
         });
     }
 
@@ -279,7 +327,7 @@ impl Filesystem for IpcFuse {
                 Err(e) => reply.error(errno("getattr", e)),
             });
         } else {
-            self.on("getattr", ino, caller, reply, move |fs, caller, reply| match fs.getattr(ino.0, caller) {
+            self.on_walk("getattr", ino, caller, reply, move |fs, caller, reply| match fs.getattr(ino.0, caller) {
                 Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
                 Err(e) => reply.error(errno("getattr", e)),
             });
@@ -345,9 +393,11 @@ impl Filesystem for IpcFuse {
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let (caller, name) = (caller(req), name.to_os_string());
-        self.on("unlink", parent, caller, reply, move |fs, caller, reply| match fs.unlink(parent.0, &name, caller) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("unlink", e)),
+        self.on_walk("unlink", parent, caller, reply, move |fs, caller, reply| {
+            match fs.unlink(parent.0, &name, caller) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("unlink", e)),
+            }
         });
     }
 
@@ -495,7 +545,7 @@ impl Filesystem for IpcFuse {
 
     fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectory) {
         let caller = caller(req);
-        self.on("readdir", ino, caller, reply, move |fs, caller, mut reply| {
+        self.on_walk("readdir", ino, caller, reply, move |fs, caller, mut reply| {
             let mut add = |next: u64, name: &str, e: &Entry| {
                 let kind = file_attr(&e.attr).kind;
                 reply.add(INodeNo(e.attr.ino), next, kind, name)
@@ -509,7 +559,7 @@ impl Filesystem for IpcFuse {
 
     fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectoryPlus) {
         let caller = caller(req);
-        self.on("readdirplus", ino, caller, reply, move |fs, caller, mut reply| {
+        self.on_walk("readdirplus", ino, caller, reply, move |fs, caller, mut reply| {
             let mut add = |next: u64, name: &str, e: &Entry| {
                 reply.add(INodeNo(e.attr.ino), next, name, &e.ttl, &file_attr(&e.attr), Generation(0))
             };
@@ -555,9 +605,11 @@ impl Filesystem for IpcFuse {
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
         let name = name.to_os_string();
-        self.on("getxattr", ino, caller(req), reply, move |fs, caller, reply| match fs.getxattr(ino.0, &name, caller) {
-            Ok(value) => reply_xattr(reply, size, value),
-            Err(e) => reply.error(errno("getxattr", e)),
+        self.on("getxattr", ino, caller(req), reply, move |fs, caller, reply| {
+            match fs.getxattr(ino.0, &name, caller) {
+                Ok(value) => reply_xattr(reply, size, value),
+                Err(e) => reply.error(errno("getxattr", e)),
+            }
         });
     }
 

@@ -163,10 +163,8 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
         log::warn!("cannot raise the descriptor limit: {e}");
     }
     let budgets = Budgets::new(options.user_budget);
-    let mut fs = IpcFs::new()
-        .read_only(options.read_only)
-        .attr_timeout(options.attr_timeout)
-        .with_budgets(budgets.clone());
+    let mut fs =
+        IpcFs::new().read_only(options.read_only).attr_timeout(options.attr_timeout).with_budgets(budgets.clone());
     if options.all_namespaces {
         match Namespaces::new(options.read_only, options.attr_timeout, budgets) {
             Ok(namespaces) => fs = fs.with_namespaces(namespaces),

@@ -8,8 +8,8 @@
 use std::sync::OnceLock;
 
 use super::error::{Error, Result};
-use crate::ipc::{Errno, IpcPerm};
 use crate::ipc::creds::Identity;
+use crate::ipc::{Errno, IpcPerm};
 
 const CAP_IPC_OWNER: u32 = 15;
 const CAP_SYS_ADMIN: u32 = 21;

@@ -128,6 +128,17 @@ impl IpcFs {
         Ok(items)
     }
 
+    /// Whether an operation on `ino` (a queue directory, or a file of one
+    /// type) may walk a long queue for `caller`: the adapter then runs it off
+    /// the event loops.
+    pub fn may_walk(&self, ino: u64, caller: &Caller) -> bool {
+        match self.target(ino) {
+            Ok(Target::Node(Node::Queue(ident) | Node::QueueWaitDir(ident))) => msg::is_long(ident, caller),
+            Ok(Target::Node(Node::QueueFile { ident, mtype, .. })) if mtype != 0 => msg::is_long(ident, caller),
+            _ => false,
+        }
+    }
+
     pub(super) fn dir_entry(&self, dir: Dir) -> Entry {
         Entry { attr: self.dir_attr(dir), ttl: FIXED_TTL }
     }

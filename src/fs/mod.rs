@@ -54,8 +54,7 @@ pub use namespaces::Namespaces;
 use sem::OpenSemaphore;
 use shm::OpenSegment;
 pub use types::{
-    Attr, Data, Entry, FileKind, LARGEST_REQUEST, Opened, Outcome, SetAttr, StatFs, Stop, Wait, Written,
-    request_limit,
+    Attr, Data, Entry, FileKind, LARGEST_REQUEST, Opened, Outcome, SetAttr, StatFs, Stop, Wait, Written, request_limit,
 };
 
 /// How long the kernel may trust what never changes: the fixed directories.

@@ -279,6 +279,16 @@ fn list() -> Result<Vec<MsgStat>> {
     Ok(sysvipc::list_msg()?)
 }
 
+/// Queues longer than this are walked off the event loops: a walk of n
+/// messages costs the kernel O(n²) (about 2 ms for this many).
+const LONG_QUEUE: u64 = 1024;
+
+/// Whether `caller` would walk `ident`'s queue (it may read it) and the walk
+/// may be long.
+pub fn is_long(ident: MsgIdent, caller: &Caller) -> bool {
+    current(ident).is_ok_and(|stat| stat.qnum > LONG_QUEUE && check_access(&stat.perm, caller, Want::READ).is_ok())
+}
+
 pub fn check_list(ident: MsgIdent, caller: &Caller) -> Result<()> {
     check_access(&current(ident)?.perm, caller, Want::READ)
 }

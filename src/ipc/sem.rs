@@ -125,7 +125,13 @@ pub fn operate_waiting(id: SemId, num: u16, delta: i16) -> Result<(), Errno> {
     let mut op = libc::sembuf { sem_num: num, sem_op: delta, sem_flg: 0 };
     // SAFETY: op is one valid sembuf; a null timeout waits without limit.
     let r = unsafe {
-        libc::syscall(libc::SYS_semtimedop, id.0, &mut op as *mut libc::sembuf, 1usize, std::ptr::null::<libc::timespec>())
+        libc::syscall(
+            libc::SYS_semtimedop,
+            id.0,
+            &mut op as *mut libc::sembuf,
+            1usize,
+            std::ptr::null::<libc::timespec>(),
+        )
     };
     Errno::result(r)?;
     Ok(())
