@@ -362,7 +362,7 @@ impl Filesystem for IpcFuse {
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
-        self.on("readlink", ino, caller(req), reply, move |fs, _, reply| match fs.readlink(ino.0) {
+        self.on("readlink", ino, caller(req), reply, move |fs, caller, reply| match fs.readlink(ino.0, caller) {
             Ok(target) => reply.data(&target),
             Err(e) => reply.error(errno("readlink", e)),
         });

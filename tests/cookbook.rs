@@ -715,11 +715,11 @@ fn wait_message_waits_for_the_next_message() {
     let script = recipe("wait-message").with("msg/3", &format!("msg/{}", queue.0)).on(&m);
     let child = script.spawn(None);
     let daemon = m.daemon_pid().unwrap();
-    // The daemon's thread named ipcfs-call sits in msgrcv for a waiting reader.
+    // The daemon's thread named ipcfs-wait sits in msgrcv for a waiting reader.
     wait_for("the daemon waits in msgrcv", || {
         fs::read_dir(format!("/proc/{daemon}/task"))
             .unwrap()
-            .any(|task| fs::read_to_string(task.unwrap().path().join("comm")).is_ok_and(|c| c.trim() == "ipcfs-call"))
+            .any(|task| fs::read_to_string(task.unwrap().path().join("comm")).is_ok_and(|c| c.trim() == "ipcfs-wait"))
     });
     send(queue, 4, "job 1");
     assert_eq!(finish(&script, child), "got: job 1\n");

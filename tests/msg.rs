@@ -217,9 +217,8 @@ fn write_once(file: &File, data: &[u8]) -> std::io::Result<usize> {
     bounded(&format!("a write of {} bytes", data.len()), move || file.write(&data))
 }
 
-/// The daemon's threads that carry a waiting operation: two per wait,
-/// `ipcfs-wait` (which replies) and `ipcfs-call` (which sits in msgrcv or
-/// msgsnd). None left means no receive or send can still happen on behalf of
+/// The daemon's threads that carry a waiting operation: one per wait,
+/// `ipcfs-wait`, which sits in msgrcv or msgsnd and replies. None left means no receive or send can still happen on behalf of
 /// a caller that is gone. Tests that rely on this first wait for a held wait
 /// to show here, so a renamed thread fails loudly instead of passing vacuously.
 fn daemon_waiting_threads(m: &Mounted) -> usize {
@@ -227,14 +226,14 @@ fn daemon_waiting_threads(m: &Mounted) -> usize {
     let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
     tasks
         .filter_map(|t| fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| matches!(comm.trim(), "ipcfs-wait" | "ipcfs-call"))
+        .filter(|comm| comm.trim() == "ipcfs-wait")
         .count()
 }
 
 /// Waits until the daemon holds `waits` waiting operations (at least).
 #[track_caller]
 fn wait_until_daemon_holds(m: &Mounted, waits: usize) {
-    wait_until(&format!("the daemon holds {waits} waits"), PROMPTLY, || daemon_waiting_threads(m) >= 2 * waits);
+    wait_until(&format!("the daemon holds {waits} waits"), PROMPTLY, || daemon_waiting_threads(m) >= waits);
 }
 
 #[track_caller]

@@ -8,7 +8,7 @@
 use std::sync::OnceLock;
 
 use super::error::{Error, Result};
-use crate::ipc::creds::Identity;
+use crate::ipc::creds::{Identity, run_as_with_caps};
 use crate::ipc::{Errno, IpcPerm};
 
 const CAP_IPC_OWNER: u32 = 15;
@@ -129,6 +129,14 @@ impl Caller {
     /// The ids to act as when creating an object on the caller's behalf.
     pub fn identity(&self) -> Result<Identity> {
         Ok(Identity { uid: self.uid, gid: self.gid, groups: self.status()?.groups.clone() })
+    }
+
+    /// Runs `f` on this thread as the caller: its ids, groups and
+    /// capabilities (in the daemon's user namespace), so that what `f` asks
+    /// of the kernel is decided as for the caller itself.
+    pub fn act<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
+        let caps = self.status()?.cap_eff;
+        Ok(run_as_with_caps(&self.identity()?, caps, f)?)
     }
 }
 

@@ -100,10 +100,10 @@ impl IpcFs {
                         .into_iter()
                         .map(|(name, node)| Ok((name, node.clone(), nodes::attr(&node)?)))
                         .collect::<Result<_>>()?,
-                    Dir::ByPid => namespaces::list_processes(),
-                    Dir::ByName => self.all_namespaces()?.list_names(),
+                    Dir::ByPid => namespaces::list_processes(caller),
+                    Dir::ByName => self.all_namespaces()?.list_names(caller),
                     Dir::Namespaces => {
-                        let members = self.all_namespaces()?.list();
+                        let members = self.all_namespaces()?.list(caller);
                         items.extend(members.into_iter().map(|(name, target, attr)| Listed { name, target, attr }));
                         Vec::new()
                     }

@@ -256,8 +256,8 @@ impl IpcFs {
                         // Not kept: the namespace may go, and its number come back.
                         (_, attr) => return Ok(Entry { attr, ttl: self.live_ttl }),
                     },
-                    Dir::ByPid => namespaces::lookup_process(name)?,
-                    Dir::ByName => self.all_namespaces()?.lookup_name(name)?,
+                    Dir::ByPid => namespaces::lookup_process(name, caller)?,
+                    Dir::ByName => self.all_namespaces()?.lookup_name(name, caller)?,
                     _ => return Err(Error::NotFound),
                 }
             }
@@ -320,9 +320,9 @@ impl IpcFs {
         Entry { attr, ttl: self.live_ttl }
     }
 
-    pub fn readlink(&self, ino: u64) -> Result<Vec<u8>> {
+    pub fn readlink(&self, ino: u64, caller: &Caller) -> Result<Vec<u8>> {
         match self.target(ino)? {
-            Target::Node(node) => nodes::readlink(&node),
+            Target::Node(node) => nodes::readlink(&node, caller),
             _ => Err(Error::Invalid),
         }
     }

@@ -21,7 +21,6 @@ use super::names::{parse_creation_key, parse_id};
 use super::signals::{Signals, caller_dying};
 use super::waiting::watched;
 use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Stop, Wait, Written, kernel_time, request_limit};
-use crate::ipc::creds::run_as;
 use crate::ipc::msg::{self, Message, MsgStat, MsqId};
 use crate::ipc::{Errno, Key, sysvipc};
 
@@ -310,7 +309,7 @@ pub fn access(ident: MsgIdent, node: &Node, want: Want, caller: &Caller) -> Resu
 pub fn create_queue(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Attr)> {
     let key = parse_creation_key(name).ok_or(Error::Invalid)?;
     let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o666) as i32;
-    let id = run_as(&caller.identity()?, || msg::get(key, flags))?.map_err(Error::from_creation)?;
+    let id = caller.act(|| msg::get(key, flags))?.map_err(Error::from_creation)?;
     let stat = msg::stat_any(id).map_err(Error::from_id_call)?;
     Ok((Node::Queue(MsgIdent::of(&stat)), queue_attr(&stat)))
 }

@@ -209,19 +209,26 @@ impl Namespaces {
         found.iter().filter(|(ns, _)| **ns != self.own).filter_map(|(ns, pids)| self.member(*ns, pids)).collect()
     }
 
-    /// `ns/`: the mount's own namespace as a link, every other one as the
-    /// root of its member.
-    pub(super) fn list(&self) -> Vec<(String, Target, Attr)> {
+    /// `ns/`: the mount's own namespace as a link, every other one `caller`
+    /// may see (as `lsns` would show them to it) as the root of its member.
+    pub(super) fn list(&self, caller: &Caller) -> Vec<(String, Target, Attr)> {
         let own =
             link_attr(&Node::OwnNamespace).map(|attr| (self.own.to_string(), Target::Node(Node::OwnNamespace), attr));
-        let members = self.refresh().into_iter().map(|m| (m.ns.to_string(), Target::NamespaceRoot, m.root_attr()));
+        let members = self.refresh();
+        let seen = seen_by(caller);
+        let members = members
+            .into_iter()
+            .filter(|m| seen.contains_key(&m.ns))
+            .map(|m| (m.ns.to_string(), Target::NamespaceRoot, m.root_attr()));
         own.into_iter().chain(members).collect()
     }
 
     /// `ns/by-name/`: the namespaces whose processes have a host name of
     /// their own, by that name; a name two namespaces share names neither.
-    pub(super) fn list_names(&self) -> Vec<(String, Node, Attr)> {
+    /// Only those `caller` may see are shown to it.
+    pub(super) fn list_names(&self, caller: &Caller) -> Vec<(String, Node, Attr)> {
         let members: Vec<Arc<Member>> = self.refresh().into_iter().filter(|m| m.may_be_named()).collect();
+        let seen = seen_by(caller);
         // Asked all at once; a member busy for longer than NAME_WAIT answers
         // with the name it had last time, so that it cannot hold this up.
         let asked: Vec<_> = members.iter().map(|m| m.ask_host_name()).collect();
@@ -240,7 +247,7 @@ impl Namespaces {
         named
             .into_iter()
             .filter_map(|(name, ns)| {
-                let node = Node::NameLink { name: name.clone(), ns: ns? };
+                let node = Node::NameLink { name: name.clone(), ns: ns.filter(|ns| seen.contains_key(ns))? };
                 let attr = link_attr(&node).ok()?;
                 Some((name, node, attr))
             })
@@ -248,8 +255,8 @@ impl Namespaces {
     }
 
     /// `ns/by-name/<host name>`.
-    pub(super) fn lookup_name(&self, name: &str) -> Result<(Node, Attr)> {
-        let (_, node, attr) = self.list_names().into_iter().find(|(n, _, _)| n == name).ok_or(Error::NotFound)?;
+    pub(super) fn lookup_name(&self, name: &str, caller: &Caller) -> Result<(Node, Attr)> {
+        let (_, node, attr) = self.list_names(caller).into_iter().find(|(n, _, _)| n == name).ok_or(Error::NotFound)?;
         Ok((node, attr))
     }
 
@@ -448,23 +455,24 @@ fn next_job(queue: &mpsc::Receiver<Job>) -> Option<Job> {
     }
 }
 
-/// `ns/by-pid/`: every process, linked to its namespace.
-pub(super) fn list_processes() -> Vec<(String, Node, Attr)> {
-    let mut pids: Vec<u32> = scan().unwrap_or_default().into_values().flatten().collect();
+/// `ns/by-pid/`: every process whose namespace `caller` may see, linked to it.
+pub(super) fn list_processes(caller: &Caller) -> Vec<(String, Node, Attr)> {
+    let mut pids: Vec<u32> = seen_by(caller).into_values().flatten().collect();
     pids.sort_unstable();
     pids.into_iter().filter_map(|pid| Some((pid.to_string(), Node::PidLink(pid), pid_link_attr(pid).ok()?))).collect()
 }
 
-/// `ns/by-pid/<pid>`.
-pub(super) fn lookup_process(name: &str) -> Result<(Node, Attr)> {
+/// `ns/by-pid/<pid>`, for a caller who may see the process's namespace.
+pub(super) fn lookup_process(name: &str, caller: &Caller) -> Result<(Node, Attr)> {
     let pid = parse_number(name).and_then(|n| u32::try_from(n).ok()).ok_or(Error::NotFound)?;
+    caller.act(|| namespace_of(pid))?.ok_or(Error::NotFound)?;
     Ok((Node::PidLink(pid), pid_link_attr(pid)?))
 }
 
-pub(super) fn link_target(node: &Node) -> Result<Vec<u8>> {
+pub(super) fn link_target(node: &Node, caller: &Caller) -> Result<Vec<u8>> {
     match node {
         Node::OwnNamespace => Ok(b"..".to_vec()),
-        Node::PidLink(pid) => Ok(pid_link_target(*pid)?.into_bytes()),
+        Node::PidLink(pid) => Ok(caller.act(|| pid_link_target(*pid))??.into_bytes()),
         Node::NameLink { ns, .. } => Ok(format!("../{ns}").into_bytes()),
         _ => Err(Error::Invalid),
     }
@@ -506,6 +514,13 @@ fn process_link_attr(process: &str, len: usize) -> Result<Attr> {
         ctime: time,
         blksize: super::BLOCK_SIZE,
     })
+}
+
+/// The namespaces and processes `caller` may see: those whose
+/// /proc/PID/ns/ipc it may read (the kernel's ptrace read rule, decided by
+/// reading as the caller). Nothing when that cannot be done.
+fn seen_by(caller: &Caller) -> BTreeMap<u64, Vec<u32>> {
+    caller.act(scan).ok().flatten().unwrap_or_default()
 }
 
 /// Every IPC namespace a process is in, with its processes (ascending);

@@ -15,12 +15,12 @@ pub fn attr(node: &Node) -> Result<Attr> {
     }
 }
 
-pub fn readlink(node: &Node) -> Result<Vec<u8>> {
+pub fn readlink(node: &Node, caller: &Caller) -> Result<Vec<u8>> {
     match *node {
         Node::ShmKeyLink(ident) => shm::link_target(ident),
         Node::SemKeyLink(ident) => sem::link_target(ident),
         Node::MsgKeyLink(ident) => msg::link_target(ident),
-        Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => namespaces::link_target(node),
+        Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => namespaces::link_target(node, caller),
         _ => Err(Error::Invalid),
     }
 }

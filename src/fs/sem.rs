@@ -19,7 +19,6 @@ use super::names::{parse_creation_key, parse_id};
 use super::signals::{Signals, caller_dying};
 use super::waiting::watched;
 use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Stop, Wait, Written, kernel_time};
-use crate::ipc::creds::run_as;
 use crate::ipc::sem::{self, Query, SEMVMX, SemId, SemStat};
 use crate::ipc::{Errno, Key, sysvipc};
 
@@ -200,7 +199,7 @@ pub fn create_set(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Attr)
     // mkdir's x bits mean nothing for a set: the directory shows search
     // wherever read is granted.
     let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o666) as i32;
-    let id = run_as(&caller.identity()?, || sem::get(key, nsems, flags))?.map_err(Error::from_creation)?;
+    let id = caller.act(|| sem::get(key, nsems, flags))?.map_err(Error::from_creation)?;
     let stat = sem::stat_any(id).map_err(Error::from_id_call)?;
     Ok((Node::SemSet(SemIdent::of(&stat)), set_attr(&stat)))
 }
