@@ -8,16 +8,17 @@
 
 #![forbid(unsafe_code)]
 
-use std::ffi::OsStr;
+use std::ffi::{OsStr, OsString};
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use fuser::{
     AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, IoctlFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    InitFlags, IoctlFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs,
+    ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::fs::namespaces::Member;
@@ -29,12 +30,63 @@ const MAX_IO: u32 = crate::fs::LARGEST_REQUEST as u32;
 pub struct IpcFuse {
     fs: Arc<IpcFs>,
     namespaces: Option<Arc<Namespaces>>,
+    forgetter: Forgetter,
+}
+
+/// Tells the kernel to let go of names it need not keep ([`Entry::transient`]),
+/// from a thread of its own: a notification about a directory waits for that
+/// directory's lock, which a lookup being answered may hold. Names it has no
+/// room for stay with the kernel until it reclaims them.
+#[derive(Clone)]
+pub struct Forgetter {
+    notifier: Arc<OnceLock<Notifier>>,
+    names: Option<SyncSender<(INodeNo, OsString)>>,
+}
+
+/// Names waiting to be let go of, at most.
+const FORGET_BACKLOG: usize = 4096;
+
+impl Forgetter {
+    fn start() -> Forgetter {
+        let notifier: Arc<OnceLock<Notifier>> = Arc::default();
+        let (names, to_forget) = mpsc::sync_channel::<(INodeNo, OsString)>(FORGET_BACKLOG);
+        let theirs = notifier.clone();
+        let started =
+            std::thread::Builder::new().name("ipcfs-forget".into()).stack_size(WAITER_STACK).spawn(move || {
+                for (parent, name) in to_forget {
+                    if let Some(notifier) = theirs.get() {
+                        // ENOENT: the kernel no longer has it.
+                        let _ = notifier.inval_entry(parent, &name);
+                    }
+                }
+            });
+        if let Err(e) = &started {
+            log::warn!("cannot start the thread that lets the kernel forget names: {e}");
+        }
+        Forgetter { notifier, names: started.ok().map(|_| names) }
+    }
+
+    /// Where the session's notifier goes once the session exists.
+    pub fn set_notifier(&self, notifier: Notifier) {
+        let _ = self.notifier.set(notifier);
+    }
+
+    fn forget(&self, parent: INodeNo, name: OsString) {
+        if let Some(names) = &self.names {
+            let _ = names.try_send((parent, name));
+        }
+    }
 }
 
 impl IpcFuse {
     pub fn new(fs: Arc<IpcFs>) -> IpcFuse {
         let namespaces = fs.namespaces();
-        IpcFuse { fs, namespaces }
+        IpcFuse { fs, namespaces, forgetter: Forgetter::start() }
+    }
+
+    /// Give it the session's notifier once mounted.
+    pub fn forgetter(&self) -> Forgetter {
+        self.forgetter.clone()
     }
 
     /// Which other namespace's member serves `ino`, if any, and whether
@@ -297,9 +349,15 @@ impl Filesystem for IpcFuse {
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let (caller, name) = (caller(req), name.to_os_string());
+        let forgetter = self.forgetter.clone();
         self.on_walk("lookup", parent, caller, reply, move |fs, caller, reply| {
             match fs.lookup(parent.0, &name, caller) {
-                Ok(e) => reply_entry(reply, e),
+                Ok(e) => {
+                    reply_entry(reply, e);
+                    if e.transient {
+                        forgetter.forget(parent, name);
+                    }
+                }
                 Err(e) => reply.error(errno("lookup", e)),
             }
         });

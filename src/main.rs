@@ -173,10 +173,13 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
     }
     let fs = Arc::new(fs);
     let stopping = fs.clone();
-    let session = match fuser::Session::new(IpcFuse::new(fs), mountpoint, &options.config(THREADS)) {
+    let adapter = IpcFuse::new(fs);
+    let forgetter = adapter.forgetter();
+    let session = match fuser::Session::new(adapter, mountpoint, &options.config(THREADS)) {
         Ok(session) => session,
         Err(e) => return fail(&format!("cannot mount on {}: {e}", mountpoint.display())),
     };
+    forgetter.set_notifier(session.notifier());
     log::info!("mounted on {}", mountpoint.display());
     let target = mountpoint.to_path_buf();
     std::thread::spawn(move || unmount_on_signal(stop, &target, &stopping));

@@ -95,7 +95,7 @@ fn a_recycled_id_is_a_new_inode_and_the_old_one_is_gone() {
     std::fs::write("/proc/sys/kernel/shm_next_id", id.0.to_string()).unwrap();
     let again = create_segment(0x301, 8192, 0o600);
     assert_eq!(again, id, "shm_next_id gives the same id back");
-    assert_eq!(fs.getattr(old).unwrap_err(), Error::NotFound);
+    assert_eq!(fs.getattr(old, &root_caller()).unwrap_err(), Error::NotFound);
     let new = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string()), &root_caller()).unwrap();
     assert_ne!(new.attr.ino, old);
     assert_eq!(new.attr.size, 8192);
@@ -153,8 +153,8 @@ fn attributes_are_the_kernels() {
     assert_eq!(e.attr.kind, FileKind::RegularFile);
     assert_eq!((e.attr.size, e.attr.perm, e.attr.uid, e.attr.gid), (12345, 0o604, 7, 8));
     assert!(e.ttl.is_zero(), "live values are never cached");
-    assert_eq!(fs.getxattr(e.attr.ino, OsStr::new("user.ipc.key")).unwrap(), b"0x00000600");
-    assert_eq!(fs.getxattr(e.attr.ino, OsStr::new("user.ipc.nope")).unwrap_err(), Error::NoAttribute);
+    assert_eq!(fs.getxattr(e.attr.ino, OsStr::new("user.ipc.key"), &root_caller()).unwrap(), b"0x00000600");
+    assert_eq!(fs.getxattr(e.attr.ino, OsStr::new("user.ipc.nope"), &root_caller()).unwrap_err(), Error::NoAttribute);
 }
 
 #[test]
@@ -167,6 +167,6 @@ fn a_removed_segment_still_attached_keeps_its_inode() {
     shm::remove(id).unwrap();
     let stat = shm::stat_any(id).unwrap();
     assert!(stat.is_dest(), "{stat:?}");
-    assert_eq!(fs.getattr(ino).unwrap().attr.size, 4096);
+    assert_eq!(fs.getattr(ino, &root_caller()).unwrap().attr.size, 4096);
     fs.release(opened.fh);
 }

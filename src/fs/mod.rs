@@ -254,7 +254,7 @@ impl IpcFs {
                     Dir::Namespaces => match self.all_namespaces()?.lookup(name)? {
                         (Target::Node(node), attr) => (node, attr),
                         // Not kept: the namespace may go, and its number come back.
-                        (_, attr) => return Ok(Entry { attr, ttl: self.live_ttl }),
+                        (_, attr) => return Ok(Entry { attr, ttl: self.live_ttl, transient: false }),
                     },
                     Dir::ByPid => namespaces::lookup_process(name, caller)?,
                     Dir::ByName => self.all_namespaces()?.lookup_name(name, caller)?,
@@ -317,7 +317,8 @@ impl IpcFs {
 
     fn remember(&self, node: &Node, mut attr: Attr) -> Entry {
         attr.ino = self.inodes().remember(node);
-        Entry { attr, ttl: self.live_ttl }
+        let transient = matches!(node, Node::QueueFile { .. });
+        Entry { attr, ttl: self.live_ttl, transient }
     }
 
     pub fn readlink(&self, ino: u64, caller: &Caller) -> Result<Vec<u8>> {
@@ -338,7 +339,7 @@ impl IpcFs {
             Target::NamespaceRoot => return Err(Error::NotFound),
         };
         attr.ino = ino;
-        Ok(Entry { attr, ttl: self.live_ttl })
+        Ok(Entry { attr, ttl: self.live_ttl, transient: false })
     }
 
     pub fn setattr(&self, ino: u64, fh: Option<u64>, change: SetAttr, caller: &Caller) -> Result<Entry> {
@@ -359,7 +360,7 @@ impl IpcFs {
             Target::NamespaceRoot => return Err(Error::NotFound),
         };
         attr.ino = ino;
-        Ok(Entry { attr, ttl: self.live_ttl })
+        Ok(Entry { attr, ttl: self.live_ttl, transient: false })
     }
 
     // ---- files ----
@@ -379,7 +380,7 @@ impl IpcFs {
         let open = OpenSegment::pending(pending.clone(), Want::from_open_flags(flags), caller, &self.budgets);
         attr.ino = self.inodes().remember_pending(pending);
         let fh = self.add_handle(Handle::Segment(open), charge);
-        Ok((Entry { attr, ttl: self.live_ttl }, Opened { fh, direct_io: true, stream: false }))
+        Ok((Entry { attr, ttl: self.live_ttl, transient: false }, Opened { fh, direct_io: true, stream: false }))
     }
 
     pub fn open(&self, ino: u64, flags: i32, caller: &Caller) -> Result<Opened> {

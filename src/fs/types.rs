@@ -38,6 +38,10 @@ pub struct Attr {
 pub struct Entry {
     pub attr: Attr,
     pub ttl: Duration,
+    /// A name the kernel should let go of soon after this lookup (a queue
+    /// file: any of 2^63 type names can be looked up, and the kernel keeps
+    /// every one it was given, with its inode here, until memory runs low).
+    pub transient: bool,
 }
 
 /// The changes of a setattr call (chmod, chown, truncate). Times are not
