@@ -103,7 +103,7 @@ impl IpcFs {
                     Dir::ByPid => namespaces::list_processes(caller),
                     Dir::ByName => self.all_namespaces()?.list_names(caller),
                     Dir::Namespaces => {
-                        let members = self.all_namespaces()?.list(caller);
+                        let members = self.all_namespaces()?.list();
                         items.extend(members.into_iter().map(|(name, target, attr)| Listed { name, target, attr }));
                         Vec::new()
                     }

@@ -209,17 +209,12 @@ impl Namespaces {
         found.iter().filter(|(ns, _)| **ns != self.own).filter_map(|(ns, pids)| self.member(*ns, pids)).collect()
     }
 
-    /// `ns/`: the mount's own namespace as a link, every other one `caller`
-    /// may see (as `lsns` would show them to it) as the root of its member.
-    pub(super) fn list(&self, caller: &Caller) -> Vec<(String, Target, Attr)> {
+    /// `ns/`: the mount's own namespace as a link, every other one as the
+    /// root of its member (which only those who may enter it can use).
+    pub(super) fn list(&self) -> Vec<(String, Target, Attr)> {
         let own =
             link_attr(&Node::OwnNamespace).map(|attr| (self.own.to_string(), Target::Node(Node::OwnNamespace), attr));
-        let members = self.refresh();
-        let seen = seen_by(caller);
-        let members = members
-            .into_iter()
-            .filter(|m| seen.contains_key(&m.ns))
-            .map(|m| (m.ns.to_string(), Target::NamespaceRoot, m.root_attr()));
+        let members = self.refresh().into_iter().map(|m| (m.ns.to_string(), Target::NamespaceRoot, m.root_attr()));
         own.into_iter().chain(members).collect()
     }
 
@@ -462,10 +457,13 @@ pub(super) fn list_processes(caller: &Caller) -> Vec<(String, Node, Attr)> {
     pids.into_iter().filter_map(|pid| Some((pid.to_string(), Node::PidLink(pid), pid_link_attr(pid).ok()?))).collect()
 }
 
-/// `ns/by-pid/<pid>`, for a caller who may see the process's namespace.
+/// `ns/by-pid/<pid>`, for a caller who may see the process's namespace
+/// (EACCES for a process it may not, as /proc/PID/ns/ipc would answer).
 pub(super) fn lookup_process(name: &str, caller: &Caller) -> Result<(Node, Attr)> {
     let pid = parse_number(name).and_then(|n| u32::try_from(n).ok()).ok_or(Error::NotFound)?;
-    caller.act(|| namespace_of(pid))?.ok_or(Error::NotFound)?;
+    if caller.act(|| namespace_of(pid))?.is_none() {
+        return Err(if namespace_of(pid).is_some() { Error::AccessDenied } else { Error::NotFound });
+    }
     Ok((Node::PidLink(pid), pid_link_attr(pid)?))
 }
 
