@@ -16,9 +16,11 @@
 //! - [`Spend::Mapping`]: a segment attached for an open file. In all, a
 //!   quarter of vm.max_map_count (ENOMEM beyond); per user, `user_files`
 //!   bounds it already.
-//! - [`Spend::Descriptor`]: a segment's own file, kept open for large copies.
-//!   In all, the descriptor limit less a reserve for the daemon's own work;
-//!   beyond, copies go through the mapping instead (nothing is refused).
+//! - [`Spend::Descriptor`]: a descriptor held for a while: a segment's own
+//!   file, kept open for large copies (beyond the budget, copies go through
+//!   the mapping instead: nothing is refused), or a waiting caller's /proc
+//!   status (a wait beyond it gets EAGAIN). In all, the descriptor limit less
+//!   a reserve for the daemon's own work.
 //!
 //! A [`Charge`] gives its unit back when dropped.
 

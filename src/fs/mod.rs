@@ -39,6 +39,8 @@ mod types;
 mod waiting;
 
 use std::collections::HashMap;
+
+use crate::ipc::Errno;
 use std::ffi::OsStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -464,12 +466,17 @@ impl IpcFs {
     }
 
     /// A wait about to be parked on a thread: it stops with the filesystem,
-    /// and holds a unit of the caller's `user_waits` budget (EAGAIN when
-    /// none is left; nothing has been done yet).
+    /// and holds a unit of the caller's `user_waits` budget and a descriptor
+    /// (the caller's /proc status, kept open while it waits): EAGAIN when
+    /// either is used up, and nothing has been done yet.
     fn parked<T>(&self, wait: Wait<T>, caller: &Caller) -> Result<Wait<T>> {
         let wait = wait.stopping_with(&self.stopping);
-        match self.budgets.charge(caller.uid, Spend::Wait) {
-            Ok(charge) => Ok(wait.charged(charge)),
+        let charges = self.budgets.charge(caller.uid, Spend::Wait).and_then(|thread| {
+            let descriptor = self.budgets.charge(caller.uid, Spend::Descriptor);
+            Ok([thread, descriptor.map_err(|_| Error::Budget(Errno::EAGAIN))?])
+        });
+        match charges {
+            Ok(charges) => Ok(wait.charged(charges)),
             Err(_) if wait.keeps() => Ok(wait),
             Err(e) => Err(e),
         }

@@ -129,13 +129,13 @@ type WaitingOp<T> = dyn FnOnce(&Stop) -> Result<T> + Send;
 pub struct Wait<T> {
     op: Box<WaitingOp<T>>,
     stop: Stop,
-    charge: Option<Charge>,
+    charges: Option<[Charge; 2]>,
     keeps: bool,
 }
 
 impl<T> Wait<T> {
     pub fn new(op: impl FnOnce(&Stop) -> Result<T> + Send + 'static) -> Wait<T> {
-        Wait { op: Box::new(op), stop: Stop::default(), charge: None, keeps: false }
+        Wait { op: Box::new(op), stop: Stop::default(), charges: None, keeps: false }
     }
 
     /// A wait that holds something that must not be lost (a message to put
@@ -154,15 +154,16 @@ impl<T> Wait<T> {
         self
     }
 
-    pub(super) fn charged(mut self, charge: Charge) -> Wait<T> {
-        self.charge = Some(charge);
+    /// The budget units the wait holds while it lives (a thread, a descriptor).
+    pub(super) fn charged(mut self, charges: [Charge; 2]) -> Wait<T> {
+        self.charges = Some(charges);
         self
     }
 
     /// Waits (blocking the calling thread) and returns the result.
     pub fn run(self) -> Result<T> {
         let result = (self.op)(&self.stop);
-        drop(self.charge);
+        drop(self.charges);
         result
     }
 }
