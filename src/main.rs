@@ -162,6 +162,9 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
     if let Err(e) = ipcfs::ipc::limits::raise_open_files() {
         log::warn!("cannot raise the descriptor limit: {e}");
     }
+    if let Err(e) = ipcfs::fs::waiting::start_watcher() {
+        return fail(&format!("cannot start the thread that watches waiting callers: {e}"));
+    }
     let budgets = Budgets::new(options.user_budget);
     let mut fs =
         IpcFs::new().read_only(options.read_only).attr_timeout(options.attr_timeout).with_budgets(budgets.clone());

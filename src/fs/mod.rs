@@ -36,7 +36,7 @@ mod sem;
 mod shm;
 pub mod signals;
 mod types;
-mod waiting;
+pub mod waiting;
 
 use std::collections::HashMap;
 

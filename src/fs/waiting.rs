@@ -136,6 +136,14 @@ impl Watcher {
     }
 }
 
+/// Starts the watcher thread now. Called by the daemon before it serves:
+/// a thread inherits the namespaces of the thread that made it, and one
+/// started later by a wait in another IPC namespace would hold that
+/// namespace alive for good.
+pub fn start_watcher() -> Result<(), Errno> {
+    WATCHER.ensure_started()
+}
+
 /// Runs `call`, which may block, on this thread, while the watcher looks at
 /// the caller (thread `tid`) and at `stop`. Returns its result and what the
 /// caller had pending when it returned: a caller with a fatal signal will
