@@ -418,7 +418,7 @@ pub fn set_xattr(node: &Node, name: &str, value: &[u8], caller: &Caller) -> Resu
         Error::Kernel(e) => Error::Unverifiable(e),
         _ => Error::Unverifiable(Errno::EINVAL),
     })?;
-    if qbytes > msgmnb && !caller.has_cap(CAP_SYS_RESOURCE)? {
+    if qbytes > msgmnb && !caller.has_cap(CAP_SYS_RESOURCE) {
         return Err(Error::NotPermitted);
     }
     msg::set(ident.id, stat.perm.uid, stat.perm.gid, stat.perm.mode, qbytes).map_err(|e| match e {

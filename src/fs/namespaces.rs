@@ -117,7 +117,7 @@ impl Member {
     /// Whether `caller` may use this namespace's objects: only who could
     /// join it with setns (nsenter) may.
     fn may_enter(&self, caller: &Caller) -> Result<()> {
-        if caller.uid == self.owner || caller.has_cap(CAP_SYS_ADMIN)? { Ok(()) } else { Err(Error::AccessDenied) }
+        if caller.uid == self.owner || caller.has_cap(CAP_SYS_ADMIN) { Ok(()) } else { Err(Error::AccessDenied) }
     }
 
     fn root_attr(&self) -> Attr {
