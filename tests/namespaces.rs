@@ -223,3 +223,44 @@ fn a_namespace_kept_by_a_bind_mount_can_be_served() {
     drop(m);
     sh_ok(&format!("umount {}", q(&file)));
 }
+
+/// `ns/by-pid/` and `ns/by-name/` show a user only what /proc shows it: the
+/// namespace of a process whose /proc/PID/ns/ipc it may read (its own, not
+/// root's), and `ns/by-pid/<pid>` of another's process is refused as
+/// reading that link is. Root sees everything. (A user could otherwise
+/// learn which container every process of the host is in.)
+#[test]
+fn by_pid_and_by_name_show_a_user_only_the_processes_it_may_see() {
+    let tag = std::process::id();
+    let web = format!("seen-{tag}");
+    let container = Holder::named(&web);
+    let user = ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--"];
+    let own = Holder::running(&[&user[..], &["unshare", "-r", "--ipc", "sleep", "1000"]].concat());
+    let m = Mounted::with_options(&["-A", "-o", "allow_other"]);
+    let by_pid = m.path("ns/by-pid");
+    let (theirs, mine) = (container.0.id().to_string(), own.0.id().to_string());
+
+    let listed = |uid: u32| {
+        let out = sh_as(uid, uid, &[], &format!("ls {}", q(&by_pid)));
+        assert_ok(&out, "ls ns/by-pid").lines().map(str::to_string).collect::<Vec<_>>()
+    };
+    let as_user = listed(1000);
+    assert!(as_user.contains(&mine), "the user's own process: {as_user:?}");
+    assert!(!as_user.contains(&theirs), "root's container process shown to a user: {as_user:?}");
+    let as_root = listed(0);
+    assert!(as_root.contains(&mine) && as_root.contains(&theirs), "{as_root:?}");
+
+    let link = |uid: u32, pid: &str| sh_as(uid, uid, &[], &format!("readlink -v {}/{pid}", q(&by_pid)));
+    assert_eq!(assert_ok(&link(1000, &mine), "readlink own"), format!("../{}\n", own.ns_inode()));
+    assert_refused(&link(1000, &theirs), "Permission denied", "readlink of root's process as a user");
+    assert_refused(
+        &sh_as(1000, 1000, &[], &format!("readlink -v /proc/{theirs}/ns/ipc")),
+        "Permission denied",
+        "the same through /proc",
+    );
+    assert_eq!(assert_ok(&link(0, &theirs), "readlink as root"), format!("../{}\n", container.ns_inode()));
+
+    let by_name = |uid: u32| assert_ok(&sh_as(uid, uid, &[], &format!("ls {}", q(&m.path("ns/by-name")))), "ls");
+    assert!(by_name(0).lines().any(|n| n == web), "root sees the container by name");
+    assert!(!by_name(1000).lines().any(|n| n == web), "a user does not see root's container's name");
+}
