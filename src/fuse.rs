@@ -8,9 +8,10 @@
 
 #![forbid(unsafe_code)]
 
-use std::ffi::{OsStr, OsString};
+use std::collections::BTreeSet;
+use std::ffi::OsStr;
 use std::path::Path;
-use std::sync::mpsc::{self, SyncSender};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
@@ -33,37 +34,40 @@ pub struct IpcFuse {
     forgetter: Forgetter,
 }
 
-/// Tells the kernel to let go of names it need not keep ([`Entry::transient`]),
+/// Tells the kernel to let go of names it need not keep ([`Entry::forget`]),
 /// from a thread of its own: a notification about a directory waits for that
-/// directory's lock, which a lookup being answered may hold. Names it has no
-/// room for stay with the kernel until it reclaims them.
+/// directory's lock, which a lookup being answered may hold. It drops a
+/// queue's directory entry (`msg/<id>`) and with it every unused name in it,
+/// so that one notification serves every name looked up there meanwhile.
+/// (The kernel asks again at the next use anyway: nothing is cached.) What
+/// waits here is bounded by the budget for names (`Spend::Name`).
 #[derive(Clone)]
 pub struct Forgetter {
     notifier: Arc<OnceLock<Notifier>>,
-    names: Option<SyncSender<(INodeNo, OsString)>>,
+    dirs: Option<Sender<(u64, i32)>>,
 }
-
-/// Names waiting to be let go of, at most.
-const FORGET_BACKLOG: usize = 4096;
 
 impl Forgetter {
     fn start() -> Forgetter {
         let notifier: Arc<OnceLock<Notifier>> = Arc::default();
-        let (names, to_forget) = mpsc::sync_channel::<(INodeNo, OsString)>(FORGET_BACKLOG);
+        let (dirs, to_forget) = mpsc::channel::<(u64, i32)>();
         let theirs = notifier.clone();
         let started =
             std::thread::Builder::new().name("ipcfs-forget".into()).stack_size(WAITER_STACK).spawn(move || {
-                for (parent, name) in to_forget {
-                    if let Some(notifier) = theirs.get() {
-                        // ENOENT: the kernel no longer has it.
-                        let _ = notifier.inval_entry(parent, &name);
+                while let Ok(first) = to_forget.recv() {
+                    let batch: BTreeSet<(u64, i32)> = std::iter::once(first).chain(to_forget.try_iter()).collect();
+                    for (parent, id) in batch {
+                        if let Some(notifier) = theirs.get() {
+                            // ENOENT: the kernel no longer has it.
+                            let _ = notifier.inval_entry(INodeNo(parent), OsStr::new(&id.to_string()));
+                        }
                     }
                 }
             });
         if let Err(e) = &started {
             log::warn!("cannot start the thread that lets the kernel forget names: {e}");
         }
-        Forgetter { notifier, names: started.ok().map(|_| names) }
+        Forgetter { notifier, dirs: started.ok().map(|_| dirs) }
     }
 
     /// Where the session's notifier goes once the session exists.
@@ -71,9 +75,9 @@ impl Forgetter {
         let _ = self.notifier.set(notifier);
     }
 
-    fn forget(&self, parent: INodeNo, name: OsString) {
-        if let Some(names) = &self.names {
-            let _ = names.try_send((parent, name));
+    fn forget(&self, dir: (u64, i32)) {
+        if let Some(dirs) = &self.dirs {
+            let _ = dirs.send(dir);
         }
     }
 }
@@ -354,8 +358,8 @@ impl Filesystem for IpcFuse {
             match fs.lookup(parent.0, &name, caller) {
                 Ok(e) => {
                     reply_entry(reply, e);
-                    if e.transient {
-                        forgetter.forget(parent, name);
+                    if let Some(dir) = e.forget {
+                        forgetter.forget(dir);
                     }
                 }
                 Err(e) => reply.error(errno("lookup", e)),

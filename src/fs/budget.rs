@@ -9,6 +9,10 @@
 //!
 //! - [`Spend::File`]: an open file or directory (its handle, and a listing's
 //!   snapshot). Per user: `-o user_files` (EMFILE beyond).
+//! - [`Spend::Name`]: a queue file's name the kernel was given by a lookup
+//!   and not yet let go of (it is told to at once, see `fuse::Forgetter`);
+//!   the daemon keeps an inode for each. Per user: `user_files` too
+//!   (EAGAIN beyond: the names come back as the kernel lets go of them).
 //! - [`Spend::Wait`]: an operation parked on a thread of its own (a P, a
 //!   receive under `.wait/`, a send to a full queue, a long walk of a queue).
 //!   Per user: `-o user_waits`; in all, an eighth of vm.max_map_count (a
@@ -49,6 +53,8 @@ impl Default for UserBudget {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Spend {
     File,
+    /// A queue file's name the kernel has not let go of yet.
+    Name,
     Wait,
     Mapping,
     Descriptor,
@@ -98,7 +104,7 @@ impl Budgets {
 
     fn per_user(&self, spend: Spend) -> Option<usize> {
         match spend {
-            Spend::File => Some(self.user.files),
+            Spend::File | Spend::Name => Some(self.user.files),
             Spend::Wait => Some(self.user.waits),
             Spend::Mapping | Spend::Descriptor => None,
         }
@@ -118,7 +124,7 @@ impl Budgets {
         }
         if self.total.get(&spend).is_some_and(|&most| all >= most) {
             return Err(Error::Budget(match spend {
-                Spend::File | Spend::Descriptor => Errno::ENFILE,
+                Spend::File | Spend::Name | Spend::Descriptor => Errno::ENFILE,
                 Spend::Mapping => Errno::ENOMEM,
                 Spend::Wait => Errno::EAGAIN,
             }));

@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use super::budget::Charge;
 use super::limits::Limit;
 use super::shm::PendingSegment;
 use crate::ipc::Key;
@@ -219,6 +220,9 @@ pub enum Target {
 struct Slot {
     target: Target,
     lookups: u64,
+    /// The unit of its looker's budget a name the kernel may keep holds
+    /// (see `Entry::forget`), given back when the kernel forgets it.
+    _charge: Option<Charge>,
 }
 
 #[derive(Default)]
@@ -249,8 +253,14 @@ impl InodeTable {
 
     /// The inode for `node`, counting one lookup by the kernel.
     pub fn remember(&mut self, node: &Node) -> u64 {
+        self.remember_charged(node, None)
+    }
+
+    /// [`InodeTable::remember`], the new inode holding `charge` until the
+    /// kernel forgets it.
+    pub fn remember_charged(&mut self, node: &Node, charge: Option<Charge>) -> u64 {
         if node.inode_per_lookup() {
-            return self.insert(Target::Node(node.clone()), 1);
+            return self.insert_charged(Target::Node(node.clone()), 1, charge);
         }
         if let Some(&ino) = self.by_node.get(node) {
             if let Some(slot) = self.slots.get_mut(&ino) {
@@ -279,9 +289,13 @@ impl InodeTable {
     }
 
     fn insert(&mut self, target: Target, lookups: u64) -> u64 {
+        self.insert_charged(target, lookups, None)
+    }
+
+    fn insert_charged(&mut self, target: Target, lookups: u64, charge: Option<Charge>) -> u64 {
         let ino = self.next;
         self.next += 1;
-        self.slots.insert(ino, Slot { target, lookups });
+        self.slots.insert(ino, Slot { target, lookups, _charge: charge });
         ino
     }
 

@@ -57,7 +57,7 @@ impl IpcFs {
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         for (index, item) in listing.iter().enumerate().skip(start) {
             let is_dot = item.name == "." || item.name == "..";
-            let mut entry = Entry { attr: item.attr, ttl: self.live_ttl, transient: false };
+            let mut entry = Entry { attr: item.attr, ttl: self.live_ttl, forget: None };
             let counted = plus && !is_dot && matches!(item.target, Target::Node(_));
             entry.attr.ino = match &item.target {
                 Target::Dir(_) => {
@@ -140,7 +140,7 @@ impl IpcFs {
     }
 
     pub(super) fn dir_entry(&self, dir: Dir) -> Entry {
-        Entry { attr: self.dir_attr(dir), ttl: FIXED_TTL, transient: false }
+        Entry { attr: self.dir_attr(dir), ttl: FIXED_TTL, forget: None }
     }
 
     pub(super) fn dir_attr(&self, dir: Dir) -> Attr {

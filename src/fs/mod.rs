@@ -256,7 +256,7 @@ impl IpcFs {
                     Dir::Namespaces => match self.all_namespaces()?.lookup(name)? {
                         (Target::Node(node), attr) => (node, attr),
                         // Not kept: the namespace may go, and its number come back.
-                        (_, attr) => return Ok(Entry { attr, ttl: self.live_ttl, transient: false }),
+                        (_, attr) => return Ok(Entry { attr, ttl: self.live_ttl, forget: None }),
                     },
                     Dir::ByPid => namespaces::lookup_process(name, caller)?,
                     Dir::ByName => self.all_namespaces()?.lookup_name(name, caller)?,
@@ -268,7 +268,7 @@ impl IpcFs {
             Target::Node(Node::QueueWaitDir(ident)) => msg::lookup_in_queue(ident, true, name, caller)?,
             _ => return Err(Error::NotDirectory),
         };
-        Ok(self.remember(&node, attr))
+        self.remember(&node, attr, caller)
     }
 
     /// A creation name (`0x1234`, `0x1234:4`, `private`) used as a path in
@@ -317,10 +317,20 @@ impl IpcFs {
         self.handles.lock().unwrap_or_else(|p| p.into_inner()).len()
     }
 
-    fn remember(&self, node: &Node, mut attr: Attr) -> Entry {
-        attr.ino = self.inodes().remember(node);
-        let transient = matches!(node, Node::QueueFile { .. });
-        Entry { attr, ttl: self.live_ttl, transient }
+    /// The entry for `node`, looked up by `caller`. A queue file's name is
+    /// transient: the kernel is told to let go of it soon (by dropping its
+    /// queue's directory entry, `msg/<id>`, with all in it), and until it
+    /// has, the inode holds a unit of the caller's `user_files` budget (for
+    /// names), so that names looked up faster than the kernel lets go of
+    /// them cost the daemon a bounded amount (EAGAIN beyond).
+    fn remember(&self, node: &Node, mut attr: Attr, caller: &Caller) -> Result<Entry> {
+        let forget = match node {
+            Node::QueueFile { ident, .. } => Some((self.base + Dir::Msg.ino(), ident.id.0)),
+            _ => None,
+        };
+        let charge = forget.map(|_| self.budgets.charge(caller.uid, Spend::Name)).transpose()?;
+        attr.ino = self.inodes().remember_charged(node, charge);
+        Ok(Entry { attr, ttl: self.live_ttl, forget })
     }
 
     pub fn readlink(&self, ino: u64, caller: &Caller) -> Result<Vec<u8>> {
@@ -341,7 +351,7 @@ impl IpcFs {
             Target::NamespaceRoot => return Err(Error::NotFound),
         };
         attr.ino = ino;
-        Ok(Entry { attr, ttl: self.live_ttl, transient: false })
+        Ok(Entry { attr, ttl: self.live_ttl, forget: None })
     }
 
     pub fn setattr(&self, ino: u64, fh: Option<u64>, change: SetAttr, caller: &Caller) -> Result<Entry> {
@@ -362,7 +372,7 @@ impl IpcFs {
             Target::NamespaceRoot => return Err(Error::NotFound),
         };
         attr.ino = ino;
-        Ok(Entry { attr, ttl: self.live_ttl, transient: false })
+        Ok(Entry { attr, ttl: self.live_ttl, forget: None })
     }
 
     // ---- files ----
@@ -382,7 +392,7 @@ impl IpcFs {
         let open = OpenSegment::pending(pending.clone(), Want::from_open_flags(flags), caller, &self.budgets);
         attr.ino = self.inodes().remember_pending(pending);
         let fh = self.add_handle(Handle::Segment(open), charge);
-        Ok((Entry { attr, ttl: self.live_ttl, transient: false }, Opened { fh, direct_io: true, stream: false }))
+        Ok((Entry { attr, ttl: self.live_ttl, forget: None }, Opened { fh, direct_io: true, stream: false }))
     }
 
     pub fn open(&self, ino: u64, flags: i32, caller: &Caller) -> Result<Opened> {
@@ -555,7 +565,7 @@ impl IpcFs {
                 at: Instant::now(),
             });
         }
-        Ok(self.remember(&node, attr))
+        self.remember(&node, attr, caller)
     }
 
     /// `rmdir sem/<id>` removes the set, `rmdir msg/<id>` the queue.

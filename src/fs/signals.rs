@@ -56,20 +56,33 @@ pub fn caller_signals(tid: u32) -> Signals {
 pub fn signals_in(file: &File) -> Signals {
     let mut buffer = [0u8; 4096];
     match file.read_at(&mut buffer, 0) {
-        Ok(n) if n > 0 => parse_status(&String::from_utf8_lossy(&buffer[..n])),
+        Ok(n) if n > 0 => parse_status_bytes(&buffer[..n]),
         _ => Signals::Fatal,
     }
 }
 
 /// Reads SigPnd, ShdPnd, SigBlk, SigIgn and SigCgt from a status text.
 pub fn parse_status(text: &str) -> Signals {
-    let field = |name: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
-            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
-            .unwrap_or(0)
-    };
-    classify(field("SigPnd") | field("ShdPnd"), field("SigBlk"), field("SigIgn"), field("SigCgt"))
+    parse_status_bytes(text.as_bytes())
+}
+
+/// [`parse_status`] in one pass over the bytes: the watcher runs it for every
+/// waiting caller ten times a second.
+fn parse_status_bytes(text: &[u8]) -> Signals {
+    let (mut pending, mut blocked, mut ignored, mut caught) = (0, 0, 0, 0);
+    for line in text.split(|&b| b == b'\n') {
+        let Some(value) = line.strip_prefix(b"Sig").or_else(|| line.strip_prefix(b"Shd")) else { continue };
+        let Some((name, hex)) = value.split_at_checked(4) else { continue };
+        let number = || hex.trim_ascii().iter().try_fold(0u64, |n, &d| Some(n << 4 | (d as char).to_digit(16)? as u64));
+        match (line[..3].as_ref(), name) {
+            (b"Sig", b"Pnd:") | (b"Shd", b"Pnd:") => pending |= number().unwrap_or(0),
+            (b"Sig", b"Blk:") => blocked = number().unwrap_or(0),
+            (b"Sig", b"Ign:") => ignored = number().unwrap_or(0),
+            (b"Sig", b"Cgt:") => caught = number().unwrap_or(0),
+            _ => {}
+        }
+    }
+    classify(pending, blocked, ignored, caught)
 }
 
 /// What pending signals mean, given the blocked, ignored and caught sets.

@@ -40,8 +40,10 @@ pub struct Entry {
     pub ttl: Duration,
     /// A name the kernel should let go of soon after this lookup (a queue
     /// file: any of 2^63 type names can be looked up, and the kernel keeps
-    /// every one it was given, with its inode here, until memory runs low).
-    pub transient: bool,
+    /// every one it was given, with its inode here, until memory runs low):
+    /// the directory whose entry to drop for that, with everything in it,
+    /// as (its parent's inode, its name). Several names go with one drop.
+    pub forget: Option<(u64, i32)>,
 }
 
 /// The changes of a setattr call (chmod, chown, truncate). Times are not

@@ -375,3 +375,125 @@ pub fn ns_at(link: impl AsRef<Path>) -> Option<u64> {
     let target = std::fs::read_link(link).ok()?;
     target.to_str()?.strip_prefix("ipc:[")?.strip_suffix(']')?.parse().ok()
 }
+
+// ---- issue 14 (budgets): a daemon under a wrapper, and what it spends ----
+
+impl Mounted {
+    /// Mounts with the daemon started under `wrapper`, a command that sets
+    /// something up and then execs what follows it (such as
+    /// `["prlimit", "--nofile=1024:4096", "--"]`), so that the daemon keeps
+    /// the wrapper's pid; `args` as for [`Mounted::with_options`].
+    pub fn with_wrapper(wrapper: &[&str], args: &[&str]) -> Mounted {
+        isolate();
+        let dir = TempDir::new("mnt");
+        let daemon = Command::new("setpriv")
+            .args(["--pdeathsig", "KILL", "--"])
+            .args(wrapper)
+            .arg(ipcfs_bin())
+            .arg("--foreground")
+            .args(args)
+            .arg(&dir.0)
+            .stdin(Stdio::null())
+            .spawn()
+            .expect("start ipcfs under a wrapper");
+        let mut mounted = Mounted { dir, daemon: Some(daemon) };
+        mounted.wait_until_mounted();
+        mounted
+    }
+}
+
+/// The first number on the `Field:` line of /proc/<pid>/status (`Threads`,
+/// `VmRSS` and `VmHWM` in KiB, ...); None if the process or field is gone.
+pub fn proc_status_number(pid: i32, field: &str) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let prefix = format!("{field}:");
+    let line = status.lines().find(|l| l.starts_with(&prefix))?;
+    line[prefix.len()..].split_whitespace().next()?.parse().ok()
+}
+
+/// How many threads process `pid` has now.
+#[track_caller]
+pub fn thread_count(pid: i32) -> u64 {
+    proc_status_number(pid, "Threads").unwrap_or_else(|| panic!("no Threads: for process {pid}"))
+}
+
+/// Resident memory of process `pid` now (VmRSS), in KiB.
+#[track_caller]
+pub fn rss_kib(pid: i32) -> u64 {
+    proc_status_number(pid, "VmRSS").unwrap_or_else(|| panic!("no VmRSS for process {pid}"))
+}
+
+/// The most resident memory process `pid` has had (VmHWM), in KiB.
+#[track_caller]
+pub fn peak_rss_kib(pid: i32) -> u64 {
+    proc_status_number(pid, "VmHWM").unwrap_or_else(|| panic!("no VmHWM for process {pid}"))
+}
+
+/// CPU time process `pid` has used, all its threads (past and present),
+/// user and system: utime + stime of /proc/<pid>/stat, in clock ticks
+/// (`getconf CLK_TCK`, 100 a second on Linux).
+#[track_caller]
+pub fn cpu_ticks(pid: i32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_else(|e| panic!("/proc/{pid}/stat: {e}"));
+    // The command name, in parentheses, may hold spaces: count from its end.
+    let rest = &stat[stat.rfind(')').expect("comm in /proc/PID/stat") + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // rest starts at field 3 (state); utime and stime are fields 14 and 15.
+    fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
+}
+
+/// How many descriptors process `pid` has open.
+#[track_caller]
+pub fn fd_count(pid: i32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap_or_else(|e| panic!("/proc/{pid}/fd: {e}")).count()
+}
+
+/// How many memory mappings process `pid` has (lines of /proc/<pid>/maps),
+/// what vm.max_map_count bounds.
+#[track_caller]
+pub fn map_count(pid: i32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/maps"))
+        .unwrap_or_else(|e| panic!("/proc/{pid}/maps: {e}"))
+        .lines()
+        .count()
+}
+
+/// A limit of process `pid` from /proc/<pid>/limits, by its name there
+/// (such as "Max open files"): (soft, hard), `u64::MAX` for unlimited.
+#[track_caller]
+pub fn proc_limit(pid: i32, name: &str) -> (u64, u64) {
+    let limits =
+        std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap_or_else(|e| panic!("/proc/{pid}/limits: {e}"));
+    let line = limits.lines().find(|l| l.starts_with(name)).unwrap_or_else(|| panic!("no {name:?} in {limits}"));
+    let values: Vec<u64> = line[name.len()..]
+        .split_whitespace()
+        .take(2)
+        .map(|v| if v == "unlimited" { u64::MAX } else { v.parse().unwrap() })
+        .collect();
+    (values[0], values[1])
+}
+
+/// How many threads of process `pid` are inside system call `number` now
+/// (/proc/<pid>/task/*/syscall): e.g. the daemon's threads parked in
+/// `libc::SYS_msgrcv`.
+pub fn threads_in_syscall(pid: i32, number: i64) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .flatten()
+        .filter(|task| {
+            let syscall = std::fs::read_to_string(task.path().join("syscall")).unwrap_or_default();
+            syscall.split_whitespace().next().and_then(|n| n.parse::<i64>().ok()) == Some(number)
+        })
+        .count()
+}
+
+/// How many threads of process `pid` are inside a read(2) or write(2)
+/// waiting for the FUSE daemon's answer (see [`waiting_on_fuse`]).
+pub fn threads_waiting_on_fuse(pid: i32) -> usize {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    tasks
+        .flatten()
+        .filter_map(|task| task.file_name().to_str().and_then(|t| t.parse::<i32>().ok()))
+        .filter(|&tid| waiting_on_fuse(tid))
+        .count()
+}
