@@ -77,20 +77,7 @@ impl Mounted {
 
     /// Mounts with extra command-line arguments (e.g. `["-o", "ro"]`).
     pub fn with_options(args: &[&str]) -> Mounted {
-        isolate();
-        let dir = TempDir::new("mnt");
-        let daemon = Command::new("setpriv")
-            .args(["--pdeathsig", "KILL", "--"])
-            .arg(ipcfs_bin())
-            .arg("--foreground")
-            .args(args)
-            .arg(&dir.0)
-            .stdin(Stdio::null())
-            .spawn()
-            .expect("start ipcfs");
-        let mut mounted = Mounted { dir, daemon: Some(daemon) };
-        mounted.wait_until_mounted();
-        mounted
+        Mounted::with_wrapper(&[], args)
     }
 
     fn wait_until_mounted(&mut self) {
@@ -395,7 +382,7 @@ impl Mounted {
             .arg(&dir.0)
             .stdin(Stdio::null())
             .spawn()
-            .expect("start ipcfs under a wrapper");
+            .expect("start ipcfs");
         let mut mounted = Mounted { dir, daemon: Some(daemon) };
         mounted.wait_until_mounted();
         mounted
