@@ -39,13 +39,12 @@ mod types;
 pub mod waiting;
 
 use std::collections::HashMap;
-
-use crate::ipc::Errno;
 use std::ffi::OsStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use crate::ipc::Errno;
 pub use access::{Caller, Want};
 pub use budget::{Budgets, Charge, Spend, UserBudget};
 pub use error::{Error, Result};
