@@ -12,18 +12,21 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 
 use clap::Parser;
-use nix::mount::{MntFlags, umount2};
 use nix::sys::signal::{SigSet, Signal};
 
 use ipcfs::fs::{Budgets, IpcFs, Namespaces};
 use ipcfs::fuse::IpcFuse;
 use ipcfs::ipc::Errno;
+use ipcfs::ipc::mount::{self, FuseMount, on_top};
 use ipcfs::ipc::ns::{Kind, Namespace};
 use ipcfs::options::{self, MountOptions};
 
 /// Event loops serving the kernel (the machine this was tuned on has 2 cores).
 const THREADS: usize = 2;
 const READY: &str = "ready";
+/// The type the mount shows in /proc/mounts and findmnt: `fuse.ipcfs`.
+const SUBTYPE: &str = "ipcfs";
+const FS_TYPE: &str = "fuse.ipcfs";
 /// The log filter without RUST_LOG: real problems only. fuser reports a
 /// reply the kernel no longer waits for (its answer to the interrupt of a
 /// wait that has just ended) and an unmount it did not do as errors; neither
@@ -176,20 +179,42 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
     }
     let fs = Arc::new(fs);
     let stopping = fs.clone();
+    if on_top(mountpoint).is_some_and(|m| m.fs_type == FS_TYPE) {
+        return fail(&format!(
+            "{}: an ipcfs is already mounted there (unmount it first: umount {0}, or umount -l {0} if its daemon is gone)",
+            mountpoint.display()
+        ));
+    }
+    let flags = options.mount_flags();
+    let (device, mounted) = match mount::mount(mountpoint, &options.fsname, SUBTYPE, flags, &options.mount_data()) {
+        Ok(mounted) => mounted,
+        Err(e) => return fail(&format!("cannot mount on {}: {e}", mountpoint.display())),
+    };
+    let mounted = Arc::new(mounted);
     let adapter = IpcFuse::new(fs);
     let forgetter = adapter.forgetter();
-    let session = match fuser::Session::new(adapter, mountpoint, &options.config(THREADS)) {
+    let session = match fuser::Session::from_fd(adapter, device, options.acl, options.config(THREADS)) {
         Ok(session) => session,
-        Err(e) => return fail(&format!("cannot mount on {}: {e}", mountpoint.display())),
+        Err(e) => {
+            let _ = mounted.unmount(true);
+            return fail(&format!("cannot serve {}: {e}", mountpoint.display()));
+        }
     };
     forgetter.set_notifier(session.notifier());
     log::info!("mounted on {}", mountpoint.display());
-    let target = mountpoint.to_path_buf();
-    std::thread::spawn(move || unmount_on_signal(stop, &target, &stopping));
+    let ours = mounted.clone();
+    std::thread::spawn(move || unmount_on_signal(stop, &ours, &stopping));
     if daemon && let Err(e) = detach() {
         log::warn!("cannot detach from the terminal: {e}");
     }
-    match session.run() {
+    let served = session.run();
+    // Normally someone unmounted it already; if the connection ended some
+    // other way (aborted through /sys/fs/fuse), the mount goes too, if it
+    // is still ours.
+    if let Err(e) = mounted.unmount(true) {
+        log::warn!("cannot unmount {}: {e}", mountpoint.display());
+    }
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => fail(&format!("serving {} failed: {e}", mountpoint.display())),
     }
@@ -217,14 +242,20 @@ fn detach() -> std::io::Result<()> {
 /// in which case the daemon serves them until they close, but every waiting
 /// operation ends, with EINTR and nothing taken); a second one ends the
 /// daemon at once.
-fn unmount_on_signal(stop: SigSet, mountpoint: &Path, fs: &IpcFs) {
+fn unmount_on_signal(stop: SigSet, mounted: &FuseMount, fs: &IpcFs) {
     if let Ok(signal) = stop.wait() {
-        log::info!("{signal}: unmounting {}", mountpoint.display());
+        let path = mounted.path.display();
+        log::info!("{signal}: unmounting {path}");
         fs.stop_waits();
-        if let Err(e) = umount2(mountpoint, MntFlags::empty()) {
-            log::info!("unmount: {e}; detaching the mount instead");
-            if let Err(e) = umount2(mountpoint, MntFlags::MNT_DETACH) {
-                log::error!("cannot unmount {}: {e}", mountpoint.display());
+        // Only our own mount: if it is gone, or something is mounted on top
+        // of it, nothing is unmounted here.
+        match mounted.unmount(false) {
+            Ok(done) => log::info!("{}", if done { "unmounted" } else { "no longer mounted (or covered)" }),
+            Err(e) => {
+                log::info!("unmount: {e}; detaching the mount instead");
+                if let Err(e) = mounted.unmount(true) {
+                    log::error!("cannot unmount {path}: {e}");
+                }
             }
         }
     }

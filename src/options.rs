@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use fuser::{Config, MountOption, SessionACL};
+use nix::mount::MsFlags;
 
 use crate::fs::{LONGEST_ATTR_TIMEOUT, UserBudget};
 
@@ -139,18 +140,43 @@ fn conflicts(earlier: &MountOption, later: &MountOption) -> bool {
 }
 
 impl MountOptions {
-    /// The fuser configuration: these options, on `threads` event loops.
+    /// The fuser configuration: `threads` event loops, each with a
+    /// descriptor of its own. (ipcfs mounts by itself: see `ipc::mount`.)
     pub fn config(&self, threads: usize) -> Config {
         let mut config = Config::default();
-        config.mount_options = self.kernel.clone();
-        config.mount_options.push(MountOption::FSName(self.fsname.clone()));
-        // fuser's own mount(2) gives Subtype only to fusermount; as a kernel
-        // option it makes the type `fuse.ipcfs` in /proc/mounts and findmnt.
-        config.mount_options.push(MountOption::CUSTOM("subtype=ipcfs".into()));
         config.acl = self.acl;
         config.n_threads = Some(threads);
         config.clone_fd = true;
         config
+    }
+
+    /// The mount(2) flags these options ask for; nosuid and nodev unless
+    /// suid or dev is asked for, as fuser and fusermount do.
+    pub fn mount_flags(&self) -> MsFlags {
+        let mut flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
+        for option in &self.kernel {
+            match option {
+                MountOption::Suid => flags.remove(MsFlags::MS_NOSUID),
+                MountOption::Dev => flags.remove(MsFlags::MS_NODEV),
+                MountOption::RO => flags |= MsFlags::MS_RDONLY,
+                MountOption::NoExec => flags |= MsFlags::MS_NOEXEC,
+                MountOption::NoAtime => flags |= MsFlags::MS_NOATIME,
+                MountOption::Sync => flags |= MsFlags::MS_SYNCHRONOUS,
+                MountOption::DirSync => flags |= MsFlags::MS_DIRSYNC,
+                _ => {}
+            }
+        }
+        flags
+    }
+
+    /// The FUSE kernel options besides the descriptor and the owner: who
+    /// else may use the mount (the kernel knows only allow_other; fuser
+    /// keeps allow_root to root and the owner itself).
+    pub fn mount_data(&self) -> String {
+        match self.acl {
+            SessionACL::All | SessionACL::RootAndOwner => "allow_other".into(),
+            SessionACL::Owner => String::new(),
+        }
     }
 }
 

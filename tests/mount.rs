@@ -9,6 +9,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 
 /// Pids of ipcfs processes in this thread's mount namespace.
 fn daemons_here() -> Vec<i32> {
@@ -231,4 +233,52 @@ fn the_mount_table_shows_type_fuse_ipcfs_and_the_fsname() {
     let m = Mounted::with_options(&["-o", "fsname=myipc"]);
     let out = sh_ok(&format!("findmnt -n -o SOURCE,FSTYPE --mountpoint {}", q(m.root())));
     assert_eq!(out.split_whitespace().collect::<Vec<_>>(), ["myipc", "fuse.ipcfs"], "{out}");
+}
+
+/// The daemon unmounts only its own mount: with a tmpfs holding a file at
+/// the mount point, ipcfs mounted over it and unmounted by each route
+/// (umount, umount -l, SIGTERM, SIGINT) leaves the tmpfs and its file as
+/// they were. (fuser 0.18's own teardown unmounted the path a second time,
+/// taking the tmpfs beneath with it.)
+#[test]
+fn unmounting_by_any_route_leaves_what_is_mounted_beneath() {
+    isolate();
+    let dir = TempDir::new("beneath");
+    let path = dir.0.clone();
+    nix::mount::mount(Some("beneath"), &path, Some("tmpfs"), nix::mount::MsFlags::empty(), Some("size=1m")).unwrap();
+    std::fs::write(path.join("file"), "keep").unwrap();
+    let fs_types = || sh_ok(&format!("findmnt -n -o FSTYPE {}", q(&path)));
+    for route in ["umount", "umount -l", "SIGTERM", "SIGINT"] {
+        let mut daemon = Command::new(ipcfs_bin()).arg("--foreground").arg(&path).stdin(Stdio::null()).spawn().unwrap();
+        await_condition("ipcfs is mounted over the tmpfs", || fs_types() == "tmpfs\nfuse.ipcfs\n");
+        match route {
+            "SIGTERM" | "SIGINT" => {
+                let signal = if route == "SIGTERM" { Signal::SIGTERM } else { Signal::SIGINT };
+                kill(Pid::from_raw(daemon.id() as i32), signal).unwrap();
+            }
+            command => {
+                sh_ok(&format!("{command} {}", q(&path)));
+            }
+        }
+        let status = wait_timeout(&mut daemon, Duration::from_secs(20)).expect("the daemon ends");
+        assert!(status.success(), "{route}: {status}");
+        assert_eq!(fs_types(), "tmpfs\n", "after {route}, the tmpfs is still mounted, alone");
+        assert_eq!(std::fs::read_to_string(path.join("file")).unwrap(), "keep", "after {route}");
+    }
+    nix::mount::umount2(&path, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    let _ = std::fs::remove_file(path.join("file"));
+}
+
+/// A second ipcfs on a mount point that has one is refused, with a message
+/// that says so, and nothing is stacked.
+#[test]
+fn a_second_mount_on_the_same_mount_point_is_refused() {
+    let m = Mounted::new();
+    for args in [vec!["--foreground"], vec![]] {
+        let out = Command::new(ipcfs_bin()).args(&args).arg(m.root()).stdin(Stdio::null()).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {}", stderr_of(&out));
+        assert!(stderr_of(&out).contains("an ipcfs is already mounted there"), "{}", stderr_of(&out));
+    }
+    let types = sh_ok(&format!("findmnt -n -o FSTYPE {}", q(m.root())));
+    assert_eq!(types, "fuse.ipcfs\n", "one mount, not two");
 }

@@ -8,6 +8,7 @@
 
 pub mod creds;
 pub mod limits;
+pub mod mount;
 pub mod msg;
 pub mod ns;
 pub mod sem;

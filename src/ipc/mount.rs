@@ -1,0 +1,163 @@
+//! Mounting the FUSE filesystem, and unmounting only that mount.
+//!
+//! ipcfs mounts by itself (open /dev/fuse, mount(2) with its descriptor) and
+//! hands the descriptor to fuser, instead of letting fuser mount: fuser
+//! 0.18's teardown takes a connection already gone for one still mounted and
+//! unmounts the path again, which takes down whatever is mounted beneath
+//! (fixed upstream, not released). Here an unmount happens only when the
+//! mount on top at the path is provably this daemon's: the same mount id and
+//! the same device as the mount it made, in /proc/self/mountinfo.
+
+use std::fs::File;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nix::mount::{MntFlags, MsFlags};
+
+use super::Errno;
+
+/// A mount made by [`mount`]: what tells it from any other mount at the
+/// same path.
+#[derive(Debug)]
+pub struct FuseMount {
+    pub path: PathBuf,
+    pub id: Mounted,
+}
+
+/// One line of /proc/self/mountinfo, as much as ipcfs needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mounted {
+    pub mount_id: u64,
+    pub parent_id: u64,
+    /// `major:minor` of the filesystem.
+    pub device: String,
+    pub mount_point: PathBuf,
+    /// `fuse.ipcfs` for ours.
+    pub fs_type: String,
+}
+
+/// Mounts a FUSE filesystem of type `fuse.SUBTYPE` at `path` (which must be
+/// canonical), from `source`, with `flags` and the kernel options `options`
+/// (comma-separated, besides the descriptor, root mode and owner, which this
+/// adds). Returns the FUSE device's descriptor to serve it through.
+pub fn mount(
+    path: &Path,
+    source: &str,
+    subtype: &str,
+    flags: MsFlags,
+    options: &str,
+) -> Result<(OwnedFd, FuseMount), Errno> {
+    let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+    let root_mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & libc::S_IFMT;
+    let device: OwnedFd = File::options().read(true).write(true).open("/dev/fuse").map_err(io)?.into();
+    let data = format!(
+        "fd={},rootmode={root_mode:o},user_id={},group_id={},subtype={subtype}{}{options}",
+        std::os::fd::AsRawFd::as_raw_fd(&device),
+        nix::unistd::getuid(),
+        nix::unistd::getgid(),
+        if options.is_empty() { "" } else { "," },
+    );
+    nix::mount::mount(Some(source), path, Some("fuse"), flags, Some(data.as_str()))?;
+    let fs_type = format!("fuse.{subtype}");
+    // The mount just made is the one on top at the path, of our type.
+    let id = on_top(path).filter(|m| m.fs_type == fs_type).ok_or(Errno::ENOENT)?;
+    Ok((device, FuseMount { path: path.to_path_buf(), id }))
+}
+
+impl FuseMount {
+    /// Unmounts this mount if it is still the one on top at its path (with
+    /// MNT_DETACH when `lazily`). Returns whether it did; an error only when
+    /// the kernel refused.
+    pub fn unmount(&self, lazily: bool) -> Result<bool, Errno> {
+        if on_top(&self.path).as_ref() != Some(&self.id) {
+            return Ok(false);
+        }
+        let flags = if lazily { MntFlags::MNT_DETACH } else { MntFlags::empty() };
+        nix::mount::umount2(&self.path, flags)?;
+        Ok(true)
+    }
+}
+
+/// The mount on top at `path` (canonical) in this thread's mount namespace,
+/// if anything is mounted there.
+pub fn on_top(path: &Path) -> Option<Mounted> {
+    let table = std::fs::read_to_string("/proc/thread-self/mountinfo").ok()?;
+    top_of(&parse_mountinfo(&table), path)
+}
+
+/// Of the mounts at `path`, the one no other mount at `path` sits on.
+fn top_of(mounts: &[Mounted], path: &Path) -> Option<Mounted> {
+    let here: Vec<&Mounted> = mounts.iter().filter(|m| m.mount_point == path).collect();
+    here.iter().find(|m| !here.iter().any(|other| other.parent_id == m.mount_id)).map(|m| (*m).clone())
+}
+
+/// Parses /proc/PID/mountinfo (proc(5)); lines that do not parse are skipped.
+pub fn parse_mountinfo(text: &str) -> Vec<Mounted> {
+    text.lines()
+        .filter_map(|line| {
+            let (before, after) = line.split_once(" - ")?;
+            let mut fields = before.split(' ');
+            let mount_id = fields.next()?.parse().ok()?;
+            let parent_id = fields.next()?.parse().ok()?;
+            let device = fields.next()?.to_string();
+            let _root = fields.next()?;
+            let mount_point = PathBuf::from(std::ffi::OsStr::from_bytes(&unescape(fields.next()?)));
+            let fs_type = after.split(' ').next()?.to_string();
+            Some(Mounted { mount_id, parent_id, device, mount_point, fs_type })
+        })
+        .collect()
+}
+
+/// mountinfo writes space, tab, newline and backslash as `\ooo`.
+fn unescape(field: &str) -> Vec<u8> {
+    let bytes = field.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let octal =
+            bytes.get(i + 1..i + 4).filter(|d| bytes[i] == b'\\' && d.iter().all(|c| (b'0'..=b'7').contains(c)));
+        match octal {
+            Some(d) => {
+                out.push(d.iter().fold(0u8, |n, c| n.wrapping_mul(8).wrapping_add(c - b'0')));
+                i += 4;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str = "\
+22 1 0:21 / /proc rw,nosuid - proc proc rw
+40 22 0:35 / /tmp/m rw - tmpfs tmpfs rw
+41 40 0:52 / /tmp/m rw,nosuid,nodev - fuse.ipcfs ipcfs rw,user_id=0,group_id=0
+42 1 0:53 / /tmp/with\\040space rw - fuse.ipcfs ipcfs rw
+";
+
+    #[test]
+    fn the_mount_on_top_is_the_one_nothing_else_sits_on() {
+        let mounts = parse_mountinfo(TABLE);
+        assert_eq!(mounts.len(), 4);
+        let top = top_of(&mounts, Path::new("/tmp/m")).unwrap();
+        assert_eq!((top.mount_id, top.device.as_str(), top.fs_type.as_str()), (41, "0:52", "fuse.ipcfs"));
+        let without_ours: Vec<Mounted> = mounts.iter().filter(|m| m.mount_id != 41).cloned().collect();
+        assert_eq!(top_of(&without_ours, Path::new("/tmp/m")).unwrap().fs_type, "tmpfs");
+        assert_eq!(top_of(&mounts, Path::new("/nowhere")), None);
+    }
+
+    #[test]
+    fn escaped_mount_points_are_read_back() {
+        let mounts = parse_mountinfo(TABLE);
+        assert_eq!(top_of(&mounts, Path::new("/tmp/with space")).unwrap().mount_id, 42);
+        assert!(parse_mountinfo("garbage\n1 2\n").is_empty());
+    }
+}
