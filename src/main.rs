@@ -17,7 +17,7 @@ use nix::sys::signal::{SigSet, Signal};
 use ipcfs::fs::{Budgets, IpcFs, Namespaces};
 use ipcfs::fuse::IpcFuse;
 use ipcfs::ipc::Errno;
-use ipcfs::ipc::mount::{self, FuseMount, on_top};
+use ipcfs::ipc::mount::{self, FuseMount};
 use ipcfs::ipc::ns::{Kind, Namespace};
 use ipcfs::options::{self, MountOptions};
 
@@ -80,8 +80,17 @@ fn main() -> ExitCode {
         }
     };
     let mountpoint = match cli.mountpoint.canonicalize() {
-        Ok(p) if p.is_dir() => p,
-        Ok(p) => return fail(&format!("{}: not a directory", p.display())),
+        Ok(p) => match std::fs::metadata(&p) {
+            Ok(m) if m.is_dir() => p,
+            Ok(_) => return fail(&format!("{}: not a directory", p.display())),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+                return fail(&format!(
+                    "{0}: {e}: a FUSE filesystem whose daemon is gone is mounted there; run umount -l {0} first",
+                    p.display()
+                ));
+            }
+            Err(e) => return fail(&format!("{}: {e}", p.display())),
+        },
         Err(e) => return fail(&format!("{}: {e}", cli.mountpoint.display())),
     };
     let namespace = cli.ipc_ns.or(cli.pid.map(|pid| PathBuf::from(format!("/proc/{pid}/ns/ipc"))));
@@ -179,7 +188,7 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
     }
     let fs = Arc::new(fs);
     let stopping = fs.clone();
-    if on_top(mountpoint).is_some_and(|m| m.fs_type == FS_TYPE) {
+    if mount::visible(mountpoint).is_some_and(|m| m.fs_type == FS_TYPE) {
         return fail(&format!(
             "{}: an ipcfs is already mounted there (unmount it first: umount {0}, or umount -l {0} if its daemon is gone)",
             mountpoint.display()

@@ -222,6 +222,7 @@ fn a_namespace_kept_by_a_bind_mount_can_be_served() {
     assert_eq!(std::fs::metadata(m.path(format!("shm/{theirs}"))).unwrap().len(), 2345);
     drop(m);
     sh_ok(&format!("umount {}", q(&file)));
+    std::fs::remove_file(&file).unwrap();
 }
 
 /// `ns/by-pid/` and `ns/by-name/` show a user only what /proc shows it: the

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test of ipcfs: unit tests, and mounted tests that start the real
-# binary in IPC and mount namespaces of their own.
+# binary in IPC and mount namespaces of their own (so whatever the host has
+# mounted, /mnt/ipc included, changes nothing). Every test binary runs even
+# when one fails; the last line sums them all up.
 #
 # Needs root (mounts, namespaces, acting as other users) and /dev/fuse. The
 # tests drive the tools users use; any that are missing are installed here.
@@ -13,7 +15,7 @@ command -v getfattr >/dev/null || missing+=(attr)
 command -v strace >/dev/null || missing+=(strace)
 # The access tests run Python as other users: it must be the system's.
 [[ -x /usr/bin/python3 ]] || missing+=(python3)
-for tool in ipcs ipcmk ipcrm lsipc unshare setpriv fallocate; do
+for tool in ipcs ipcmk ipcrm lsipc unshare setpriv fallocate prlimit; do
     command -v "$tool" >/dev/null || { missing+=(util-linux); break; }
 done
 if ((${#missing[@]})); then
@@ -30,4 +32,16 @@ if [[ $(id -u) != 0 ]]; then
     exit 1
 fi
 
-cargo test "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --no-fail-fast "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+awk -v status="$status" '
+    /^test result:/ { binaries++; passed += $4; failed += $6; ignored += $8 }
+    END {
+        verdict = (status == 0) ? "all passed" : "FAILED"
+        printf "tests/run.sh: %s: %d passed, %d failed, %d ignored, in %d test binaries\n", verdict, passed, failed, ignored, binaries
+    }' "$log"
+exit "$status"

@@ -49,6 +49,8 @@ pub enum Error {
     Unverifiable(Errno),
     #[error("the caller's share of the daemon is used up: {0}")]
     Budget(Errno),
+    #[error("the kernel's IPC limits leave no room for it: {0}")]
+    NoRoom(Errno),
     #[error("the kernel refused: {0}")]
     Kernel(Errno),
 }
@@ -81,7 +83,7 @@ impl Error {
             // resource the daemon ran short of, else as a permission refusal.
             Error::Unverifiable(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::EAGAIN)) => e as i32,
             Error::Unverifiable(_) => libc::EACCES,
-            Error::Budget(e) => e as i32,
+            Error::Budget(e) | Error::NoRoom(e) => e as i32,
             Error::Kernel(e) => e as i32,
         }
     }
@@ -103,6 +105,9 @@ impl Error {
         match e {
             Errno::EEXIST => Error::Exists,
             Errno::EINVAL => Error::Invalid,
+            // shmmni, shmall, semmni, semmns, msgmni, or the memory for it:
+            // the kernel's limits at work, not trouble in the daemon.
+            Errno::ENOSPC | Errno::ENOMEM => Error::NoRoom(e),
             other => Error::Kernel(other),
         }
     }

@@ -211,7 +211,7 @@ pub fn access(limit: Limit, want: Want, caller: &Caller) -> Result<()> {
         Source::SemField(_) => "/proc/sys/kernel/sem".into(),
         Source::Fixed(_) => return Err(Error::AccessDenied),
     };
-    caller.act(|| std::fs::OpenOptions::new().write(true).open(&path).map(drop))??;
+    caller.act(|| std::fs::OpenOptions::new().write(true).open(&path).map(drop))?.map_err(refusal)?;
     Ok(())
 }
 
@@ -287,8 +287,19 @@ pub fn write(limit: Limit, data: &[u8], caller: &Caller) -> Result<usize> {
         }
         Source::Fixed(_) => return Err(Error::AccessDenied),
     };
-    caller.act(|| std::fs::write(format!("/proc/sys/kernel/{name}"), &new))??;
+    caller.act(|| std::fs::write(format!("/proc/sys/kernel/{name}"), &new))?.map_err(refusal)?;
     Ok(data.len())
+}
+
+/// What the kernel's answer to a sysctl write means: who may not, or a
+/// value it does not take, are part of normal use.
+fn refusal(e: std::io::Error) -> Error {
+    match e.raw_os_error() {
+        Some(libc::EACCES) => Error::AccessDenied,
+        Some(libc::EPERM) => Error::NotPermitted,
+        Some(libc::EINVAL) => Error::Invalid,
+        _ => Error::from(e),
+    }
 }
 
 #[cfg(test)]

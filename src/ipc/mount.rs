@@ -61,17 +61,17 @@ pub fn mount(
     );
     nix::mount::mount(Some(source), path, Some("fuse"), flags, Some(data.as_str()))?;
     let fs_type = format!("fuse.{subtype}");
-    // The mount just made is the one on top at the path, of our type.
-    let id = on_top(path).filter(|m| m.fs_type == fs_type).ok_or(Errno::ENOENT)?;
+    // The mount just made is the one the path leads to, of our type.
+    let id = visible(path).filter(|m| m.fs_type == fs_type).ok_or(Errno::ENOENT)?;
     Ok((device, FuseMount { path: path.to_path_buf(), id }))
 }
 
 impl FuseMount {
-    /// Unmounts this mount if it is still the one on top at its path (with
-    /// MNT_DETACH when `lazily`). Returns whether it did; an error only when
-    /// the kernel refused.
+    /// Unmounts this mount if it is still the one a path lookup of its path
+    /// finds (with MNT_DETACH when `lazily`). Returns whether it did; an
+    /// error only when the kernel refused.
     pub fn unmount(&self, lazily: bool) -> Result<bool, Errno> {
-        if on_top(&self.path).as_ref() != Some(&self.id) {
+        if visible(&self.path).as_ref() != Some(&self.id) {
             return Ok(false);
         }
         let flags = if lazily { MntFlags::MNT_DETACH } else { MntFlags::empty() };
@@ -80,11 +80,32 @@ impl FuseMount {
     }
 }
 
-/// The mount on top at `path` (canonical) in this thread's mount namespace,
-/// if anything is mounted there.
-pub fn on_top(path: &Path) -> Option<Mounted> {
+/// The mount that a lookup of `path` (canonical) leads to in this thread's
+/// mount namespace, if one is mounted right there. (A mount at `path` may
+/// also be hidden under one mounted later on a directory above it; the
+/// device of what the path leads to tells which is seen.)
+pub fn visible(path: &Path) -> Option<Mounted> {
     let table = std::fs::read_to_string("/proc/thread-self/mountinfo").ok()?;
-    top_of(&parse_mountinfo(&table), path)
+    let mounts = parse_mountinfo(&table);
+    match device_of(path) {
+        Ok(device) => mounts.into_iter().rev().find(|m| m.mount_point == path && m.device == device),
+        // A FUSE mount whose daemon is gone, on top.
+        Err(Errno::ENOTCONN) => top_of(&mounts, path),
+        Err(_) => None,
+    }
+}
+
+/// `major:minor` of the filesystem `path` is on, without asking it
+/// (AT_STATX_DONT_SYNC: a FUSE daemon is not asked, so this never waits on one).
+fn device_of(path: &Path) -> Result<String, Errno> {
+    let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
+    let mut stx = std::mem::MaybeUninit::<libc::statx>::uninit();
+    let flags = libc::AT_STATX_DONT_SYNC | libc::AT_SYMLINK_NOFOLLOW;
+    // SAFETY: path is a NUL-terminated string and stx has room for a statx.
+    Errno::result(unsafe { libc::statx(libc::AT_FDCWD, path.as_ptr(), flags, 0, stx.as_mut_ptr()) })?;
+    // SAFETY: statx succeeded, so the kernel filled in stx.
+    let stx = unsafe { stx.assume_init_ref() };
+    Ok(format!("{}:{}", stx.stx_dev_major, stx.stx_dev_minor))
 }
 
 /// Of the mounts at `path`, the one no other mount at `path` sits on.
