@@ -282,3 +282,15 @@ fn a_second_mount_on_the_same_mount_point_is_refused() {
     let types = sh_ok(&format!("findmnt -n -o FSTYPE {}", q(m.root())));
     assert_eq!(types, "fuse.ipcfs\n", "one mount, not two");
 }
+
+/// Mounting over a mount whose daemon is gone says what to do.
+#[test]
+fn mounting_over_a_dead_mount_says_to_unmount_it_first() {
+    let mut m = Mounted::new();
+    kill(Pid::from_raw(m.daemon_pid().unwrap()), Signal::SIGKILL).unwrap();
+    wait_for_exit(&mut m);
+    let out = Command::new(ipcfs_bin()).arg("--foreground").arg(m.root()).stdin(Stdio::null()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr_of(&out));
+    let said = stderr_of(&out);
+    assert!(said.contains("not connected") && said.contains("umount -l"), "{said}");
+}
