@@ -100,6 +100,13 @@ do_install() {
     done
     $searched || echo "$me: warning: mount(8) looks for helpers in /sbin, /sbin/fs.d and /sbin/fs, not $SBINDIR" >&2
     put 0755 "$source_bin" "$bin"
+    # The release profile keeps debug info for profiling: most of the
+    # binary's size, and of no use installed.
+    if command -v strip >/dev/null; then
+        strip --strip-debug "$bin"
+    else
+        echo "$me: warning: strip is missing: $bin keeps its debug info" >&2
+    fi
     staged=$(mktemp)
     trap 'rm -f "$staged"' EXIT
     sed "s|^installed_bin=\$|installed_bin='$PREFIX/bin/ipcfs'|" "$root/mount-scripts/mount.ipcfs" >"$staged"

@@ -194,6 +194,19 @@ fn assert_status(out: &Output, code: i32, stderr_says: &str, what: &str) {
     );
 }
 
+/// What the installed binary must be: the built one without its debug info
+/// (a quarter of the size, or less).
+fn without_debug_info(binary: &str) -> Vec<u8> {
+    let dir = Tree::new("strip");
+    let stripped = dir.path("ipcfs");
+    assert_ok(&run(&mut command("strip", &["--strip-debug", "-o", stripped.to_str().unwrap(), binary])), "strip");
+    let sections = assert_ok(&run(&mut command("readelf", &["-S", stripped.to_str().unwrap()])), "readelf");
+    assert!(!sections.contains(".debug_info"), "stripped, but still with debug info");
+    let (built, installed) = (std::fs::metadata(binary).unwrap().len(), std::fs::metadata(&stripped).unwrap().len());
+    assert!(installed < built, "stripping took nothing off: {installed} bytes of {built}");
+    std::fs::read(&stripped).unwrap()
+}
+
 #[test]
 fn install_puts_every_file_in_place_with_its_mode_and_uninstall_removes_exactly_them() {
     let system_sbindir = system_sbindir();
@@ -210,7 +223,7 @@ fn install_puts_every_file_in_place_with_its_mode_and_uninstall_removes_exactly_
         let mut expected: BTreeMap<String, (u32, Vec<u8>)> = BTreeMap::new();
         let mut expect =
             |path: String, mode, contents| expected.insert(path.trim_start_matches('/').into(), (mode, contents));
-        expect(format!("{prefix}/bin/ipcfs"), 0o755, std::fs::read(ipcfs_bin()).unwrap());
+        expect(format!("{prefix}/bin/ipcfs"), 0o755, without_debug_info(ipcfs_bin()));
         expect(format!("{sbindir}/mount.ipcfs"), 0o755, installed_helper_text(prefix).into_bytes());
         let unit = std::fs::read(Path::new(REPO).join("mount-scripts/mnt-ipc.mount")).unwrap();
         expect(format!("{unitdir}/mnt-ipc.mount"), 0o644, unit);
