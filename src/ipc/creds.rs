@@ -96,30 +96,29 @@ fn set_effective_caps(caps: Option<u64>) -> Result<(), Errno> {
     Ok(())
 }
 
+/// The effective uid (the real and saved ones, -1, stay).
 fn set_uid(uid: u32) -> Result<(), Errno> {
     // SAFETY: setresuid takes plain integers.
     Errno::result(unsafe { libc::syscall(libc::SYS_setresuid, u32::MAX, uid, u32::MAX) })?;
     Ok(())
 }
 
+/// The effective gid (the real and saved ones, -1, stay).
+fn set_gid(gid: u32) -> Result<(), Errno> {
+    // SAFETY: setresgid takes plain integers.
+    Errno::result(unsafe { libc::syscall(libc::SYS_setresgid, u32::MAX, gid, u32::MAX) })?;
+    Ok(())
+}
+
 /// Sets effective gid then uid (or uid then gid when going back to root, so
 /// that the privilege to change the gid is there).
 fn set_effective_ids(uid: u32, gid: u32) -> Result<(), Errno> {
-    let keep = u32::MAX; // -1: leave unchanged
-    let set_uid = || {
-        // SAFETY: setresuid takes plain integers.
-        Errno::result(unsafe { libc::syscall(libc::SYS_setresuid, keep, uid, keep) })
-    };
-    let set_gid = || {
-        // SAFETY: setresgid takes plain integers.
-        Errno::result(unsafe { libc::syscall(libc::SYS_setresgid, keep, gid, keep) })
-    };
     if uid == 0 {
-        set_uid()?;
-        set_gid()?;
+        set_uid(uid)?;
+        set_gid(gid)?;
     } else {
-        set_gid()?;
-        set_uid()?;
+        set_gid(gid)?;
+        set_uid(uid)?;
     }
     Ok(())
 }
