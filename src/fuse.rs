@@ -238,7 +238,7 @@ fn file_attr(a: &Attr) -> FileAttr {
     FileAttr {
         ino: INodeNo(a.ino),
         size: a.size,
-        blocks: a.size.div_ceil(512),
+        blocks: if a.stored { a.size.div_ceil(512) } else { 0 },
         atime: a.atime,
         mtime: a.mtime,
         ctime: a.ctime,
@@ -494,7 +494,7 @@ impl Filesystem for IpcFuse {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let caller = caller(req);
-        self.on("open", ino, caller, reply, move |fs, caller, reply| match fs.open(ino.0, flags.0, caller) {
+        self.on_walk("open", ino, caller, reply, move |fs, caller, reply| match fs.open(ino.0, flags.0, caller) {
             Ok(o) => reply.opened(FileHandle(o.fh), open_flags(o)),
             Err(e) => reply.error(errno("open", e)),
         });

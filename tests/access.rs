@@ -108,7 +108,7 @@ fn operations(m: &Path, o: Objects, mode: u32, owner: (u32, u32)) -> (Vec<String
         (format!("fs_write {m}/sem/{e}/0 =0"), format!("sem_op {e} 0 0")),
         (format!("fs_write {m}/sem/{e}/0 +1"), format!("sem_op {e} 0 1")),
         (format!("fs_write {m}/sem/{e}/0 5"), format!("sem_setval {e} 0 5")),
-        (format!("fs_read {m}/msg/{q}/any"), format!("msg_recv {q} 0")),
+        (format!("fs_read {m}/msg/{q}/.recv/any"), format!("msg_recv {q} 0")),
         (format!("fs_write {m}/msg/{q}/any hello"), format!("msg_send {q} 1 hello")),
         (format!("fs_chmod {m}/shm/{s} {mode}"), format!("shm_set {s} {u} {g} {mode}")),
         (format!("fs_chown {m}/shm/{s} {u} {g}"), format!("shm_set {s} {u} {g} {mode}")),

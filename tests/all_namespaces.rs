@@ -423,7 +423,7 @@ fn operations_through_ns_happen_in_that_namespace_only() {
     // Send and receive.
     sh_ok(&format!("echo 'sent through ns/' > {}", path("msg/0/any")));
     assert_eq!(n.inside(|| queued(MsqId(0))), [(1, b"sent through ns/\n".to_vec())]);
-    assert_eq!(sh_bytes(&format!("cat {}", path("msg/0/any"))), b"sent through ns/\n");
+    assert_eq!(sh_bytes(&format!("cat {}", path("msg/0/.recv/any"))), b"sent through ns/\n");
     assert_eq!(n.inside(|| queued(MsqId(0))), []);
     assert_eq!(queued(our_msg), [(1, b"ours".to_vec())], "our queue is untouched");
 

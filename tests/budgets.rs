@@ -423,8 +423,9 @@ fn parse_opened(line: &str) -> (usize, String, String) {
 
 /// What another user (`uid`, not the one spending a budget) must still be
 /// able to do: write and read their own segment `own` (if given), make a P on `set`
-/// (value 0, mode 0666) that waits until the test's V, and receive the
-/// first message of `queue` (mode 0666), which must be `first`.
+/// (value 0, mode 0666) that waits until the test's V, and receive (through
+/// `msg/<id>/.recv/any`) the first message of `queue` (mode 0666), which
+/// must be `first`.
 #[track_caller]
 fn others_still_served(m: &Mounted, uid: u32, own: Option<ShmId>, set: SemId, queue: MsqId) {
     if let Some(own) = own {
@@ -441,8 +442,8 @@ fn others_still_served(m: &Mounted, uid: u32, own: Option<ShmId>, set: SemId, qu
     assert_eq!(p.line("", LIMIT), "done", "another user's P after the V");
     assert_eq!(value(set), 0, "the P took the V's unit");
 
-    let any = m.path(format!("msg/{}/any", queue.0));
-    let mut r = Proc::client(uid, &["wait", path_arg(&any), "0", "-"]);
+    let recv_any = m.path(format!("msg/{}/.recv/any", queue.0));
+    let mut r = Proc::client(uid, &["wait", path_arg(&recv_any), "0", "-"]);
     assert_eq!(r.line("", LIMIT), "got first", "another user's receive");
 }
 

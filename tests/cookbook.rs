@@ -30,7 +30,6 @@ use ipcfs::ipc::Errno;
 use ipcfs::ipc::msg::{self, MsqId};
 use ipcfs::ipc::sem::{self, Query, SemId};
 use ipcfs::ipc::shm::Attachment;
-use nix::mount::{MntFlags, umount2};
 
 const COOKBOOK: &str = include_str!("../docs/cookbook.md");
 /// The mount point the cookbook's recipes use.
@@ -699,7 +698,7 @@ fn take_message_takes_one_then_one_of_a_type_then_all() {
         send(queue, mtype, body);
     }
     // What the cookbook says of byte-at-a-time readers: they fail and take nothing.
-    let byte = sh(&format!("head -c 1 {}", q(&m.path(format!("msg/{}/any", queue.0)))));
+    let byte = sh(&format!("head -c 1 {}", q(&m.path(format!("msg/{}/.recv/any", queue.0)))));
     assert_refused(&byte, "Argument list too long", "head -c 1");
     assert_eq!(qnum(queue), 4);
 
@@ -726,34 +725,28 @@ fn wait_message_waits_for_the_next_message() {
     assert_eq!(qnum(queue), 0);
 }
 
-/// Unmounts a directory on drop if it is still mounted.
-struct Unmount(PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        if is_mounted(&self.0) {
-            let _ = umount2(&self.0, MntFlags::MNT_DETACH);
-        }
-    }
-}
-
 #[test]
 fn peek_messages_shows_them_without_taking_any() {
-    // The recipe makes its own (read-only) mount, in the test's namespaces.
-    isolate();
+    let m = Mounted::new();
     let queue = make_queue(0x5401, 0o600);
     send(queue, 1, "first\n");
-    send(queue, 9, "second\n");
-    let ro = TempDir::new("ro");
-    let _unmount = Unmount(ro.0.clone());
-    let out = recipe("peek-messages")
-        .with("ipcfs -o ro", &format!("{} -o ro", ipcfs_bin()))
-        .with("/mnt/ipc-ro", &ro.0.display().to_string())
-        .with("msg/3", &format!("msg/{}", queue.0))
-        .run_ok();
-    assert_eq!(out, "first\nsecond\n");
-    assert_eq!(qnum(queue), 2, "peeking took a message");
-    assert!(!is_mounted(&ro.0), "the recipe leaves its read-only mount mounted");
+    send(queue, 7, "second\n");
+    send(queue, 7, "third\n");
+    // What receiving changes: the count, the bytes, the last receiver and its time.
+    let untouched = |s: msg::MsgStat| (s.qnum, s.cbytes, s.lrpid, s.rtime);
+    let before = untouched(msg::stat_any(queue).unwrap());
+    let peek = recipe("peek-messages").with("msg/3", &format!("msg/{}", queue.0));
+    assert_eq!(peek.clone().on(&m).run_ok(), "first\nsecond\nthird\nsecond\nthird\n");
+    assert_eq!(untouched(msg::stat_any(queue).unwrap()), before, "peeking took a message");
+
+    // A read-only mount shows them the same way, and cannot take them.
+    let ro = Mounted::with_options(&["-o", "ro"]);
+    assert_eq!(peek.on(&ro).run_ok(), "first\nsecond\nthird\nsecond\nthird\n");
+    for file in [".recv/any", ".wait/any"] {
+        let take = sh(&format!("dd if={} bs=1M count=1 status=none", q(&ro.path(format!("msg/{}/{file}", queue.0)))));
+        assert_refused(&take, "Read-only file system", &format!("dd if={file} on a read-only mount"));
+    }
+    assert_eq!(untouched(msg::stat_any(queue).unwrap()), before, "a read-only mount took a message");
 }
 
 #[test]

@@ -658,6 +658,8 @@ fn names_that_are_not_canonical_ids_or_keys_are_enoent_and_too_long_names_enamet
         format!("msg/{q}/any"),
         format!("msg/{q}/9223372036854775807"),
         format!("msg/{q}/.wait/5"),
+        format!("msg/{q}/.recv/5"),
+        format!("msg/{q}/.recv/any"),
         format!("by-key/shm/0x{KEY_SHM:08x}"),
         format!("sem/0x{KEY_SEM:x}"),
     ];
@@ -732,6 +734,12 @@ fn names_that_are_not_canonical_ids_or_keys_are_enoent_and_too_long_names_enamet
         format!("msg/{q}/.wait/.wait"),
         format!("msg/{q}/.wait/0"),
         format!("msg/{q}/.wait/-1"),
+        format!("msg/{q}/.RECV"),
+        format!("msg/{q}/.recv/.recv"),
+        format!("msg/{q}/.recv/.wait"),
+        format!("msg/{q}/.recv/0"),
+        format!("msg/{q}/.recv/-1"),
+        format!("msg/{q}/.wait/.recv"),
         format!("by-key/shm/0x{KEY_SHM:x}"),
         format!("by-key/shm/0x{KEY_SHM:08X}"),
         format!("by-key/shm/0X{KEY_SHM:08x}"),
@@ -745,6 +753,7 @@ fn names_that_are_not_canonical_ids_or_keys_are_enoent_and_too_long_names_enamet
         "SHM".into(),
         "shm ".into(),
         ".wait".into(),
+        ".recv".into(),
         "x".into(),
     ]
     .into_iter()
@@ -776,6 +785,7 @@ fn names_that_are_not_canonical_ids_or_keys_are_enoent_and_too_long_names_enamet
         format!("sem/{e}/{}", "0".repeat(256)),
         format!("msg/{q}/{}", "1".repeat(256)),
         format!("msg/{q}/.wait/{}", "a".repeat(4000)),
+        format!("msg/{q}/.recv/{}", "1".repeat(256)),
         format!("by-key/shm/0x{}", "0".repeat(300)),
         "x".repeat(256),
     ];
@@ -807,6 +817,8 @@ fn dot_and_dot_dot_are_the_directory_and_its_parent() {
         (format!("msg/{q}/."), format!("msg/{q}")),
         (format!("msg/{q}/.wait/.."), format!("msg/{q}")),
         (format!("msg/{q}/.wait/."), format!("msg/{q}/.wait")),
+        (format!("msg/{q}/.recv/.."), format!("msg/{q}")),
+        (format!("msg/{q}/.recv/."), format!("msg/{q}/.recv")),
     ];
     for (a, z) in same {
         let (pa, pz) = (under(&m, &a), under(&m, &z));
@@ -814,17 +826,23 @@ fn dot_and_dot_dot_are_the_directory_and_its_parent() {
     }
     // Semaphore and queue files get an inode per lookup (see src/fs/inode.rs),
     // so these are told by what they answer: the value of semaphore 2, and
-    // the first message of the queue, too large for one byte.
+    // the first message of the queue, too large for one byte to receive.
     let dotted = under(&m, format!("sem/{e}/../{e}/./2"));
     b.refuses(format!("read sem/{e}/../{e}/./2"), Want::Ok(6), || count(read_once(&dotted, 0, 100)));
-    let dotted = under(&m, format!("msg/{q}/.wait/../../{q}/./any"));
-    b.refuses(format!("read msg/{q}/.wait/../../{q}/./any"), Want::Err(libc::E2BIG), || {
+    let dotted = under(&m, format!("msg/{q}/.wait/../../{q}/.recv/./any"));
+    b.refuses(format!("read msg/{q}/.wait/../../{q}/.recv/./any"), Want::Err(libc::E2BIG), || {
         count(read_once(&dotted, 0, 1))
     });
     // The mount's root's parent is outside the mount.
     let (root, up) = (under(&m, ""), under(&m, ".."));
     b.refuses("the root's .. is not the root", Want::Ok(0), || same_file(&root, &up));
-    for file in [format!("shm/{s}/.."), format!("shm/{s}/."), format!("sem/{e}/0/.."), format!("msg/{q}/any/.")] {
+    for file in [
+        format!("shm/{s}/.."),
+        format!("shm/{s}/."),
+        format!("sem/{e}/0/.."),
+        format!("msg/{q}/any/."),
+        format!("msg/{q}/.recv/any/.."),
+    ] {
         let path = under(&m, &file);
         b.refuses(format!("stat {file}"), Want::Err(libc::ENOTDIR), || stat(&path));
     }
@@ -867,9 +885,6 @@ fn semaphore_text_that_is_not_one_command_is_einval_or_erange_and_changes_nothin
         b"1.5",
         b"abc",
         b"seven",
-        b"\n",
-        b" ",
-        b"\t\n",
         b"\xff\xfe",
         b"7\xff",
         b"5\0",
@@ -1040,6 +1055,8 @@ fn queue_writes_larger_than_msgmax_send_nothing_and_reads_too_small_take_nothing
     let q = w.queue;
     let file = |name: &str| under(&m, format!("msg/{}/{name}", q.0));
     let (any, five, two, biggest) = (file("any"), file("5"), file("2"), file("9223372036854775807"));
+    // Receiving is reading under .recv/.
+    let recv = |name: &str| file(&format!(".recv/{name}"));
     assert_eq!(kernel_msgmax(), MSGMAX);
 
     let big = huge_buffer();
@@ -1049,10 +1066,13 @@ fn queue_writes_larger_than_msgmax_send_nothing_and_reads_too_small_take_nothing
             write_once(path, libc::O_NONBLOCK, &big[..MSGMAX + 1])
         });
     }
+    b.refuses("write msgmax + 1 bytes to .recv/any", Want::Err(libc::EINVAL), || {
+        write_once(&recv("any"), libc::O_NONBLOCK, &big[..MSGMAX + 1])
+    });
     // Messages: any "one", 5 "five", 2 "two-two", 5 "5b".
-    for (path, name, room) in [(&any, "any", 1), (&any, "any", 2), (&five, "5", 3), (&two, "2", 6)] {
-        b.refuses(format!("read {name} with a {room}-byte buffer"), Want::Err(libc::E2BIG), || {
-            count(read_once(path, 0, room))
+    for (name, room) in [("any", 1), ("any", 2), ("5", 3), ("2", 6)] {
+        b.refuses(format!("read .recv/{name} with a {room}-byte buffer"), Want::Err(libc::E2BIG), || {
+            count(read_once(&recv(name), 0, room))
         });
     }
     let wait_any = file(".wait/any");
@@ -1062,9 +1082,17 @@ fn queue_writes_larger_than_msgmax_send_nothing_and_reads_too_small_take_nothing
     b.refuses("read .wait/3 with O_NONBLOCK", Want::Err(libc::EAGAIN), || {
         count(read_once(&file(".wait/3"), libc::O_NONBLOCK, 100))
     });
-    b.refuses("read a type with nothing queued", Want::Ok(0), || count(read_once(&file("3"), 0, 100)));
-    b.refuses("read the largest type", Want::Ok(0), || count(read_once(&biggest, 0, 100)));
-    b.refuses("read with a 0-byte buffer", Want::Ok(0), || count(read_once(&any, 0, 0)));
+    b.refuses("read .recv/3, nothing queued", Want::Ok(0), || count(read_once(&recv("3"), 0, 100)));
+    b.refuses("read .recv/ of the largest type", Want::Ok(0), || {
+        count(read_once(&recv("9223372036854775807"), 0, 100))
+    });
+    b.refuses("read .recv/any with a 0-byte buffer", Want::Ok(0), || count(read_once(&recv("any"), 0, 0)));
+    // Reading a listed file takes nothing, whatever the buffer.
+    for (path, name, room, want) in
+        [(&any, "any", 100, 3), (&five, "5", 100, 4), (&two, "2", 6, 6), (&biggest, "9223372036854775807", 100, 0)]
+    {
+        b.refuses(format!("read {name} with a {room}-byte buffer"), Want::Ok(want), || count(read_once(path, 0, room)));
+    }
     for len in [0, 5, 1 << 40, i64::MAX] {
         b.refuses(format!("truncate any to {len}"), Want::Ok(0), || truncate(&any, len));
         b.refuses(format!("truncate 5 to {len}"), Want::Ok(0), || truncate(&five, len));
@@ -1076,6 +1104,9 @@ fn queue_writes_larger_than_msgmax_send_nothing_and_reads_too_small_take_nothing
     b.refuses("unlink .wait", Want::Err(libc::EISDIR), || unlink(&file(".wait")));
     b.refuses("rmdir .wait", Want::Anything, || rmdir(&file(".wait")));
     b.refuses("write to .wait", Want::Err(libc::EISDIR), || write_once(&file(".wait"), 0, b"x"));
+    b.refuses("unlink .recv", Want::Err(libc::EISDIR), || unlink(&file(".recv")));
+    b.refuses("rmdir .recv", Want::Anything, || rmdir(&file(".recv")));
+    b.refuses("write to .recv", Want::Err(libc::EISDIR), || write_once(&file(".recv"), 0, b"x"));
 
     // Controls: exactly msgmax bytes, and the largest type, go and come back.
     let body = pattern(MSGMAX, 5);
@@ -1085,10 +1116,11 @@ fn queue_writes_larger_than_msgmax_send_nothing_and_reads_too_small_take_nothing
         || write_once(&file("7"), libc::O_NONBLOCK, &body),
         |k| k.messages(q).push((7, Text(body.clone()))),
     );
+    b.refuses("read 7 with a msgmax buffer", Want::Ok(MSGMAX as u64), || count(read_once(&file("7"), 0, MSGMAX)));
     b.changes(
-        "read 7 with a msgmax buffer",
+        "read .recv/7 with a msgmax buffer",
         Want::Ok(MSGMAX as u64),
-        || count(read_once(&file("7"), 0, MSGMAX)),
+        || count(read_once(&recv("7"), 0, MSGMAX)),
         |k| {
             k.messages(q).pop();
         },
@@ -1099,10 +1131,11 @@ fn queue_writes_larger_than_msgmax_send_nothing_and_reads_too_small_take_nothing
         || write_once(&biggest, libc::O_NONBLOCK, b"max"),
         |k| k.messages(q).push((i64::MAX, text("max"))),
     );
+    b.refuses("read the largest type", Want::Ok(3), || count(read_once(&biggest, 0, 100)));
     b.changes(
-        "read the largest type",
+        "read .recv/ of the largest type",
         Want::Ok(3),
-        || count(read_once(&biggest, 0, 100)),
+        || count(read_once(&recv("9223372036854775807"), 0, 100)),
         |k| {
             k.messages(q).pop();
         },
@@ -1116,7 +1149,7 @@ fn kernel_attributes_cannot_be_set_or_removed_and_unknown_ones_are_not_supported
     let w = World::new();
     let mut b = Bench::new(&m);
     let (s, e, q) = (w.seg.0, w.set.0, w.queue.0);
-    let nodes: [(String, &[&str]); 10] = [
+    let nodes: [(String, &[&str]); 12] = [
         (format!("shm/{s}"), &SHM_ATTRS),
         (format!("sem/{e}"), &SET_ATTRS),
         (format!("sem/{e}/1"), &SEMAPHORE_ATTRS),
@@ -1124,6 +1157,8 @@ fn kernel_attributes_cannot_be_set_or_removed_and_unknown_ones_are_not_supported
         (format!("msg/{q}/any"), &[]),
         (format!("msg/{q}/5"), &[]),
         (format!("msg/{q}/.wait"), &[]),
+        (format!("msg/{q}/.recv"), &[]),
+        (format!("msg/{q}/.recv/any"), &[]),
         ("".into(), &[]),
         ("shm".into(), &[]),
         ("by-key/shm".into(), &[]),
@@ -1214,7 +1249,7 @@ fn the_tree_cannot_be_reshaped_and_directories_cannot_be_written() {
     let (s, e, q) = (w.seg.0, w.set.0, w.queue.0);
     let segment = under(&m, format!("shm/{s}"));
     // Every directory, with an entry in it.
-    let dirs: [(String, String); 11] = [
+    let dirs: [(String, String); 12] = [
         ("".into(), "shm".into()),
         ("shm".into(), s.to_string()),
         ("sem".into(), e.to_string()),
@@ -1226,6 +1261,7 @@ fn the_tree_cannot_be_reshaped_and_directories_cannot_be_written() {
         (format!("sem/{e}"), "0".into()),
         (format!("msg/{q}"), "any".into()),
         (format!("msg/{q}/.wait"), "any".into()),
+        (format!("msg/{q}/.recv"), "any".into()),
     ];
     for (dir, entry) in &dirs {
         let inside = |name: &str| under(&m, if dir.is_empty() { name.to_string() } else { format!("{dir}/{name}") });
@@ -1407,16 +1443,19 @@ fn one_write_is_one_message_even_beyond_one_fuse_request() {
     assert!(failures.is_empty(), "one write must be one message:\n{}", failures.join("\n"));
 }
 
-/// docs/ipcfs.md: semaphore and queue files "are streams …: there is no file
-/// position (lseek and pread fail with ESPIPE)". An offset, however large,
-/// must neither be ignored nor change anything.
+/// docs/ipcfs.md: semaphore files and the queue files that receive (under
+/// `.recv/` and `.wait/`) "are streams …: there is no file position (lseek
+/// and pread fail with ESPIPE)". An offset, however large, must neither be
+/// ignored nor change anything. A listed queue file shows the messages
+/// queued when it was opened and has a position: far beyond them is its end.
 #[test]
 fn semaphore_and_queue_files_refuse_offsets_even_huge_ones() {
     let m = Mounted::new();
     let w = World::new();
     let mut b = Bench::new(&m);
     let semaphore = under(&m, format!("sem/{}/1", w.set.0));
-    let queue = under(&m, format!("msg/{}/any", w.queue.0));
+    let queue = under(&m, format!("msg/{}/.recv/any", w.queue.0));
+    let listed = under(&m, format!("msg/{}/any", w.queue.0));
     for offset in [1u64 << 40, u64::MAX / 2 - 100] {
         b.refuses(format!("pwrite `5` at {offset} to a semaphore"), Want::Err(libc::ESPIPE), || {
             pwrite_once(&semaphore, b"5", offset)
@@ -1429,6 +1468,9 @@ fn semaphore_and_queue_files_refuse_offsets_even_huge_ones() {
         });
         b.refuses(format!("pread a queue at {offset}"), Want::Err(libc::ESPIPE), || {
             count(pread_once(&queue, 100, offset))
+        });
+        b.refuses(format!("pread a listed queue file at {offset}"), Want::Ok(0), || {
+            count(pread_once(&listed, 100, offset))
         });
     }
     b.finish();
@@ -1567,11 +1609,14 @@ enum Behind {
     },
 }
 
-/// A queue file: `any`, a type, or the same under `.wait/`.
+/// A queue file: `any` or a type, listed (reading browses), under `.recv/`
+/// (reading receives) or under `.wait/` (reading receives, waiting).
 #[derive(Clone, Copy, Debug)]
 enum QFile {
     Any,
     Type(i64),
+    RecvAny,
+    RecvType(i64),
     WaitAny,
     WaitType(i64),
 }
@@ -1581,17 +1626,24 @@ impl QFile {
         match self {
             QFile::Any => "any".into(),
             QFile::Type(t) => t.to_string(),
+            QFile::RecvAny => ".recv/any".into(),
+            QFile::RecvType(t) => format!(".recv/{t}"),
             QFile::WaitAny => ".wait/any".into(),
             QFile::WaitType(t) => format!(".wait/{t}"),
         }
     }
 
-    /// The type it receives (0: any) and sends.
+    /// The type it reads (0: any) and sends.
     fn mtype(self) -> i64 {
         match self {
-            QFile::Any | QFile::WaitAny => 0,
-            QFile::Type(t) | QFile::WaitType(t) => t,
+            QFile::Any | QFile::RecvAny | QFile::WaitAny => 0,
+            QFile::Type(t) | QFile::RecvType(t) | QFile::WaitType(t) => t,
         }
+    }
+
+    /// A listed file: reading shows the messages, taking none.
+    fn browses(self) -> bool {
+        matches!(self, QFile::Any | QFile::Type(_))
     }
 
     fn waits(self) -> bool {
@@ -1610,6 +1662,7 @@ enum Place {
     ByKeyShm,
     Set,
     Queue,
+    RecvDir,
     WaitDir,
 }
 
@@ -1623,6 +1676,7 @@ enum Node {
     Semaphore(u16),
     Queue,
     QueueFile(QFile),
+    RecvDir,
     WaitDir,
 }
 
@@ -1668,8 +1722,9 @@ enum Op {
         to: QFile,
         len: usize,
     },
-    /// One read, O_NONBLOCK, with a buffer of `room` bytes.
-    Receive {
+    /// One read, O_NONBLOCK, with a buffer of `room` bytes: a receive, or
+    /// a look at a listed file.
+    Read {
         from: QFile,
         room: usize,
     },
@@ -1750,14 +1805,23 @@ fn shm_offset() -> impl Strategy<Value = u64> {
 }
 
 fn send_file() -> impl Strategy<Value = QFile> {
-    prop_oneof![Just(QFile::Any), (1i64..=5).prop_map(QFile::Type), Just(QFile::Type(i64::MAX))]
+    prop_oneof![
+        3 => Just(QFile::Any),
+        3 => (1i64..=5).prop_map(QFile::Type),
+        3 => Just(QFile::Type(i64::MAX)),
+        1 => Just(QFile::RecvAny),
+        1 => (1i64..=5).prop_map(QFile::RecvType),
+    ]
 }
 
-fn receive_file() -> impl Strategy<Value = QFile> {
+fn read_file() -> impl Strategy<Value = QFile> {
     prop_oneof![
         2 => Just(QFile::Any),
         3 => (1i64..=5).prop_map(QFile::Type),
         1 => Just(QFile::Type(i64::MAX)),
+        2 => Just(QFile::RecvAny),
+        3 => (1i64..=5).prop_map(QFile::RecvType),
+        1 => Just(QFile::RecvType(i64::MAX)),
         1 => Just(QFile::WaitAny),
         1 => (1i64..=5).prop_map(QFile::WaitType),
     ]
@@ -1829,6 +1893,7 @@ fn name() -> impl Strategy<Value = Text> {
         "any",
         "ANY",
         ".wait",
+        ".recv",
         ".",
         "..",
         "private",
@@ -1861,6 +1926,7 @@ fn place() -> impl Strategy<Value = Place> {
         Place::ByKeyShm,
         Place::Set,
         Place::Queue,
+        Place::RecvDir,
         Place::WaitDir,
     ])
 }
@@ -1874,6 +1940,7 @@ fn node() -> impl Strategy<Value = Node> {
         (0..NSEMS).prop_map(Node::Semaphore),
         Just(Node::Queue),
         send_file().prop_map(Node::QueueFile),
+        Just(Node::RecvDir),
         Just(Node::WaitDir),
     ]
 }
@@ -1953,7 +2020,7 @@ fn held_file() -> impl Strategy<Value = HeldFile> {
     prop_oneof![
         2 => Just(HeldFile::Segment),
         2 => (0..NSEMS).prop_map(HeldFile::Semaphore),
-        3 => receive_file().prop_map(HeldFile::Queue),
+        3 => read_file().prop_map(HeldFile::Queue),
     ]
 }
 
@@ -1991,7 +2058,7 @@ fn through_the_mount() -> impl Strategy<Value = Op> {
         5 => (0..NSEMS, sem_text()).prop_map(|(num, text)| Op::SemWrite { num, text }),
         4 => (send_file(), bytes(1..=32)).prop_map(|(to, body)| Op::Send { to, body }),
         1 => (send_file(), select(vec![MSGMAX + 1, HUGE])).prop_map(|(to, len)| Op::SendHuge { to, len }),
-        4 => (receive_file(), 1usize..=40).prop_map(|(from, room)| Op::Receive { from, room }),
+        4 => (read_file(), 1usize..=40).prop_map(|(from, room)| Op::Read { from, room }),
         3 => (place(), name()).prop_map(|(place, name)| Op::Lookup { place, name }),
         3 => (reshape(), place(), name()).prop_map(|(how, place, name)| Op::Reshape { how, place, name }),
         1 => place().prop_map(|place| Op::OpenDirForWrite { place }),
@@ -2051,6 +2118,7 @@ impl Objects {
             Place::ByKeyShm => "by-key/shm".into(),
             Place::Set => format!("sem/{}", self.set.0),
             Place::Queue => format!("msg/{}", self.queue.0),
+            Place::RecvDir => format!("msg/{}/.recv", self.queue.0),
             Place::WaitDir => format!("msg/{}/.wait", self.queue.0),
         }
     }
@@ -2064,6 +2132,7 @@ impl Objects {
             Node::Semaphore(n) => format!("sem/{}/{n}", self.set.0),
             Node::Queue => format!("msg/{}", self.queue.0),
             Node::QueueFile(f) => format!("msg/{}/{}", self.queue.0, f.name()),
+            Node::RecvDir => format!("msg/{}/.recv", self.queue.0),
             Node::WaitDir => format!("msg/{}/.wait", self.queue.0),
         }
     }
@@ -2099,7 +2168,7 @@ impl Objects {
     fn place_exists(self, k: &Kernel, place: Place) -> bool {
         match place {
             Place::Set => k.sets.contains_key(&self.set.0),
-            Place::Queue | Place::WaitDir => k.queues.contains_key(&self.queue.0),
+            Place::Queue | Place::RecvDir | Place::WaitDir => k.queues.contains_key(&self.queue.0),
             _ => true,
         }
     }
@@ -2110,7 +2179,7 @@ impl Objects {
             Node::Segment => k.segments.contains_key(&self.seg.0),
             Node::Set => k.sets.contains_key(&self.set.0),
             Node::Semaphore(n) => k.sets.get(&self.set.0).is_some_and(|s| usize::from(n) < s.values.len()),
-            Node::Queue | Node::QueueFile(_) | Node::WaitDir => k.queues.contains_key(&self.queue.0),
+            Node::Queue | Node::QueueFile(_) | Node::RecvDir | Node::WaitDir => k.queues.contains_key(&self.queue.0),
         }
     }
 
@@ -2134,8 +2203,8 @@ impl Objects {
                 let nsems = k.sets.get(&self.set.0).map_or(0, |s| s.values.len());
                 canonical(name, u128::MAX).is_some_and(|n| n < nsems as u128)
             }
-            Place::Queue => name == b".wait" || mtype(),
-            Place::WaitDir => mtype(),
+            Place::Queue => name == b".recv" || name == b".wait" || mtype(),
+            Place::RecvDir | Place::WaitDir => mtype(),
         }
     }
 
@@ -2205,6 +2274,10 @@ const EINVAL_OR_ERANGE: &[i32] = &[libc::EINVAL, libc::ERANGE];
 /// new value, or the errno. The file is non-blocking, so what would wait is
 /// EAGAIN.
 fn sem_command(text: &[u8], value: i32) -> Result<i32, Want> {
+    // White space alone does nothing ("A write of white space alone …").
+    if text.len() <= 4096 && text.iter().all(|&b| is_white(b)) {
+        return Ok(value);
+    }
     let end = text.iter().rposition(|&b| !is_white(b)).map_or(0, |i| i + 1);
     let command = &text[..end];
     let (sign, digits) = match command.first() {
@@ -2276,6 +2349,27 @@ fn expect_read(want: Result<&[u8], Want>, got: Result<Vec<u8>, i32>) -> Result<(
     }
 }
 
+/// The bodies of the messages of type `mtype` (0: all), in queue order.
+fn of_type(messages: &[(i64, Text)], mtype: i64) -> Vec<Text> {
+    messages.iter().filter(|(t, _)| mtype == 0 || *t == mtype).map(|(_, body)| body.clone()).collect()
+}
+
+/// What one read at `position` of a listed queue file gives, per the docs:
+/// the snapshot's bytes there, at most `room`, never beyond the end of the
+/// message they are in; nothing past the last message.
+fn browsed(snapshot: &[Text], position: u64, room: usize) -> &[u8] {
+    let mut start = 0;
+    for body in snapshot {
+        let end = start + body.0.len() as u64;
+        if position < end {
+            let from = (position - start) as usize;
+            return &body.0[from..body.0.len().min(from + room)];
+        }
+        start = end;
+    }
+    &[]
+}
+
 /// A call the test makes itself, as an outcome.
 fn sys<T>(r: Result<T, Errno>) -> Outcome {
     r.map(|_| 0).map_err(|e| e as i32)
@@ -2338,6 +2432,9 @@ struct Held {
     /// A semaphore file's stream: the text being read and how far
     /// (usize::MAX: read to its end, so the next read is end-of-file).
     stream: (Vec<u8>, usize),
+    /// A listed queue file's snapshot (the messages of its type queued when
+    /// it was opened) and the file's position.
+    snapshot: (Vec<Text>, u64),
 }
 
 /// One case's run: the mount, its objects and the model of the kernel.
@@ -2543,11 +2640,15 @@ impl<'a> Run<'a> {
                 let path = self.at(o.node(Node::QueueFile(*to)));
                 expect(Want::Err(want), write_once(&path, libc::O_NONBLOCK, &huge_buffer()[..*len]))
             }
-            Op::Receive { from, room } => {
+            Op::Read { from, room } => {
                 let exists = k.queues.contains_key(&o.queue.0);
                 let got = read_once(&self.at(o.node(Node::QueueFile(*from))), libc::O_NONBLOCK, *room);
                 if !exists {
                     return expect_read(Err(Want::Err(libc::ENOENT)), got);
+                }
+                if from.browses() {
+                    let snapshot = of_type(&k.queues[&o.queue.0].messages, from.mtype());
+                    return expect_read(Ok(browsed(&snapshot, 0, *room)), got);
                 }
                 self.queue_receive(o.queue, *from, *room, got)
             }
@@ -2662,6 +2763,7 @@ impl<'a> Run<'a> {
         expect(Want::Ok(body.len() as u64), got)
     }
 
+    /// A read of a file under `.recv/` or `.wait/`: one message taken.
     fn queue_receive(
         &mut self,
         queue: MsqId,
@@ -2861,8 +2963,12 @@ impl<'a> Run<'a> {
             Family::Msg => (self.model.queues[&id].perm.key, 0),
         };
         let born = self.born[&(family, id)];
-        self.held[slot] =
-            Some(Held { file: opened, what: file, family, id, born, key, nsems, stream: (Vec::new(), 0) });
+        let snapshot = match file {
+            HeldFile::Queue(f) if f.browses() => of_type(&self.model.queues[&id].messages, f.mtype()),
+            _ => Vec::new(),
+        };
+        let (stream, snapshot) = ((Vec::new(), 0), (snapshot, 0));
+        self.held[slot] = Some(Held { file: opened, what: file, family, id, born, key, nsems, stream, snapshot });
         Ok(())
     }
 
@@ -2909,6 +3015,18 @@ impl<'a> Run<'a> {
                 *at = if end == text.len() { usize::MAX } else { end };
                 expect_read(Ok(&want), got)
             }
+            HeldFile::Queue(from) if from.browses() => {
+                let got = errno(h.file.read(&mut buf)).map(|n| buf[..n].to_vec());
+                // The snapshot is the daemon's: once the queue is gone, the
+                // docs leave open whether it still shows it.
+                if !alive && got.is_err() {
+                    return expect_read(Err(Want::OneOf(GONE)), got);
+                }
+                let (snapshot, position) = &mut h.snapshot;
+                let want = browsed(snapshot, *position, room);
+                *position += want.len() as u64;
+                expect_read(Ok(want), got)
+            }
             HeldFile::Queue(from) => {
                 let got = errno(h.file.read(&mut buf)).map(|n| buf[..n].to_vec());
                 if !alive {
@@ -2942,6 +3060,10 @@ impl<'a> Run<'a> {
                 if !alive {
                     return expect(Want::OneOf(GONE), got);
                 }
+                // A listed file has a position, which a write moves on.
+                if let (true, Ok(n)) = (to.browses(), got) {
+                    h.snapshot.1 += n;
+                }
                 self.queue_send(MsqId(h.id), to, data, got)
             }
         }
@@ -2955,7 +3077,7 @@ impl<'a> Run<'a> {
         let dots = name == b"." || name == b"..";
         let long = name.len() > 255;
         let dir_entry = matches!(place, Place::Root | Place::ByKey | Place::Sem | Place::Msg)
-            || (place == Place::Queue && name == b".wait");
+            || (place == Place::Queue && (name == b".recv" || name == b".wait"));
         let want = match how {
             // The walk stops at the missing directory.
             _ if !o.place_exists(&self.model, place) => Want::Err(libc::ENOENT),
@@ -2989,13 +3111,13 @@ impl<'a> Run<'a> {
                     self.model.messages(o.queue).retain(|(t, _)| mtype != 0 && *t != mtype);
                     Want::Ok(0)
                 }
-                // Removing a segment, or discarding through .wait/: skip.
+                // Removing a segment, or discarding through .recv/ or .wait/: skip.
                 _ => return Ok(()),
             },
             Reshape::Rmdir => match place {
                 Place::Sem | Place::Msg => return Ok(()),
-                Place::Queue if name == b".wait" => Want::Anything,
-                Place::Set | Place::Queue | Place::WaitDir => Want::Err(libc::ENOTDIR),
+                Place::Queue if name == b".recv" || name == b".wait" => Want::Anything,
+                Place::Set | Place::Queue | Place::RecvDir | Place::WaitDir => Want::Err(libc::ENOTDIR),
                 _ => Want::Refused,
             },
         };
@@ -3100,7 +3222,7 @@ fn regression_mkdir_of_a_name_that_is_not_utf8_in_by_key() {
 #[ignore = "known limit (docs/reliability.md): a look-alike object given a removed one's id cannot be told apart"]
 fn regression_a_queue_file_kept_open_never_reaches_a_new_queue_with_the_same_id() {
     replay(&[
-        Op::Hold { slot: 2, file: HeldFile::Queue(QFile::Any) },
+        Op::Hold { slot: 2, file: HeldFile::Queue(QFile::RecvAny) },
         Op::Behind(Behind::Remove(Family::Msg)),
         Op::Behind(Behind::Create { family: Family::Msg, same_id: true, keyed: false, shape: 0 }),
         Op::HeldWrite { slot: 2, offset: 0, data: text("0\n") },
@@ -3155,7 +3277,7 @@ fn regression_files_kept_open_on_removed_objects_never_reach_the_objects_that_ta
         // A segment with a key, so that its by-key link can be seen to go.
         Op::Behind(Behind::Create { family: Family::Shm, same_id: false, keyed: true, shape: 0 }),
         Op::Hold { slot: 0, file: HeldFile::Semaphore(1) },
-        Op::Hold { slot: 1, file: HeldFile::Queue(QFile::Type(3)) },
+        Op::Hold { slot: 1, file: HeldFile::Queue(QFile::RecvType(3)) },
         Op::Hold { slot: 2, file: HeldFile::Segment },
         Op::HeldWrite { slot: 2, offset: 10, data: text("old bytes") },
         Op::Send { to: QFile::Type(3), body: text("old") },
@@ -3173,7 +3295,7 @@ fn regression_files_kept_open_on_removed_objects_never_reach_the_objects_that_ta
         Op::HeldWrite { slot: 1, offset: 0, data: text("x") },
         Op::HeldStat { slot: 1 },
         Op::SemWrite { num: 1, text: text("+1") },
-        Op::Receive { from: QFile::Type(3), room: 64 },
+        Op::Read { from: QFile::RecvType(3), room: 64 },
         Op::HeldRead { slot: 2, offset: 0, room: 64 },
         Op::HeldStat { slot: 2 },
         Op::ShmRead { offset: 8, room: 16 },

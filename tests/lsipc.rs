@@ -142,8 +142,9 @@ fn every_message_queue_column_is_in_the_filesystem() {
     fs::write(m.path(format!("msg/{}/any", q.0)), "hello").unwrap();
     fs::write(m.path(format!("msg/{}/any", q.0)), "world!").unwrap();
     let mut one = [0u8; 64];
-    let n = std::io::Read::read(&mut fs::File::open(m.path(format!("msg/{}/any", q.0))).unwrap(), &mut one).unwrap();
-    assert_eq!(&one[..n], b"hello", "one read, one message");
+    let mut receiving = fs::File::open(m.path(format!("msg/{}/.recv/any", q.0))).unwrap();
+    let n = std::io::Read::read(&mut receiving, &mut one).unwrap();
+    assert_eq!(&one[..n], b"hello", "one read, one message received");
     sh_ok("ipcmk -Q -p 0600 >/dev/null");
     let rows = lsipc("-q", "USEDBYTES,MSGS,SEND,RECV,LSPID,LRPID");
     assert_eq!(rows.len(), 2);

@@ -1,5 +1,6 @@
 //! Mounted tests of message queues: the tree and its key links, listing
-//! without taking, one write = one message and one read = one message,
+//! and reading the listed files without taking (they browse), one write =
+//! one message and one read under `.recv/` = one message received,
 //! E2BIG, msgmax and the 1 MiB - 4 KiB limit of one write, full queues, waiting receives under `.wait/`, interrupted
 //! and killed waiters (also racing a message), waits that stall nothing,
 //! stat and the extended attributes against msgctl(IPC_STAT), ipcs and
@@ -175,7 +176,9 @@ fn snapshot(id: MsqId) -> Snapshot {
 
 // ---- helpers: paths, commands, waiting ----
 
-/// `msg/<id>/<name>` (`name` may be empty for the directory itself).
+/// `msg/<id>/<name>` (`name` may be empty for the directory itself). A
+/// listed name (`any`, `<type>`) browses when read; `.recv/<name>` receives,
+/// `.wait/<name>` receives and waits.
 fn qpath(m: &Mounted, id: MsqId, name: &str) -> PathBuf {
     let dir = m.path(format!("msg/{}", id.0));
     if name.is_empty() { dir } else { dir.join(name) }
@@ -498,7 +501,7 @@ fn listing_shows_any_and_the_queued_types_and_takes_nothing() {
     assert_eq!(ls, expected, "ls");
     let mut ls_a: Vec<String> = sh_ok(&format!("ls -1a {}", q(&dir))).lines().map(str::to_string).collect();
     ls_a.sort();
-    assert_eq!(ls_a, [".", "..", "1", "100000", "3", "42", "7", "any"], "ls -a does not show .wait");
+    assert_eq!(ls_a, [".", "..", "1", "100000", "3", "42", "7", "any"], "ls -a shows neither .recv nor .wait");
     sh_ok(&format!("ls -la {} >/dev/null", q(&dir)));
 
     let k = kstat(id);
@@ -514,13 +517,88 @@ fn listing_shows_any_and_the_queued_types_and_takes_nothing() {
     // A type disappears from the listing once its last message is taken.
     let out = sh_bounded(&format!("dd if={} bs=65536 count=1 status=none", q(&dir.join(".wait/42"))));
     assert_eq!(assert_ok(&out, "one read of .wait/42"), "x");
-    assert_eq!(sh_ok(&format!("cat {}", q(&dir.join("7")))), "sevenagain");
+    assert_eq!(sh_ok(&format!("cat {}", q(&dir.join(".recv/7")))), "sevenagain");
     assert_eq!(list(&dir), ["1", "100000", "3", "any"]);
     drain(id);
     assert_eq!(list(&dir), ["any"]);
 }
 
-// ---- 2. one write = one message, one read = one message ----
+#[test]
+fn reading_a_listed_file_shows_messages_without_taking_them() {
+    let m = Mounted::new();
+    let id = new_queue(0x12, 0o600);
+    for (mtype, body) in [(1, "first\n"), (2, "second message\n"), (1, "third\n")] {
+        send(id, mtype, body.as_bytes());
+    }
+    let before = kstat(id);
+    assert_eq!((before.qnum, before.cbytes), (3, 27), "precondition");
+
+    let out = sh_bounded(&format!("cat {}", q(&qpath(&m, id, "any"))));
+    assert_eq!(assert_ok(&out, "cat any"), "first\nsecond message\nthird\n", "every message, in queue order");
+    let out = sh_bounded(&format!("cat {}", q(&qpath(&m, id, "1"))));
+    assert_eq!(assert_ok(&out, "cat 1"), "first\nthird\n", "the type-1 messages only");
+
+    // A freshly opened file: one read, one whole message, then the next.
+    let file = File::open(qpath(&m, id, "any")).unwrap();
+    assert_eq!(read_once(&file, BIG).unwrap(), b"first\n", "the first read: the first message");
+    assert_eq!(read_once(&file, BIG).unwrap(), b"second message\n", "the second read: the second message");
+    drop(file);
+
+    let k = kstat(id);
+    assert_eq!((k.qnum, k.cbytes), (3, before.cbytes), "reading the listed files took nothing: {k:?}");
+    assert_eq!((k.rtime, k.lrpid), (before.rtime, before.lrpid), "nobody received: {k:?}");
+    assert_eq!(
+        drain(id),
+        messages(&[(1, "first\n"), (2, "second message\n"), (1, "third\n")]),
+        "msgrcv still gets every message, in the original order"
+    );
+}
+
+#[test]
+fn the_recv_and_wait_names_are_not_listed_and_receive() {
+    let m = Mounted::new();
+    let id = new_queue(0x13, 0o600);
+    for (mtype, body) in [(1, "one"), (2, "two"), (1, "three")] {
+        send(id, mtype, body.as_bytes());
+    }
+    let dir = qpath(&m, id, "");
+    let mut ls_a: Vec<String> = sh_ok(&format!("ls -1a {}", q(&dir))).lines().map(str::to_string).collect();
+    ls_a.sort();
+    assert_eq!(ls_a, [".", "..", "1", "2", "any"], "ls -a shows neither .recv nor .wait");
+    assert_eq!(list(&dir), ["1", "2", "any"]);
+    // Unlisted, but there: both are directories.
+    for sub in [".recv", ".wait"] {
+        assert!(fs::metadata(dir.join(sub)).unwrap().is_dir(), "{sub} is a directory");
+        assert_eq!(sh_ok(&format!("stat -c %F {}", q(&dir.join(sub)))), "directory\n", "stat {sub}");
+    }
+    assert_eq!(qnum(id), 3, "looking took nothing");
+
+    // One read(2), one message received.
+    let file = File::open(qpath(&m, id, ".recv/any")).unwrap();
+    assert_eq!(read_once(&file, BIG).unwrap(), b"one", "one read, one message");
+    assert_eq!(queued(id), messages(&[(2, "two"), (1, "three")]), "the first message was received");
+    assert_eq!(read_once(&file, BIG).unwrap(), b"two");
+    assert_eq!(queued(id), messages(&[(1, "three")]));
+    drop(file);
+
+    // dd's one read of 64 KiB receives one message; cat receives the rest
+    // and leaves the queue empty.
+    send(id, 5, b"five");
+    send(id, 1, b"six");
+    let recv_any = q(&qpath(&m, id, ".recv/any"));
+    let out = sh_bounded(&format!("dd if={recv_any} bs=65536 count=1 status=none"));
+    assert_eq!(assert_ok(&out, "one read of .recv/any"), "three");
+    assert_eq!(queued(id), messages(&[(5, "five"), (1, "six")]));
+    let out = sh_bounded(&format!("cat {recv_any}"));
+    assert_eq!(assert_ok(&out, "cat .recv/any"), "fivesix");
+    let k = kstat(id);
+    assert_eq!((k.qnum, k.cbytes), (0, 0), "cat .recv/any left the queue empty: {k:?}");
+    assert_eq!(k.lrpid, m.daemon_pid().unwrap(), "the daemon received");
+    let out = sh_bounded(&format!("cat {recv_any}"));
+    assert_eq!(assert_ok(&out, "cat .recv/any of an empty queue"), "", "end-of-file at once");
+}
+
+// ---- 2. one write = one message, one read of .recv/ = one message ----
 
 #[test]
 fn one_write_sends_one_message_of_the_files_type() {
@@ -568,14 +646,14 @@ fn binary_bodies_with_nul_bytes_round_trip_exactly() {
 
     // In through msgsnd, out through the file: one read, exactly the body.
     send(id, 9, &body);
-    let file = File::open(qpath(&m, id, "9")).unwrap();
+    let file = File::open(qpath(&m, id, ".recv/9")).unwrap();
     assert_eq!(read_once(&file, BIG).unwrap(), body);
     assert_eq!(qnum(id), 0);
 
     // And through cat.
     send(id, 1, &body);
     send(id, 2, b"\0");
-    let out = Command::new("cat").arg(qpath(&m, id, "any")).output().unwrap();
+    let out = Command::new("cat").arg(qpath(&m, id, ".recv/any")).output().unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, [&body[..], b"\0"].concat());
     assert_eq!(qnum(id), 0);
@@ -588,7 +666,7 @@ fn one_read_receives_one_whole_message() {
     for (mtype, body) in [(1, "first\n"), (2, "second message\n"), (1, "third\n")] {
         send(id, mtype, body.as_bytes());
     }
-    let file = File::open(qpath(&m, id, "any")).unwrap();
+    let file = File::open(qpath(&m, id, ".recv/any")).unwrap();
     assert_eq!(read_once(&file, BIG).unwrap(), b"first\n", "one read, one message");
     assert_eq!(queued(id), messages(&[(2, "second message\n"), (1, "third\n")]));
     assert_eq!(read_once(&file, BIG).unwrap(), b"second message\n");
@@ -599,17 +677,19 @@ fn one_read_receives_one_whole_message() {
     for (mtype, body) in [(1, "first\n"), (2, "second message\n"), (1, "third\n")] {
         send(id, mtype, body.as_bytes());
     }
-    let out = sh_bounded(&format!("cat {}", q(&qpath(&m, id, "any"))));
-    assert_eq!(assert_ok(&out, "cat any"), "first\nsecond message\nthird\n", "every message, in order");
+    let out = sh_bounded(&format!("cat {}", q(&qpath(&m, id, ".recv/any"))));
+    assert_eq!(assert_ok(&out, "cat .recv/any"), "first\nsecond message\nthird\n", "every message, in order");
     assert_eq!(qnum(id), 0);
 }
 
+/// Receiving and sending have no file position (reading a listed file
+/// browses a snapshot, which does).
 #[test]
-fn queue_files_have_no_file_position() {
+fn receiving_and_sending_files_have_no_file_position() {
     let m = Mounted::new();
     let id = new_queue(0x26, 0o600);
     send(id, 1, b"stays");
-    let mut file = File::open(qpath(&m, id, "any")).unwrap();
+    let mut file = File::open(qpath(&m, id, ".recv/any")).unwrap();
     let mut buf = vec![0u8; BIG];
     assert_eq!(errno(file.read_at(&mut buf, 0)), libc::ESPIPE, "pread");
     assert_eq!(queued(id), messages(&[(1, "stays")]), "pread took nothing");
@@ -624,7 +704,7 @@ fn reads_on_an_empty_queue_return_end_of_file_at_once() {
     let m = Mounted::new();
     let id = new_queue(0x24, 0o600);
     let started = Instant::now();
-    for name in ["any", "1", "77"] {
+    for name in [".recv/any", ".recv/1", ".recv/77"] {
         let out = sh_bounded(&format!("cat {}", q(&qpath(&m, id, name))));
         assert_eq!(assert_ok(&out, &format!("cat {name}")), "");
         let file = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(qpath(&m, id, name)).unwrap();
@@ -637,17 +717,17 @@ fn reads_on_an_empty_queue_return_end_of_file_at_once() {
 }
 
 #[test]
-fn a_type_file_receives_only_its_type() {
+fn a_recv_type_file_receives_only_its_type() {
     let m = Mounted::new();
     let id = new_queue(0x25, 0o600);
     for (mtype, body) in [(5, "a5"), (6, "b6"), (5, "c5"), (7, "d7")] {
         send(id, mtype, body.as_bytes());
     }
-    assert_eq!(sh_ok(&format!("cat {}", q(&qpath(&m, id, "5")))), "a5c5");
+    assert_eq!(sh_ok(&format!("cat {}", q(&qpath(&m, id, ".recv/5")))), "a5c5");
     assert_eq!(queued(id), messages(&[(6, "b6"), (7, "d7")]), "other types stay queued");
-    assert_eq!(sh_ok(&format!("cat {}", q(&qpath(&m, id, "8")))), "", "no type-8 message");
+    assert_eq!(sh_ok(&format!("cat {}", q(&qpath(&m, id, ".recv/8")))), "", "no type-8 message");
     assert_eq!(queued(id), messages(&[(6, "b6"), (7, "d7")]));
-    let file = File::open(qpath(&m, id, "7")).unwrap();
+    let file = File::open(qpath(&m, id, ".recv/7")).unwrap();
     assert_eq!(read_once(&file, BIG).unwrap(), b"d7");
     assert_eq!(read_once(&file, BIG).unwrap(), b"");
     assert_eq!(queued(id), messages(&[(6, "b6")]));
@@ -664,20 +744,20 @@ fn a_read_buffer_smaller_than_the_message_is_e2big_and_the_message_stays() {
     send(id, 1, b"after");
     let before = queued(id);
 
-    for name in ["any", "4", ".wait/any", ".wait/4"] {
+    for name in [".recv/any", ".recv/4", ".wait/any", ".wait/4"] {
         let file = File::open(qpath(&m, id, name)).unwrap();
         assert_eq!(errno(read_once(&file, 10)), libc::E2BIG, "{name}: 10-byte buffer, 100-byte message");
         assert_eq!(errno(read_once(&file, 99)), libc::E2BIG, "{name}: one byte short");
         assert_eq!(queued(id), before, "{name}: the message stays queued, first");
     }
-    let out = sh_bounded(&format!("LC_ALL=C dd if={} bs=10 count=1 status=none", q(&qpath(&m, id, "any"))));
+    let out = sh_bounded(&format!("LC_ALL=C dd if={} bs=10 count=1 status=none", q(&qpath(&m, id, ".recv/any"))));
     assert_refused(&out, "Argument list too long", "dd with a 10-byte block");
     assert!(out.stdout.is_empty());
     assert_eq!(queued(id), before);
     assert_eq!(kstat(id).lrpid, 0, "nothing was received");
 
     // Exactly the message's size is enough.
-    let file = File::open(qpath(&m, id, "any")).unwrap();
+    let file = File::open(qpath(&m, id, ".recv/any")).unwrap();
     assert_eq!(read_once(&file, 100).unwrap(), body);
     assert_eq!(queued(id), messages(&[(1, "after")]));
 }
@@ -698,7 +778,7 @@ fn a_message_larger_than_msgmax_is_einval_and_exactly_msgmax_is_sent() {
     assert_eq!(write_once(&file, &body).unwrap(), msgmax, "exactly msgmax bytes");
     assert_eq!(queued(id), vec![(1, body.clone())]);
 
-    let reader = File::open(qpath(&m, id, "any")).unwrap();
+    let reader = File::open(qpath(&m, id, ".recv/any")).unwrap();
     assert_eq!(read_once(&reader, BIG).unwrap(), body);
     assert_eq!(qnum(id), 0);
 }
@@ -735,7 +815,7 @@ fn one_write_is_one_message_up_to_1_mib_less_4_kib_and_longer_writes_send_nothin
 
     // Reading: the largest message whole; a longer one (sent with msgsnd)
     // fails with E2BIG and stays queued.
-    let reader = File::open(qpath(&m, id, "any")).unwrap();
+    let reader = File::open(qpath(&m, id, ".recv/any")).unwrap();
     send(id, 1, &data[..LARGEST_WRITE]);
     assert_eq!(read_once(&reader, 2 << 20).unwrap(), &data[..LARGEST_WRITE]);
     send(id, 1, &data[..LARGEST_WRITE + 1]);
@@ -1094,9 +1174,9 @@ fn waiting_readers_and_writers_stall_nothing_else() {
         ),
         format!("stat -c %s {} {}", p(format!("msg/{}", full.0)), p(format!("msg/{}/.wait/any", waited.0))),
         format!("getfattr -n user.ipc.qnum --only-values {}; echo", p(format!("msg/{}", full.0))),
-        format!("cat {}", p(format!("msg/{}/any", other.0))),
+        format!("cat {}", p(format!("msg/{}/.recv/any", other.0))),
         format!("printf again > {}", p(format!("msg/{}/5", other.0))),
-        format!("cat {}; echo", p(format!("msg/{}/5", other.0))),
+        format!("cat {}; echo", p(format!("msg/{}/.recv/5", other.0))),
         format!("printf seg > {}", p(format!("shm/{}", segment.0))),
         format!("head -c 3 {}; echo", p(format!("shm/{}", segment.0))),
         format!("echo 3 > {}", p(format!("sem/{sem}/0"))),
@@ -1205,7 +1285,7 @@ fn queue_times_are_the_kernels_receive_send_and_change_times() {
     assert_eq!(times(""), (k.ctime, k.stime, k.ctime), "mtime = msg_stime");
 
     wait_for_next_second();
-    sh_ok(&format!("cat {} >/dev/null", q(&qpath(&m, id, "any"))));
+    sh_ok(&format!("cat {} >/dev/null", q(&qpath(&m, id, ".recv/any"))));
     let k = kstat(id);
     assert!(k.rtime > k.stime && k.stime > k.ctime, "precondition: {k:?}");
     assert_eq!(times(""), (k.rtime, k.stime, k.ctime), "atime = msg_rtime");
@@ -1223,7 +1303,7 @@ fn extended_attributes_equal_ipc_stat_ipcs_and_lsipc() {
     send(id, 3, b"there!");
     send(id, 4, b"x");
     // Received through ipcfs: the daemon is the last receiver.
-    assert_eq!(sh_ok(&format!("cat {}", q(&qpath(&m, id, "3")))), "there!");
+    assert_eq!(sh_ok(&format!("cat {}", q(&qpath(&m, id, ".recv/3")))), "there!");
     let k = kstat(id);
     let daemon = m.daemon_pid().unwrap();
     assert_eq!((k.perm.cuid, k.perm.cgid, k.perm.uid), (USER, USER_GID, 0), "precondition");
@@ -1522,6 +1602,8 @@ fn other_users_are_held_to_the_queues_mode() {
     for (what, script, message) in [
         ("cat any", format!("cat {any}"), "Permission denied"),
         ("cat 2", format!("cat {}", q(&qpath(&m, id, "2"))), "Permission denied"),
+        ("cat .recv/any", format!("cat {}", q(&qpath(&m, id, ".recv/any"))), "Permission denied"),
+        ("cat .recv/2", format!("cat {}", q(&qpath(&m, id, ".recv/2"))), "Permission denied"),
         ("cat .wait/any", format!("timeout 20 cat {}", q(&qpath(&m, id, ".wait/any"))), "Permission denied"),
         ("echo", format!("echo x > {any}"), "Permission denied"),
         ("ls", format!("ls {}", q(&dir)), "Permission denied"),
@@ -1553,10 +1635,12 @@ fn a_0622_queue_takes_messages_from_others_but_does_not_give_them() {
     let out = sh_as(USER, USER_GID, &[], &format!("printf hello > {any}; printf typed > {}", q(&qpath(&m, id, "6"))));
     assert_ok(&out, "uid 1000 writing to a 0622 queue");
     assert_eq!(queued(id), messages(&[(1, "hello"), (6, "typed")]));
-    let out = sh_as(USER, USER_GID, &[], &format!("LC_ALL=C cat {any}"));
-    assert_refused(&out, "Permission denied", "uid 1000 reading a 0622 queue");
-    assert!(out.stdout.is_empty());
-    assert_eq!(queued(id), messages(&[(1, "hello"), (6, "typed")]), "nothing was taken");
+    for name in ["any", ".recv/any"] {
+        let out = sh_as(USER, USER_GID, &[], &format!("LC_ALL=C cat {}", q(&qpath(&m, id, name))));
+        assert_refused(&out, "Permission denied", &format!("uid 1000 reading {name} of a 0622 queue"));
+        assert!(out.stdout.is_empty(), "{name}");
+        assert_eq!(queued(id), messages(&[(1, "hello"), (6, "typed")]), "{name}: nothing was taken");
+    }
 }
 
 #[test]
@@ -1565,15 +1649,16 @@ fn group_members_get_the_group_bits_and_the_creator_the_owners() {
     let id = new_queue(0xb3, 0o640);
     msg::set(id, 0, SHARED_GID, 0o640, kstat(id).qbytes).unwrap();
     let any = q(&qpath(&m, id, "any"));
+    let recv_any = q(&qpath(&m, id, ".recv/any"));
 
     send(id, 1, b"for the group");
-    let out = sh_as(USER, USER_GID, &[SHARED_GID], &format!("cat {any}"));
-    assert_eq!(assert_ok(&out, "a member of the queue's group reading"), "for the group");
+    let out = sh_as(USER, USER_GID, &[SHARED_GID], &format!("cat {recv_any}"));
+    assert_eq!(assert_ok(&out, "a member of the queue's group receiving"), "for the group");
     let out = sh_as(USER, USER_GID, &[SHARED_GID], &format!("LC_ALL=C printf x > {any}"));
     assert_refused(&out, "Permission denied", "a member of the queue's group writing (group bits r--)");
     send(id, 1, b"not for others");
-    let out = sh_as(USER, USER_GID, &[], &format!("LC_ALL=C cat {any}"));
-    assert_refused(&out, "Permission denied", "a non-member reading (other bits ---)");
+    let out = sh_as(USER, USER_GID, &[], &format!("LC_ALL=C cat {recv_any}"));
+    assert_refused(&out, "Permission denied", "a non-member receiving (other bits ---)");
     assert_eq!(queued(id), messages(&[(1, "not for others")]));
 
     // The creator counts as owner even when the queue was given away.
@@ -1582,8 +1667,9 @@ fn group_members_get_the_group_bits_and_the_creator_the_owners() {
     let k = kstat(made);
     msg::set(made, 0, 0, 0o600, k.qbytes).unwrap();
     send(made, 1, b"creator");
-    let out = sh_as(USER, USER_GID, &[], &format!("cat {}", q(&qpath(&m, made, "any"))));
-    assert_eq!(assert_ok(&out, "the creator reading a queue it no longer owns"), "creator");
+    let out = sh_as(USER, USER_GID, &[], &format!("cat {}", q(&qpath(&m, made, ".recv/any"))));
+    assert_eq!(assert_ok(&out, "the creator receiving from a queue it no longer owns"), "creator");
+    assert_eq!(qnum(made), 0, "received");
     let out = sh_as(USER, USER_GID, &[], &format!("rmdir {}", q(&qpath(&m, made, ""))));
     assert_ok(&out, "the creator removing a queue it no longer owns");
     assert!(is_gone(made));

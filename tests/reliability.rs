@@ -81,8 +81,9 @@ fn load_limit() -> Duration {
 /// - `send PATH PREFIX COUNT`: one write per message, `PREFIX-%06d`; says
 ///   `ready` after the first, `sent COUNT` at the end.
 /// - `receive PATH wait|poll`: one read per message until a `STOP` message;
-///   on end-of-file, `poll` tries again, `wait` (a `.wait/` file) fails. Says
-///   `ready` after the first message, then `got BODY` for each at the end.
+///   on end-of-file, `poll` (a `.recv/` file) tries again, `wait` (a `.wait/`
+///   file) fails. Says `ready` after the first message, then `got BODY` for
+///   each at the end.
 /// - `count SEM SEG ROUNDS`: ROUNDS times: P on SEM, pread the counter (8
 ///   bytes at 0 of SEG), pwrite it plus one, V. It also writes its pid at 8
 ///   on entering and checks it is still there before leaving: a second
@@ -672,7 +673,7 @@ impl Moments {
 // ---- 1. load ----
 
 /// 8 writers (four to `any`, four to type files) and 4 readers (two on
-/// `.wait/any`, two polling `any`) move 10,000 unique messages: each is
+/// `.wait/any`, two polling `.recv/any`) move 10,000 unique messages: each is
 /// received exactly once, and each reader gets each writer's messages in the
 /// order they were sent.
 #[test]
@@ -685,7 +686,7 @@ fn eight_writers_four_readers_move_every_message_exactly_once() {
 
     let mut readers: Vec<Client> = (0..4)
         .map(|r| {
-            let (file, mode) = if r < 2 { (".wait/any", "wait") } else { ("any", "poll") };
+            let (file, mode) = if r < 2 { (".wait/any", "wait") } else { (".recv/any", "poll") };
             Client::start(format!("reader {r} of {file}"), &["receive", arg(&dir.join(file)), mode])
         })
         .collect();
@@ -1017,7 +1018,7 @@ fn a_daemon_killed_under_load_loses_nothing() {
             Client::start("sender to any", &["send", arg(&queue_file("any")), "s0", "999999"]),
             Client::start("sender to 4", &["send", arg(&queue_file("4")), "s1", "999999"]),
             Client::start("receiver of .wait/any", &["receive", arg(&queue_file(".wait/any")), "wait"]),
-            Client::start("receiver of any", &["receive", arg(&queue_file("any")), "poll"]),
+            Client::start("receiver of .recv/any", &["receive", arg(&queue_file(".recv/any")), "poll"]),
         ];
         let mut blocked = vec![
             Client::start("P on sem 0", &["once-write", arg(&semaphore(0)), "-1"]),
@@ -1065,9 +1066,10 @@ fn a_daemon_killed_under_load_loses_nothing() {
         let values = sem_values(set, 4);
         assert!(values[0] == 0 && (3..=5).contains(&values[1]) && values[2] == 2, "{values:?}");
         assert!((7..=8).contains(&values[3]), "{values:?}");
-        // Every message, through the new mount (one read each) and the kernel.
+        // Every message, received through the new mount's `.recv/any` (one
+        // read each), against what the kernel held.
         let kernel = queued(queue);
-        let mut file = File::open(again.path(format!("msg/{}/any", queue.0))).unwrap();
+        let mut file = File::open(again.path(format!("msg/{}/.recv/any", queue.0))).unwrap();
         let mut through_mount = Vec::new();
         let mut buf = vec![0u8; BIG];
         loop {
@@ -1122,9 +1124,9 @@ fn objects_removed_or_replaced_under_load_are_never_confused() {
         let semaphore = |n: u16| m.path(format!("sem/{}/{n}", set.0));
 
         let mut queue_clients = vec![
-            Client::start("reader of any", &["q-read", arg(&qfile("any")), &dir]),
+            Client::start("reader of .recv/any", &["q-read", arg(&qfile(".recv/any")), &dir]),
             Client::start("reader of .wait/any", &["q-read", arg(&qfile(".wait/any")), &dir]),
-            Client::start("reader of 1", &["q-read", arg(&qfile("1")), &dir]),
+            Client::start("reader of .recv/1", &["q-read", arg(&qfile(".recv/1")), &dir]),
             Client::start("writer to any", &["q-write", arg(&qfile("any")), "old", &dir]),
         ];
         let mut churn = Client::start("churn on sem 0", &["sem-churn", arg(&semaphore(0)), &dir]);
@@ -1297,8 +1299,8 @@ fn unmount_releases_blocked_waiters_and_takes_nothing() {
 
 /// Replaces a queue `generations` times at once (IPC_RMID, then a new queue
 /// with another key at the same id, filled with 200 messages `gen-K-I`)
-/// while 4 processes follow it with `q-follow` through `msg/<id>/any`; each
-/// generation waits until the followers have read from the new queue.
+/// while 4 processes follow it with `q-follow` through `msg/<id>/.recv/any`;
+/// each generation waits until the followers have read from the new queue.
 /// Returns the followers, finished.
 fn follow_queue_reads(m: &Mounted, generations: i32) -> Vec<Client> {
     let control = TempDir::new("control");
@@ -1310,7 +1312,7 @@ fn follow_queue_reads(m: &Mounted, generations: i32) -> Vec<Client> {
         }
     };
     fill(first, 0);
-    let path = m.path(format!("msg/{}/any", first.0));
+    let path = m.path(format!("msg/{}/.recv/any", first.0));
     let mut followers: Vec<Client> =
         (0..4).map(|c| Client::start(format!("follower {c}"), &["q-follow", arg(&path), arg(&control.0)])).collect();
     for follower in &mut followers {

@@ -367,7 +367,7 @@ fn a_caller_the_daemon_cannot_see_has_no_capabilities_even_as_root() {
     let (seg_path, set_path, queue_file) = (
         m.path(format!("shm/{}", segment.0)),
         m.path(format!("sem/{}", set.0)),
-        m.path(format!("msg/{}/any", queue.0)),
+        m.path(format!("msg/{}/.recv/any", queue.0)),
     );
 
     let mut root = Probe::start(0, &NO_CAPS, &[]);
@@ -408,10 +408,11 @@ fn a_caller_the_daemon_cannot_see_keeps_using_their_own_objects() {
     let set = set_of(OWNER, 1, 0o600);
     let queue = queue_of(OWNER, 0o600);
     msg::send(queue, 1, b"private", false).unwrap();
-    let (seg_path, set_path, queue_file) = (
+    let (seg_path, set_path, queue_file, recv_file) = (
         m.path(format!("shm/{}", segment.0)),
         m.path(format!("sem/{}", set.0)),
         m.path(format!("msg/{}/any", queue.0)),
+        m.path(format!("msg/{}/.recv/any", queue.0)),
     );
     let mut owner = Probe::start(OWNER, &[], &[]);
     assert_eq!(owner.ask(&format!("put {} mine", seg_path.display())), "ok");
@@ -420,7 +421,7 @@ fn a_caller_the_daemon_cannot_see_keeps_using_their_own_objects() {
     assert!(read == read_ok(&attachment.read_at(0, 4096)), "the owner's read of the segment: {}", short(&read));
     assert_eq!(owner.ask(&format!("put {}/0 +1", set_path.display())), "ok");
     assert_eq!(sem_value(set), 1, "the owner's V happened");
-    assert_eq!(owner.ask(&format!("cat {}", queue_file.display())), read_ok(b"private"));
+    assert_eq!(owner.ask(&format!("cat {}", recv_file.display())), read_ok(b"private"));
     assert_eq!(owner.ask(&format!("put {} reply", queue_file.display())), "ok");
     assert_eq!(queued(queue), messages(&[(1, "reply")]), "the owner received one message and sent one");
     assert_eq!(owner.ask(&format!("chmod {} 640", seg_path.display())), "ok");
@@ -536,14 +537,15 @@ fn descriptors_after_chmod(mode_after: u32) -> AfterChmod {
     attachment.write_at(0, b"segment bytes").unwrap();
 
     let (qdir, sdir, seg) = (m.path(format!("msg/{}", queue.0)), m.path(format!("sem/{}", set.0)), m.shm(segment));
-    let (any, seven, wait_any, sem0) = (qdir.join("any"), qdir.join("7"), qdir.join(".wait/any"), sdir.join("0"));
+    let (any, recv_any, recv_seven, wait_any, sem0) =
+        (qdir.join("any"), qdir.join(".recv/any"), qdir.join(".recv/7"), qdir.join(".wait/any"), sdir.join("0"));
     let mut other = Probe::start(
         OTHER,
         &[],
         &[
-            ("any_r", "r", &any),
+            ("any_r", "r", &recv_any),
             ("any_w", "w", &any),
-            ("seven_r", "r", &seven),
+            ("seven_r", "r", &recv_seven),
             ("wait_r", "r", &wait_any),
             ("sem_r", "r", &sem0),
             ("sem_w", "w", &sem0),
@@ -559,8 +561,8 @@ fn descriptors_after_chmod(mode_after: u32) -> AfterChmod {
     }
     assert_eq!(shm_mode(segment), (OWNER, mode_after));
     let results = [
-        ("read any", "read any_r"),
-        ("read 7", "read seven_r"),
+        ("read .recv/any", "read any_r"),
+        ("read .recv/7", "read seven_r"),
         ("read .wait/any", "read wait_r"),
         ("write any", "write any_w hi"),
         ("read sem", "read sem_r"),
@@ -583,10 +585,11 @@ fn descriptors_after_chmod(mode_after: u32) -> AfterChmod {
 #[test]
 fn open_queue_and_semaphore_files_are_checked_again_at_each_read_and_write() {
     let after = descriptors_after_chmod(0o600);
-    let want: Vec<(&str, String)> = ["read any", "read 7", "read .wait/any", "write any", "read sem", "write sem +1"]
-        .into_iter()
-        .map(|what| (what, "EACCES".to_string()))
-        .collect();
+    let want: Vec<(&str, String)> =
+        ["read .recv/any", "read .recv/7", "read .wait/any", "write any", "read sem", "write sem +1"]
+            .into_iter()
+            .map(|what| (what, "EACCES".to_string()))
+            .collect();
     assert_eq!(after.results, want, "uid {OTHER}'s descriptors after the owner's chmod 600");
     assert_eq!(after.queue, messages(&[(1, "one"), (7, "seven"), (1, "two")]), "nothing received or sent");
     assert_eq!(after.value, 2, "the semaphore's value is unchanged");
@@ -603,8 +606,8 @@ fn open_queue_and_semaphore_files_are_checked_again_at_each_read_and_write() {
 fn open_files_keep_working_after_a_chmod_that_still_grants_them() {
     let after = descriptors_after_chmod(0o666);
     let want: Vec<(&str, String)> = vec![
-        ("read any", read_ok(b"one")),
-        ("read 7", read_ok(b"seven")),
+        ("read .recv/any", read_ok(b"one")),
+        ("read .recv/7", read_ok(b"seven")),
         ("read .wait/any", read_ok(b"two")),
         ("write any", "ok".into()),
         ("read sem", read_ok(b"2\n")),
@@ -625,24 +628,25 @@ fn force_next_id(kind: &str, id: i32) {
         .unwrap_or_else(|e| panic!("write {kind}_next_id: {e}"));
 }
 
-/// Item 9, queues. Uid 1002 holds `msg/<id>/any` of uid 1001's 0666 queue;
-/// 1001 removes it and makes a 0600 queue with the same id (forced): the old
-/// descriptors get EACCES for reading and writing; a queue with the id made
+/// Item 9, queues. Uid 1002 holds `msg/<id>/.recv/any` (to receive) and
+/// `msg/<id>/any` (to send) of uid 1001's 0666 queue; 1001 removes it and
+/// makes a 0600 queue with the same id (forced): the old descriptors get
+/// EACCES for receiving and sending; a queue with the id made
 /// by another user gives ENOENT. The message stays queued either way.
 #[test]
 fn an_old_queue_descriptor_does_not_reach_a_new_queue_with_its_id() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
     for (creator, mode, refusal) in [(OWNER, 0o600, "EACCES"), (THIRD, 0o666, "ENOENT")] {
         let old = queue_of(OWNER, 0o666);
-        let any = m.path(format!("msg/{}/any", old.0));
-        let mut other = Probe::start(OTHER, &[], &[("r", "r", &any), ("w", "w", &any)]);
+        let (any, recv_any) = (m.path(format!("msg/{}/any", old.0)), m.path(format!("msg/{}/.recv/any", old.0)));
+        let mut other = Probe::start(OTHER, &[], &[("r", "r", &recv_any), ("w", "w", &any)]);
         as_uid(OWNER, || msg::remove(old)).unwrap();
         force_next_id("msg", old.0);
         let new = queue_of(creator, mode);
         assert_eq!(new, old, "precondition: the new queue took the old id");
         msg::send(new, 1, b"for the owner only", false).unwrap();
         let case = format!("new queue by uid {creator}, mode {mode:o}");
-        assert_eq!(other.ask("read r"), refusal, "{case}: read through the old descriptor");
+        assert_eq!(other.ask("read r"), refusal, "{case}: receive through the old descriptor");
         assert_eq!(other.ask("write w intruder"), refusal, "{case}: write through the old descriptor");
         assert_eq!(queued(new), messages(&[(1, "for the owner only")]), "{case}: the message stays, alone");
         drop(other);

@@ -512,8 +512,6 @@ fn bad_commands_fail_with_einval_or_erange_and_change_nothing() {
     let before = snapshot(id);
     for (command, expected) in [
         (&b"abc"[..], libc::EINVAL),
-        (b"\n", libc::EINVAL),
-        (b"  ", libc::EINVAL),
         (b"+", libc::EINVAL),
         (b"-", libc::EINVAL),
         (b"=", libc::EINVAL),
@@ -558,8 +556,26 @@ fn bad_commands_fail_with_einval_or_erange_and_change_nothing() {
     let before = snapshot(id);
     assert_refused(&shell(&echo_to("abc", &path)), "Invalid argument", "echo abc");
     assert_refused(&shell(&echo_to("32768", &path)), "Numerical result out of range", "echo 32768");
-    assert_refused(&shell(&format!("printf '' > {0}; printf '\\n' > {0}", q(&path))), "Invalid argument", "newline");
     assert_eq!(snapshot(id), before);
+}
+
+#[test]
+fn white_space_alone_is_a_no_op_and_blank_lines_around_a_command_work() {
+    // The shell's printf writes '\n\n5\n\n' line by line: the blank lines
+    // must neither fail nor change anything, and the 5 must be set once.
+    let m = Mounted::new();
+    let id = make_set(0x3007, 1, 0o600);
+    let path = sem_file(&m, id, 0);
+    set_value(id, 0, 1);
+    for blank in [&b"\n"[..], b"  ", b"\t\n", b"\n\n\n"] {
+        assert_eq!(write_once(&path, blank).map_err(|e| errno_of(&e)), Ok(blank.len()), "{blank:?}");
+        assert_eq!(value(id, 0), 1, "{blank:?} changed the value");
+    }
+    shell_ok(&format!("printf '' > {0}; printf '\\n' > {0}", q(&path)));
+    shell_ok(&format!("printf '\\n\\n5\\n\\n' > {}", q(&path)));
+    assert_eq!(value(id, 0), 5);
+    shell_ok(&format!("printf '\\n+2\\n\\n' > {}", q(&path)));
+    assert_eq!(value(id, 0), 7, "the V ran once");
 }
 
 // ---- 4. waiting ----
@@ -965,7 +981,8 @@ fn set_directory_mode_adds_search_where_read_is_granted_and_files_show_the_sets_
         for n in 0..3 {
             let md = fs::metadata(sem_file(&m, id, n)).unwrap();
             assert_eq!(md.mode(), libc::S_IFREG | mode, "semaphore {n} of mode {mode:03o}");
-            assert_eq!((md.uid(), md.gid(), md.size()), (NOBODY_UID, NOBODY_GID, 4096));
+            // The size is the value's text, "0\n".
+            assert_eq!((md.uid(), md.gid(), md.size()), (NOBODY_UID, NOBODY_GID, 2));
         }
     }
     let k = kstat(id);

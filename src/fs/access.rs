@@ -58,6 +58,10 @@ impl Want {
         self.0 & 2 != 0
     }
 
+    pub fn includes_read(self) -> bool {
+        self.0 & 4 != 0
+    }
+
     /// On a set or queue directory, search (x) means read, as its mode shows.
     pub fn search_as_read(self) -> Want {
         if self.0 & 1 != 0 { Want((self.0 & !1) | Want::READ.0) } else { self }

@@ -26,7 +26,11 @@
 //!   status (a wait beyond it gets EAGAIN). In all, the descriptor limit less
 //!   a reserve for the daemon's own work.
 //!
-//! A [`Charge`] gives its unit back when dropped.
+//! - [`Spend::Memory`]: bytes the daemon holds for a caller: the snapshot of
+//!   a queue that reading a listed queue file shows. Per user 64 MiB, in all
+//!   512 MiB (ENOMEM beyond).
+//!
+//! A [`Charge`] gives its units back when dropped.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -58,7 +62,13 @@ pub enum Spend {
     Wait,
     Mapping,
     Descriptor,
+    /// Bytes, charged many at a time (see [`Budgets::charge_bytes`]).
+    Memory,
 }
+
+/// The bytes one user may make the daemon hold, and all users together.
+const USER_MEMORY: usize = 64 << 20;
+const TOTAL_MEMORY: usize = 512 << 20;
 
 /// Descriptors the daemon keeps for itself: /proc reads, listings, the
 /// FUSE device, watchers.
@@ -94,6 +104,7 @@ impl Budgets {
             (Spend::Mapping, size(mappings)),
             (Spend::Wait, size(waits)),
             (Spend::Descriptor, size(descriptors)),
+            (Spend::Memory, TOTAL_MEMORY),
         ]);
         Arc::new(Budgets { user, total, used: Mutex::new(Used::default()) })
     }
@@ -107,31 +118,43 @@ impl Budgets {
             Spend::File | Spend::Name => Some(self.user.files),
             Spend::Wait => Some(self.user.waits),
             Spend::Mapping | Spend::Descriptor => None,
+            Spend::Memory => Some(USER_MEMORY),
         }
     }
 
     /// One unit of `spend` for user `uid`, or the errno that tells the
     /// caller it has used up its share (or the daemon its whole).
     pub fn charge(self: &Arc<Self>, uid: u32, spend: Spend) -> Result<Charge> {
+        self.charge_n(uid, spend, 1)
+    }
+
+    /// `bytes` of memory held for user `uid` ([`Spend::Memory`]).
+    pub fn charge_bytes(self: &Arc<Self>, uid: u32, bytes: usize) -> Result<Charge> {
+        self.charge_n(uid, Spend::Memory, bytes)
+    }
+
+    fn charge_n(self: &Arc<Self>, uid: u32, spend: Spend, n: usize) -> Result<Charge> {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
         let mine = used.by_user.get(&(uid, spend)).copied().unwrap_or(0);
         let all = used.total.get(&spend).copied().unwrap_or(0);
-        if self.per_user(spend).is_some_and(|most| mine >= most) {
+        let beyond = |used: usize, most: usize| used.checked_add(n).is_none_or(|after| after > most);
+        if self.per_user(spend).is_some_and(|most| beyond(mine, most)) {
             return Err(Error::Budget(match spend {
                 Spend::File => Errno::EMFILE,
+                Spend::Memory => Errno::ENOMEM,
                 _ => Errno::EAGAIN,
             }));
         }
-        if self.total.get(&spend).is_some_and(|&most| all >= most) {
+        if self.total.get(&spend).is_some_and(|&most| beyond(all, most)) {
             return Err(Error::Budget(match spend {
                 Spend::File | Spend::Name | Spend::Descriptor => Errno::ENFILE,
-                Spend::Mapping => Errno::ENOMEM,
+                Spend::Mapping | Spend::Memory => Errno::ENOMEM,
                 Spend::Wait => Errno::EAGAIN,
             }));
         }
-        *used.by_user.entry((uid, spend)).or_insert(0) += 1;
-        *used.total.entry(spend).or_insert(0) += 1;
-        Ok(Charge { budgets: self.clone(), uid, spend })
+        *used.by_user.entry((uid, spend)).or_insert(0) += n;
+        *used.total.entry(spend).or_insert(0) += n;
+        Ok(Charge { budgets: self.clone(), uid, spend, amount: n })
     }
 
     /// How many units of `spend` user `uid` holds (for tests and diagnostics).
@@ -139,16 +162,16 @@ impl Budgets {
         self.used.lock().unwrap_or_else(|p| p.into_inner()).by_user.get(&(uid, spend)).copied().unwrap_or(0)
     }
 
-    fn give_back(&self, uid: u32, spend: Spend) {
+    fn give_back(&self, uid: u32, spend: Spend, amount: usize) {
         let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(n) = used.by_user.get_mut(&(uid, spend)) {
-            *n -= 1;
+            *n = n.saturating_sub(amount);
             if *n == 0 {
                 used.by_user.remove(&(uid, spend));
             }
         }
         if let Some(n) = used.total.get_mut(&spend) {
-            *n = n.saturating_sub(1);
+            *n = n.saturating_sub(amount);
         }
     }
 }
@@ -165,6 +188,7 @@ pub struct Charge {
     budgets: Arc<Budgets>,
     uid: u32,
     spend: Spend,
+    amount: usize,
 }
 
 impl std::fmt::Debug for Budgets {
@@ -175,7 +199,7 @@ impl std::fmt::Debug for Budgets {
 
 impl Drop for Charge {
     fn drop(&mut self) {
-        self.budgets.give_back(self.uid, self.spend);
+        self.budgets.give_back(self.uid, self.spend, self.amount);
     }
 }
 
@@ -204,5 +228,17 @@ mod tests {
         assert!(budgets.charge(3, Spend::Descriptor).is_err());
         let _w = budgets.charge(1, Spend::Wait).unwrap();
         assert_eq!(budgets.charge(2, Spend::Wait).unwrap_err().errno(), libc::EAGAIN);
+    }
+
+    #[test]
+    fn memory_is_charged_in_bytes() {
+        let budgets = Budgets::with_totals(UserBudget::default(), 1, 1, 1);
+        let a = budgets.charge_bytes(1, USER_MEMORY - 10).unwrap();
+        assert_eq!(budgets.charge_bytes(1, 11).unwrap_err().errno(), libc::ENOMEM);
+        let _b = budgets.charge_bytes(1, 10).expect("up to the share");
+        assert!(budgets.charge_bytes(2, 100).is_ok(), "another user");
+        drop(a);
+        assert_eq!(budgets.used_by(1, Spend::Memory), 10);
+        assert_eq!(budgets.charge_bytes(3, usize::MAX).unwrap_err().errno(), libc::ENOMEM);
     }
 }

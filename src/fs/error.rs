@@ -45,6 +45,8 @@ pub enum Error {
     Removed,
     #[error("the filesystem is mounted read-only")]
     ReadOnly,
+    #[error("the file's inode is in use by a write that may wait: look the name up again")]
+    Stale,
     #[error("could not learn enough of the caller or the kernel to decide: {0}")]
     Unverifiable(Errno),
     #[error("the caller's share of the daemon is used up: {0}")]
@@ -79,6 +81,7 @@ impl Error {
             Error::NameTooLong => libc::ENAMETOOLONG,
             Error::Removed => libc::EIDRM,
             Error::ReadOnly => libc::EROFS,
+            Error::Stale => libc::ESTALE,
             // A check that could not be made refuses: with the errno of a
             // resource the daemon ran short of, else as a permission refusal.
             Error::Unverifiable(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::EAGAIN)) => e as i32,

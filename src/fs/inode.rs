@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::budget::Charge;
+use super::error::{Error, Result};
 use super::limits::Limit;
 use super::shm::PendingSegment;
 use crate::ipc::Key;
@@ -157,6 +158,17 @@ impl MsgIdent {
     }
 }
 
+/// What reading a queue file does.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reading {
+    /// `msg/<id>/<type|any>`: shows the queued messages, takes nothing.
+    Browse,
+    /// `msg/<id>/.recv/<type|any>`: receives one message per read, never waits.
+    Receive,
+    /// `msg/<id>/.wait/<type|any>`: receives, waiting for a message.
+    Wait,
+}
+
 /// What a dynamic inode stands for.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Node {
@@ -172,10 +184,11 @@ pub enum Node {
     SemKeyLink(SemIdent),
     /// `msg/<id>/`
     Queue(MsgIdent),
-    /// `msg/<id>/.wait/`
-    QueueWaitDir(MsgIdent),
-    /// `msg/<id>/any` (mtype 0) or `msg/<id>/<mtype>`, and the same under `.wait/`.
-    QueueFile { ident: MsgIdent, mtype: i64, waiting: bool },
+    /// `msg/<id>/.recv/` or `msg/<id>/.wait/` (never [`Reading::Browse`]).
+    QueueSubDir(MsgIdent, Reading),
+    /// `msg/<id>/any` (mtype 0) or `msg/<id>/<mtype>`, and the same under
+    /// `.recv/` and `.wait/`.
+    QueueFile { ident: MsgIdent, mtype: i64, reading: Reading },
     /// `by-key/msg/0x%08x`
     MsgKeyLink(MsgIdent),
     /// `limits/<resource>` and `limits/usage`
@@ -191,16 +204,16 @@ pub enum Node {
 impl Node {
     /// Whether the node is shown as a directory.
     pub fn is_dir(&self) -> bool {
-        matches!(self, Node::SemSet(_) | Node::Queue(_) | Node::QueueWaitDir(_))
+        matches!(self, Node::SemSet(_) | Node::Queue(_) | Node::QueueSubDir(..))
     }
 
-    /// Semaphore and queue files get a new inode at every lookup. The kernel
-    /// serialises writes and truncates per inode: a write that waits (a P, a
-    /// send to a full queue) holds its inode's lock, and the truncate of the
-    /// next `echo N > file` — perhaps the V it waits for — would wait behind
-    /// it. With an inode per lookup, only descriptors that share an open file
-    /// share a lock (and those write side by side: see the adapter).
-    pub fn inode_per_lookup(&self) -> bool {
+    /// Whether a write to the node's file may wait (a P, a send to a full
+    /// queue). The kernel holds the inode's lock through a write, and the
+    /// truncate of the next `echo N > file` (perhaps the V the write waits
+    /// for) needs that lock: see [`InodeTable::remember_with`] and
+    /// [`InodeTable::begin_write`] for how such a file keeps one inode number
+    /// and yet never makes a V wait behind a P.
+    pub fn writes_may_wait(&self) -> bool {
         matches!(self, Node::Semaphore(..) | Node::QueueFile { .. })
     }
 }
@@ -219,6 +232,8 @@ pub enum Target {
 
 struct Slot {
     target: Target,
+    /// Open files for writing (files whose writes may wait only).
+    writers: usize,
     lookups: u64,
     /// The unit of its looker's budget a name the kernel may keep holds
     /// (see `Entry::forget`), given back when the kernel forgets it.
@@ -253,24 +268,59 @@ impl InodeTable {
 
     /// The inode for `node`, counting one lookup by the kernel.
     pub fn remember(&mut self, node: &Node) -> u64 {
-        self.remember_charged(node, None)
+        self.remember_with(node, || Ok(None)).unwrap_or_default()
     }
 
-    /// [`InodeTable::remember`], the new inode holding `charge` until the
-    /// kernel forgets it.
-    pub fn remember_charged(&mut self, node: &Node, charge: Option<Charge>) -> u64 {
-        if node.inode_per_lookup() {
-            return self.insert_charged(Target::Node(node.clone()), 1, charge);
-        }
+    /// [`InodeTable::remember`]; a new inode holds what `charge` gives
+    /// until the kernel forgets it (and is not made if it fails).
+    ///
+    /// A node keeps its inode while the kernel holds it, with one exception:
+    /// a file whose writes may wait ([`Node::writes_may_wait`]) that is open
+    /// for writing gets a fresh inode of its own at each lookup, so that the
+    /// truncate of a new `echo N > file` never queues behind a write that
+    /// waits (it would hold the inode's lock). Its number then changes only
+    /// while somebody has it open for writing.
+    pub fn remember_with(&mut self, node: &Node, charge: impl FnOnce() -> Result<Option<Charge>>) -> Result<u64> {
         if let Some(&ino) = self.by_node.get(node) {
             if let Some(slot) = self.slots.get_mut(&ino) {
-                slot.lookups += 1;
+                if slot.writers == 0 || !node.writes_may_wait() {
+                    slot.lookups += 1;
+                    return Ok(ino);
+                }
+                let ino = self.insert_charged(Target::Node(node.clone()), 1, charge()?);
+                return Ok(ino);
             }
-            return ino;
         }
-        let ino = self.insert(Target::Node(node.clone()), 1);
+        let ino = self.insert_charged(Target::Node(node.clone()), 1, charge()?);
         self.by_node.insert(node.clone(), ino);
-        ino
+        Ok(ino)
+    }
+
+    /// A file of `ino` is opened for writing. If the inode is a node's own
+    /// (the one lookups hand out) and another open file can already write
+    /// to it, that one may be waiting in a write, holding the inode's lock,
+    /// which the truncate of `echo N > file` would wait for (FUSE is not
+    /// told of O_TRUNC): ESTALE, on which the kernel looks the name up again
+    /// and gets an inode of its own (see [`InodeTable::remember_with`]).
+    /// Those are never refused: only lookups at the same moment share one.
+    pub fn begin_write(&mut self, ino: u64) -> Result<()> {
+        let Some(slot) = self.slots.get_mut(&ino) else { return Ok(()) };
+        let Target::Node(node) = &slot.target else { return Ok(()) };
+        if !node.writes_may_wait() {
+            return Ok(());
+        }
+        if slot.writers > 0 && self.by_node.get(node) == Some(&ino) {
+            return Err(Error::Stale);
+        }
+        slot.writers += 1;
+        Ok(())
+    }
+
+    /// An open file of `ino` for writing is closed.
+    pub fn end_write(&mut self, ino: u64) {
+        if let Some(slot) = self.slots.get_mut(&ino) {
+            slot.writers = slot.writers.saturating_sub(1);
+        }
     }
 
     /// The inode for `node` without counting a lookup (plain readdir, whose
@@ -295,7 +345,7 @@ impl InodeTable {
     fn insert_charged(&mut self, target: Target, lookups: u64, charge: Option<Charge>) -> u64 {
         let ino = self.next;
         self.next += 1;
-        self.slots.insert(ino, Slot { target, lookups, _charge: charge });
+        self.slots.insert(ino, Slot { target, lookups, writers: 0, _charge: charge });
         ino
     }
 
@@ -401,13 +451,23 @@ mod tests {
     }
 
     #[test]
-    fn semaphore_files_get_an_inode_per_lookup() {
+    fn a_semaphore_file_keeps_its_inode_unless_open_for_writing() {
         let mut table = InodeTable::new();
         let ident = SemIdent { id: SemId(1), key: Key(2), cuid: 0, cgid: 0, nsems: 1 };
-        let (a, b) = (table.remember(&Node::Semaphore(ident, 0)), table.remember(&Node::Semaphore(ident, 0)));
-        assert_ne!(a, b);
-        table.forget(a, 1);
-        table.forget(b, 1);
+        let node = Node::Semaphore(ident, 0);
+        let a = table.remember(&node);
+        assert_eq!(table.remember(&node), a, "nobody writes: the same inode");
+        table.begin_write(a).expect("the first writer");
+        let b = table.remember(&node);
+        assert_ne!(a, b, "open for writing: a fresh inode for the next looker");
+        assert_eq!(table.begin_write(a), Err(Error::Stale), "a second writer of the node's own inode");
+        table.begin_write(b).expect("the fresh inode is the looker's own");
+        table.begin_write(b).expect("a fresh inode is never refused");
+        table.end_write(a);
+        assert_eq!(table.remember(&node), a, "no writer left: the inode is handed out again");
+        for (ino, n) in [(a, 3), (b, 1)] {
+            table.forget(ino, n);
+        }
         assert!(table.is_empty());
     }
 

@@ -174,12 +174,16 @@ pub fn lookup(name: &str) -> Result<Node> {
     list().into_iter().find(|(n, _)| n == name).map(|(_, node)| node).ok_or(Error::NotFound)
 }
 
+static STARTED: std::sync::LazyLock<SystemTime> = std::sync::LazyLock::new(SystemTime::now);
+
 pub fn attr(limit: Limit) -> Result<Attr> {
     let perm = match limit {
         Limit::Resource(r) if r.settable() => 0o644,
         _ => 0o444,
     };
-    let now = SystemTime::now();
+    // Not "now": tar would see every limit change while it reads it. The
+    // kernel keeps no time for a sysctl; the daemon's start stands for it.
+    let now = *STARTED;
     Ok(Attr {
         ino: 0,
         kind: FileKind::RegularFile,
@@ -192,6 +196,7 @@ pub fn attr(limit: Limit) -> Result<Attr> {
         mtime: now,
         ctime: now,
         blksize: BLOCK_SIZE,
+        stored: false,
     })
 }
 

@@ -8,7 +8,7 @@
 use std::sync::Mutex;
 
 use super::error::{Error, Result};
-use super::inode::{Dir, Node, Target};
+use super::inode::{Dir, Node, Reading, Target};
 use super::{
     Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, limits, msg, namespaces, nodes, sem, shm,
 };
@@ -26,7 +26,7 @@ impl IpcFs {
         match self.target(ino)? {
             Target::Dir(_) => {}
             Target::Node(Node::SemSet(ident)) => sem::check_list(ident, caller)?,
-            Target::Node(Node::Queue(ident) | Node::QueueWaitDir(ident)) => msg::check_list(ident, caller)?,
+            Target::Node(Node::Queue(ident) | Node::QueueSubDir(ident, _)) => msg::check_list(ident, caller)?,
             _ => return Err(Error::NotDirectory),
         }
         let charge = self.charge_file(caller)?;
@@ -114,13 +114,14 @@ impl IpcFs {
             Target::Node(node @ Node::SemSet(ident)) => {
                 (vec![node_dir(".", node, ino)?, fixed("..", Dir::Sem)], sem::list_semaphores(*ident, caller)?)
             }
-            Target::Node(node @ Node::Queue(ident)) => {
-                (vec![node_dir(".", node, ino)?, fixed("..", Dir::Msg)], msg::list_files(*ident, false, caller)?)
-            }
-            Target::Node(node @ Node::QueueWaitDir(ident)) => {
+            Target::Node(node @ Node::Queue(ident)) => (
+                vec![node_dir(".", node, ino)?, fixed("..", Dir::Msg)],
+                msg::list_files(*ident, Reading::Browse, caller)?,
+            ),
+            Target::Node(node @ Node::QueueSubDir(ident, reading)) => {
                 let queue = Node::Queue(*ident);
                 let parent = node_dir("..", &queue, self.inodes().peek(&queue))?;
-                (vec![node_dir(".", node, ino)?, parent], msg::list_files(*ident, true, caller)?)
+                (vec![node_dir(".", node, ino)?, parent], msg::list_files(*ident, *reading, caller)?)
             }
             _ => return Err(Error::NotDirectory),
         };
@@ -133,8 +134,11 @@ impl IpcFs {
     /// the event loops.
     pub fn may_walk(&self, ino: u64, caller: &Caller) -> bool {
         match self.target(ino) {
-            Ok(Target::Node(Node::Queue(ident) | Node::QueueWaitDir(ident))) => msg::is_long(ident, caller),
-            Ok(Target::Node(Node::QueueFile { ident, mtype, .. })) if mtype != 0 => msg::is_long(ident, caller),
+            Ok(Target::Node(Node::Queue(ident) | Node::QueueSubDir(ident, _))) => msg::is_long(ident, caller),
+            // A type's bytes, or (opening a listed file) its snapshot.
+            Ok(Target::Node(Node::QueueFile { ident, mtype, reading })) if mtype != 0 || reading == Reading::Browse => {
+                msg::is_long(ident, caller)
+            }
             _ => false,
         }
     }
@@ -164,6 +168,7 @@ impl IpcFs {
             mtime: self.mounted_at,
             ctime: self.mounted_at,
             blksize: BLOCK_SIZE,
+            stored: true,
         }
     }
 }

@@ -48,7 +48,7 @@ use crate::ipc::Errno;
 pub use access::{Caller, Want};
 pub use budget::{Budgets, Charge, Spend, UserBudget};
 pub use error::{Error, Result};
-use inode::{Dir, InodeTable, Node, Target};
+use inode::{Dir, InodeTable, Node, Reading, Target};
 use listing::Listed;
 use msg::OpenQueueFile;
 pub use namespaces::Namespaces;
@@ -100,7 +100,9 @@ pub struct IpcFs {
     just_created: Mutex<Vec<JustCreated>>,
     /// Open files and directories, each with the unit of its opener's
     /// `user_files` budget it holds.
-    handles: Mutex<HashMap<u64, (Arc<Handle>, Charge)>>,
+    /// The inode of a handle open for writing whose writes may wait (see
+    /// `InodeTable::begin_write`) is kept with it, to be let go at release.
+    handles: Mutex<HashMap<u64, (Arc<Handle>, Charge, Option<u64>)>>,
     /// What callers may make the daemon spend (shared by every namespace's tree).
     budgets: Arc<Budgets>,
     next_fh: AtomicU64,
@@ -217,7 +219,7 @@ impl IpcFs {
 
     fn handle(&self, fh: u64) -> Result<Arc<Handle>> {
         let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        handles.get(&fh).map(|(handle, _)| handle.clone()).ok_or(Error::BadHandle)
+        handles.get(&fh).map(|(handle, ..)| handle.clone()).ok_or(Error::BadHandle)
     }
 
     /// One unit of `caller`'s `user_files` budget, for a file about to be opened.
@@ -226,8 +228,12 @@ impl IpcFs {
     }
 
     fn add_handle(&self, handle: Handle, charge: Charge) -> u64 {
+        self.add_writing_handle(handle, charge, None)
+    }
+
+    fn add_writing_handle(&self, handle: Handle, charge: Charge, writing: Option<u64>) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, (Arc::new(handle), charge));
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, (Arc::new(handle), charge, writing));
         fh
     }
 
@@ -262,9 +268,9 @@ impl IpcFs {
                     _ => return Err(Error::NotFound),
                 }
             }
-            Target::Node(Node::SemSet(ident)) => sem::lookup_semaphore(ident, name)?,
-            Target::Node(Node::Queue(ident)) => msg::lookup_in_queue(ident, false, name, caller)?,
-            Target::Node(Node::QueueWaitDir(ident)) => msg::lookup_in_queue(ident, true, name, caller)?,
+            Target::Node(Node::SemSet(ident)) => sem::lookup_semaphore(ident, name, caller)?,
+            Target::Node(Node::Queue(ident)) => msg::lookup_in_queue(ident, Reading::Browse, name, caller)?,
+            Target::Node(Node::QueueSubDir(ident, reading)) => msg::lookup_in_queue(ident, reading, name, caller)?,
             _ => return Err(Error::NotDirectory),
         };
         self.remember(&node, attr, caller)
@@ -323,12 +329,21 @@ impl IpcFs {
     /// names), so that names looked up faster than the kernel lets go of
     /// them cost the daemon a bounded amount (EAGAIN beyond).
     fn remember(&self, node: &Node, mut attr: Attr, caller: &Caller) -> Result<Entry> {
+        // Only names of types with nothing queued (for this caller) are
+        // let go of: the others are listed, as many as the queue holds, and
+        // keep their inode numbers while the kernel keeps them (cp compares
+        // the numbers of a stat and the open that follows).
         let forget = match node {
-            Node::QueueFile { ident, .. } => Some((self.base + Dir::Msg.ino(), ident.id.0)),
+            Node::QueueFile { ident, mtype, .. } if *mtype != 0 && attr.size == 0 => {
+                Some((self.base + Dir::Msg.ino(), ident.id.0))
+            }
             _ => None,
         };
-        let charge = forget.map(|_| self.budgets.charge(caller.uid, Spend::Name)).transpose()?;
-        attr.ino = self.inodes().remember_charged(node, charge);
+        let charge = || match node {
+            Node::QueueFile { .. } => self.budgets.charge(caller.uid, Spend::Name).map(Some),
+            _ => Ok(None),
+        };
+        attr.ino = self.inodes().remember_with(node, charge)?;
         Ok(Entry { attr, ttl: self.live_ttl, forget })
     }
 
@@ -345,6 +360,7 @@ impl IpcFs {
         let mut attr = match self.target(ino)? {
             Target::Dir(dir) => return Ok(self.dir_entry(dir)),
             Target::Node(node @ Node::QueueFile { .. }) => msg::attr_for(&node, caller)?,
+            Target::Node(node @ Node::Semaphore(..)) => sem::attr_for(&node, caller)?,
             Target::Node(node) => nodes::attr(&node)?,
             Target::Pending(pending) => pending.attr()?,
             Target::NamespaceRoot => return Err(Error::NotFound),
@@ -410,7 +426,7 @@ impl IpcFs {
                 Handle::Semaphore(OpenSemaphore::open(ident, num, flags, caller)?)
             }
             Target::Node(node @ Node::QueueFile { .. }) => {
-                Handle::QueueFile(OpenQueueFile::open(&node, flags, self.read_only, caller)?)
+                Handle::QueueFile(OpenQueueFile::open(&node, flags, self.read_only, caller, &self.budgets)?)
             }
             Target::Node(Node::Limit(limit)) => {
                 limits::access(limit, want, caller)?;
@@ -422,8 +438,16 @@ impl IpcFs {
             }
             Target::NamespaceRoot => return Err(Error::NotFound),
         };
-        let stream = matches!(handle, Handle::Semaphore(_) | Handle::QueueFile(_));
-        Ok(Opened { fh: self.add_handle(handle, charge), direct_io: true, stream })
+        let stream = match &handle {
+            Handle::Semaphore(_) => true,
+            Handle::QueueFile(open) => !open.has_positions(),
+            _ => false,
+        };
+        let writing = matches!(handle, Handle::Semaphore(_) | Handle::QueueFile(_)) && want.includes_write();
+        if writing {
+            self.inodes().begin_write(ino)?;
+        }
+        Ok(Opened { fh: self.add_writing_handle(handle, charge, writing.then_some(ino)), direct_io: true, stream })
     }
 
     /// Reads; `nonblocking` is the file's O_NONBLOCK now. A read that must
@@ -439,7 +463,7 @@ impl IpcFs {
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.read(offset, size as usize).map(Outcome::Ready),
             Handle::Semaphore(open) => Ok(Outcome::Ready(Data::Bytes(open.read(size as usize, caller)?))),
-            Handle::QueueFile(open) => match open.read(size as usize, nonblocking, caller)? {
+            Handle::QueueFile(open) => match open.read(offset, size as usize, nonblocking, caller)? {
                 Outcome::Wait(wait) => Ok(Outcome::Wait(self.parked(wait, caller)?)),
                 Outcome::Ready(bytes) => Ok(Outcome::Ready(Data::Bytes(bytes))),
             },
@@ -506,7 +530,10 @@ impl IpcFs {
 
     /// Closes a file or directory handle; a segment is detached here.
     pub fn release(&self, fh: u64) {
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        let released = self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
+        if let Some((_, _, Some(ino))) = released {
+            self.inodes().end_write(ino);
+        }
     }
 
     /// The filesystem is going away: stop waiting, detach everything, and
@@ -535,7 +562,7 @@ impl IpcFs {
         match self.target(parent)? {
             Target::Dir(Dir::Shm) => shm::remove(name, caller),
             Target::Node(Node::SemSet(ident)) => sem::unlink_semaphore(ident, name, caller),
-            Target::Node(Node::Queue(ident) | Node::QueueWaitDir(ident)) => msg::discard(ident, name, caller),
+            Target::Node(Node::Queue(ident) | Node::QueueSubDir(ident, _)) => msg::discard(ident, name, caller),
             Target::Dir(_) => Err(Error::NotPermitted),
             _ => Err(Error::NotDirectory),
         }
@@ -586,15 +613,16 @@ impl IpcFs {
             Target::Dir(Dir::Msg) => {
                 let gone = msg::remove_queue(name, caller)?;
                 self.inodes().retire(|node| match node {
-                    Node::Queue(i) | Node::QueueWaitDir(i) | Node::MsgKeyLink(i) => *i == gone,
+                    Node::Queue(i) | Node::QueueSubDir(i, _) | Node::MsgKeyLink(i) => *i == gone,
                     Node::QueueFile { ident, .. } => *ident == gone,
                     _ => false,
                 });
                 Ok(())
             }
             Target::Dir(_) => Err(Error::NotPermitted),
-            // `.wait/` goes with its queue: removing it alone changes nothing.
-            Target::Node(Node::Queue(_)) if name == msg::WAIT_DIR => Ok(()),
+            // `.recv/` and `.wait/` go with their queue: removing one alone
+            // changes nothing.
+            Target::Node(Node::Queue(_)) if msg::is_sub_dir(name) => Ok(()),
             _ => Err(Error::NotDirectory),
         }
     }

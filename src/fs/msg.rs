@@ -1,21 +1,26 @@
 //! Message queues: `msg/<id>/` is a directory; in it `any` and one file per
 //! message type; `by-key/msg/0x%08x` links to the queue.
 //!
-//! - One read(2) receives one whole message (msgrcv), one write(2) sends one
-//!   (msgsnd). The files are streams with direct I/O, so the kernel neither
-//!   splits, merges, caches nor reads ahead.
-//! - `any` receives the next message of any type and sends type 1; `<type>`
-//!   receives the next message of exactly that type and sends that type.
-//! - Reads do not wait: with nothing queued, read returns end-of-file. The
-//!   same files under `msg/<id>/.wait/` wait for a message instead.
+//! - Reading a listed file (`any`, `<type>`) takes nothing: it shows the
+//!   messages queued at open (of that type, or of any), copied with
+//!   MSG_COPY. One read never crosses a message boundary, so a read with
+//!   room returns one whole message; then end-of-file. So `grep -r`, `tar`,
+//!   `cp -r`, `file` and backups never consume a message.
+//! - The same names under the unlisted `msg/<id>/.recv/` receive: one
+//!   read(2) takes one whole message (msgrcv), end-of-file when none is
+//!   queued. Under `msg/<id>/.wait/` a read waits for a message instead.
+//! - Writing to any of the names sends: one write(2) is one message
+//!   (msgsnd); `any` sends type 1. The files use direct I/O, so the kernel
+//!   neither splits, merges, caches nor reads ahead.
 //! - Listing shows `any` and the types that have messages queued, found with
-//!   MSG_COPY, which copies a message without taking it.
+//!   MSG_COPY.
 
 use std::collections::BTreeMap;
 
 use super::access::{Caller, Want, check_access, check_owner, chmod_chown_dir, dir_perm};
+use super::budget::{Budgets, Charge};
 use super::error::{Error, Result};
-use super::inode::{MsgIdent, Node};
+use super::inode::{MsgIdent, Node, Reading};
 use super::limits::Resource;
 use super::names::{parse_creation_key, parse_id};
 use super::signals::{Signals, caller_dying};
@@ -26,8 +31,15 @@ use crate::ipc::{Errno, Key, sysvipc};
 
 /// The name of the file that receives any type.
 pub const ANY: &str = "any";
-/// The hidden directory whose files wait for a message.
+/// The hidden directory whose files receive.
+pub const RECV_DIR: &str = ".recv";
+/// The hidden directory whose files receive and wait for a message.
 pub const WAIT_DIR: &str = ".wait";
+
+/// Whether `name` is one of a queue's hidden directories.
+pub fn is_sub_dir(name: &str) -> bool {
+    name == RECV_DIR || name == WAIT_DIR
+}
 /// The type `any` sends.
 const ANY_SEND_TYPE: i64 = 1;
 /// The largest message body ipcfs moves: a FUSE request less one page. The
@@ -98,6 +110,7 @@ fn queue_attr(stat: &MsgStat) -> Attr {
         mtime: kernel_time(stat.stime, stat.ctime),
         ctime: kernel_time(stat.ctime, stat.ctime),
         blksize: BLOCK_SIZE,
+        stored: true,
     }
 }
 
@@ -193,16 +206,21 @@ pub fn lookup_queue(name: &str) -> Result<(Node, Attr)> {
     Ok((Node::Queue(MsgIdent::of(&stat)), queue_attr(&stat)))
 }
 
-/// A name in `msg/<id>/` (or its `.wait/`): `any`, any type of at least 1
-/// (listed or not, so that any type can be written), or `.wait`.
-pub fn lookup_in_queue(ident: MsgIdent, waiting: bool, name: &str, caller: &Caller) -> Result<(Node, Attr)> {
+/// A name in `msg/<id>/` (or its `.recv/` or `.wait/`): `any`, any type of
+/// at least 1 (listed or not, so that any type can be written), or (in the
+/// queue's own directory) `.recv` and `.wait`.
+pub fn lookup_in_queue(ident: MsgIdent, reading: Reading, name: &str, caller: &Caller) -> Result<(Node, Attr)> {
     let stat = current(ident)?;
-    if name == WAIT_DIR && !waiting {
-        return Ok((Node::QueueWaitDir(ident), queue_attr(&stat)));
+    if reading == Reading::Browse {
+        match name {
+            RECV_DIR => return Ok((Node::QueueSubDir(ident, Reading::Receive), queue_attr(&stat))),
+            WAIT_DIR => return Ok((Node::QueueSubDir(ident, Reading::Wait), queue_attr(&stat))),
+            _ => {}
+        }
     }
     let mtype = parse_type(name)?;
     let bytes = type_bytes(ident, &stat, mtype, caller)?;
-    Ok((Node::QueueFile { ident, mtype, waiting }, file_attr(&stat, bytes)))
+    Ok((Node::QueueFile { ident, mtype, reading }, file_attr(&stat, bytes)))
 }
 
 /// A creation name used as a path (`mkdir -m` chmods by name after the
@@ -229,7 +247,7 @@ pub fn link_target(ident: MsgIdent) -> Result<Vec<u8>> {
 /// [`attr_for`] a caller who may read them.
 pub fn attr(node: &Node) -> Result<Attr> {
     match *node {
-        Node::Queue(ident) | Node::QueueWaitDir(ident) => Ok(queue_attr(&current(ident)?)),
+        Node::Queue(ident) | Node::QueueSubDir(ident, _) => Ok(queue_attr(&current(ident)?)),
         Node::QueueFile { ident, mtype, .. } => {
             let stat = current(ident)?;
             Ok(file_attr(&stat, if mtype == 0 { stat.cbytes } else { 0 }))
@@ -264,13 +282,13 @@ pub fn list_key_links() -> Result<Vec<(String, Node, Attr)>> {
 
 /// `any` and the types with messages queued. Listing needs read permission,
 /// as the directory's mode shows.
-pub fn list_files(ident: MsgIdent, waiting: bool, caller: &Caller) -> Result<Vec<(String, Node, Attr)>> {
+pub fn list_files(ident: MsgIdent, reading: Reading, caller: &Caller) -> Result<Vec<(String, Node, Attr)>> {
     let stat = current(ident)?;
     check_access(&stat.perm, caller, Want::READ)?;
-    let any = (ANY.to_string(), Node::QueueFile { ident, mtype: 0, waiting }, file_attr(&stat, stat.cbytes));
+    let any = (ANY.to_string(), Node::QueueFile { ident, mtype: 0, reading }, file_attr(&stat, stat.cbytes));
     let types = bytes_by_type(ident, &stat)?
         .into_iter()
-        .map(|(mtype, bytes)| (type_name(mtype), Node::QueueFile { ident, mtype, waiting }, file_attr(&stat, bytes)));
+        .map(|(mtype, bytes)| (type_name(mtype), Node::QueueFile { ident, mtype, reading }, file_attr(&stat, bytes)));
     Ok(std::iter::once(any).chain(types).collect())
 }
 
@@ -296,7 +314,7 @@ pub fn check_list(ident: MsgIdent, caller: &Caller) -> Result<()> {
 pub fn access(ident: MsgIdent, node: &Node, want: Want, caller: &Caller) -> Result<()> {
     let stat = current(ident)?;
     let want = match node {
-        Node::Queue(_) | Node::QueueWaitDir(_) => want.search_as_read(),
+        Node::Queue(_) | Node::QueueSubDir(..) => want.search_as_read(),
         _ => want,
     };
     if want.0 == 0 { Ok(()) } else { check_access(&stat.perm, caller, want) }
@@ -436,60 +454,109 @@ pub struct OpenQueueFile {
     ident: MsgIdent,
     /// 0: any type.
     mtype: i64,
-    /// Reads wait for a message (the file is under `.wait/`).
-    waiting: bool,
+    reading: Reading,
     nonblocking: bool,
-    /// On a read-only mount reads only look (MSG_COPY): the position in the
-    /// queue of the next message to look at.
-    peek_from: Option<std::sync::Mutex<u64>>,
+    /// A listed file open for reading: the messages it shows.
+    snapshot: Option<Snapshot>,
+}
+
+/// The messages of one type (or of all) queued when a listed file was
+/// opened, as its reads show them: one after the other, each read within one
+/// message. The daemon holds them, charged to the opener's memory budget.
+struct Snapshot {
+    bodies: Vec<Vec<u8>>,
+    /// Where each body starts in the file.
+    starts: Vec<u64>,
+    _charge: Charge,
+}
+
+impl Snapshot {
+    /// Copies the messages of type `mtype` (0: all) queued now, in queue
+    /// order, without taking them: at most the messages queued when it
+    /// starts, and at most their bytes then, charged to `caller` up front.
+    fn take(ident: MsgIdent, mtype: i64, caller: &Caller, budgets: &std::sync::Arc<Budgets>) -> Result<Snapshot> {
+        let stat = current(ident)?;
+        let room = usize::try_from(stat.cbytes).unwrap_or(usize::MAX);
+        let charge = budgets.charge_bytes(caller.uid, room)?;
+        let (mut bodies, mut starts, mut end) = (Vec::new(), Vec::new(), 0u64);
+        let mut held = 0usize;
+        for index in 0..stat.qnum {
+            match msg::peek(ident.id, index, room.min(largest_message())) {
+                Ok(m) if mtype == 0 || m.mtype == mtype => {
+                    held += m.body.len();
+                    if held > room {
+                        break;
+                    }
+                    starts.push(end);
+                    end += m.body.len() as u64;
+                    bodies.push(m.body);
+                }
+                Ok(_) => {}
+                // The queue shrank, or a longer message came since the
+                // count: what was queued at the start has been seen.
+                Err(Errno::ENOMSG | Errno::E2BIG) => break,
+                Err(e) => return Err(map_error(e, ident)),
+            }
+        }
+        Ok(Snapshot { bodies, starts, _charge: charge })
+    }
+
+    /// The bytes at `offset`, at most `size`, and never past the end of the
+    /// message they belong to.
+    fn read(&self, offset: u64, size: usize) -> Vec<u8> {
+        let index = match self.starts.binary_search(&offset) {
+            Ok(i) => i,
+            Err(0) => return Vec::new(),
+            Err(i) => i - 1,
+        };
+        let Some(body) = self.bodies.get(index) else { return Vec::new() };
+        let from = usize::try_from(offset - self.starts[index]).unwrap_or(usize::MAX).min(body.len());
+        body[from..from.saturating_add(size).min(body.len())].to_vec()
+    }
 }
 
 impl OpenQueueFile {
-    /// `read_only`: the mount is read-only, so reads look at the messages
-    /// in order without taking them (and never wait).
-    pub fn open(node: &Node, flags: i32, read_only: bool, caller: &Caller) -> Result<OpenQueueFile> {
-        let Node::QueueFile { ident, mtype, waiting } = *node else { return Err(Error::Invalid) };
+    /// Opening a listed file for reading takes its snapshot; the files of
+    /// `.recv/` and `.wait/` receive, which a read-only mount refuses.
+    pub fn open(
+        node: &Node,
+        flags: i32,
+        read_only: bool,
+        caller: &Caller,
+        budgets: &std::sync::Arc<Budgets>,
+    ) -> Result<OpenQueueFile> {
+        let Node::QueueFile { ident, mtype, reading } = *node else { return Err(Error::Invalid) };
         let stat = current(ident)?;
-        check_access(&stat.perm, caller, Want::from_open_flags(flags))?;
-        let peek_from = read_only.then(|| std::sync::Mutex::new(0));
-        Ok(OpenQueueFile { ident, mtype, waiting, nonblocking: flags & libc::O_NONBLOCK != 0, peek_from })
-    }
-
-    /// The next message of this file's type at or after the position, left
-    /// queued; end-of-file (and back to the start) when there is none.
-    fn peek(&self, position: &std::sync::Mutex<u64>, size: usize) -> Result<Vec<u8>> {
-        let mut position = position.lock().unwrap_or_else(|p| p.into_inner());
-        let room = size.min(largest_message());
-        loop {
-            match msg::peek(self.ident.id, *position, room) {
-                Ok(m) if self.mtype == 0 || m.mtype == self.mtype => {
-                    *position += 1;
-                    return Ok(m.body);
-                }
-                Ok(_) => *position += 1,
-                // Too large for the buffer: is it one of ours? Look with room.
-                Err(Errno::E2BIG) => match msg::peek(self.ident.id, *position, largest_message()) {
-                    Ok(m) if self.mtype != 0 && m.mtype != self.mtype => *position += 1,
-                    _ => return Err(Error::TooLong),
-                },
-                Err(Errno::ENOMSG) => {
-                    *position = 0;
-                    return Ok(Vec::new());
-                }
-                Err(e) => return Err(map_error(e, self.ident)),
-            }
+        let want = Want::from_open_flags(flags);
+        check_access(&stat.perm, caller, want)?;
+        let reads = want.includes_read();
+        if reads && read_only && reading != Reading::Browse {
+            return Err(Error::ReadOnly);
         }
+        let snapshot = match reading {
+            Reading::Browse if reads => Some(Snapshot::take(ident, mtype, caller, budgets)?),
+            _ => None,
+        };
+        Ok(OpenQueueFile { ident, mtype, reading, nonblocking: flags & libc::O_NONBLOCK != 0, snapshot })
     }
 
-    /// Receives one message whose body fits in `size` bytes. Nothing queued:
+    /// Whether reads show a snapshot (a listed file open for reading): the
+    /// file then has positions, like any file. Sending and receiving have none.
+    pub fn has_positions(&self) -> bool {
+        self.snapshot.is_some()
+    }
+
+    /// A listed file: the snapshot's bytes at `offset`. Otherwise receives
+    /// one message whose body fits in `size` bytes. Nothing queued:
     /// end-of-file, or (under `.wait/`) a [`Wait`] for the next message. A
     /// message larger than `size` stays queued and the read fails with E2BIG.
-    pub fn read(&self, size: usize, nonblocking: bool, caller: &Caller) -> Result<Outcome<Vec<u8>>> {
+    pub fn read(&self, offset: u64, size: usize, nonblocking: bool, caller: &Caller) -> Result<Outcome<Vec<u8>>> {
         // Checked at every read, as msgrcv checks at every call: a chmod
         // after the open counts.
         check_access(&current(self.ident)?.perm, caller, Want::READ)?;
-        if let Some(position) = &self.peek_from {
-            return self.peek(position, size).map(Outcome::Ready);
+        if self.reading == Reading::Browse {
+            let snapshot = self.snapshot.as_ref().ok_or(Error::BadHandle)?;
+            return Ok(Outcome::Ready(snapshot.read(offset, size)));
         }
         let (id, mtype, room) = (self.ident.id, self.mtype, size.min(largest_message()));
         let ident = self.ident;
@@ -505,7 +572,7 @@ impl OpenQueueFile {
                     Err(refusal)
                 }))),
             },
-            Err(Errno::ENOMSG) if !self.waiting => Ok(Outcome::Ready(Vec::new())),
+            Err(Errno::ENOMSG) if self.reading != Reading::Wait => Ok(Outcome::Ready(Vec::new())),
             Err(Errno::ENOMSG) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
             Err(Errno::ENOMSG) => {
                 let tid = caller.pid;

@@ -511,6 +511,7 @@ fn process_link_attr(process: &str, len: usize) -> Result<Attr> {
         mtime: time,
         ctime: time,
         blksize: super::BLOCK_SIZE,
+        stored: true,
     })
 }
 

@@ -9,7 +9,7 @@ pub fn attr(node: &Node) -> Result<Attr> {
     match node {
         Node::Segment(_) | Node::ShmKeyLink(_) => shm::node_attr(node),
         Node::SemSet(_) | Node::Semaphore(..) | Node::SemKeyLink(_) => sem::attr(node),
-        Node::Queue(_) | Node::QueueWaitDir(_) | Node::QueueFile { .. } | Node::MsgKeyLink(_) => msg::attr(node),
+        Node::Queue(_) | Node::QueueSubDir(..) | Node::QueueFile { .. } | Node::MsgKeyLink(_) => msg::attr(node),
         Node::Limit(limit) => limits::attr(*limit),
         Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => namespaces::link_attr(node),
     }
@@ -29,7 +29,7 @@ pub fn readlink(node: &Node, caller: &Caller) -> Result<Vec<u8>> {
 pub fn setattr(node: &Node, change: SetAttr, caller: &Caller) -> Result<Attr> {
     match *node {
         Node::SemSet(ident) => sem::setattr_set(ident, change, caller),
-        Node::Semaphore(ident, _) => sem::setattr_semaphore(ident, change),
+        Node::Semaphore(ident, num) => sem::setattr_semaphore(ident, num, change, caller),
         Node::Queue(ident) => msg::setattr_queue(ident, change, caller),
         Node::QueueFile { .. } => msg::setattr_file(node, change),
         Node::Limit(limit) => limits::setattr(limit, change, caller),
@@ -42,7 +42,7 @@ pub fn access(node: &Node, want: Want, caller: &Caller) -> Result<()> {
     match *node {
         Node::Segment(ident) => shm::access(ident, want, caller),
         Node::SemSet(ident) | Node::Semaphore(ident, _) => sem::access(ident, node, want, caller),
-        Node::Queue(ident) | Node::QueueWaitDir(ident) | Node::QueueFile { ident, .. } => {
+        Node::Queue(ident) | Node::QueueSubDir(ident, _) | Node::QueueFile { ident, .. } => {
             msg::access(ident, node, want, caller)
         }
         Node::ShmKeyLink(_) | Node::SemKeyLink(_) | Node::MsgKeyLink(_) => Ok(()),

@@ -58,23 +58,27 @@ fn set_attr(stat: &SemStat) -> Attr {
         mtime: time,
         ctime: kernel_time(stat.ctime, stat.ctime),
         blksize: BLOCK_SIZE,
+        stored: true,
     }
 }
 
-/// A semaphore file's st_size, as sysfs gives its attribute files: at least
-/// the longest command, so that the kernel lets writers on one file run side
-/// by side (it serialises writes that reach past the end of a file). Reads
-/// return the value's text, shorter than this.
-pub const SEMAPHORE_FILE_SIZE: u64 = 4096;
-
-fn semaphore_attr(stat: &SemStat) -> Attr {
-    Attr {
+/// A semaphore file: its size is the length of what a read returns now (the
+/// value and a newline), so that tar and cp read exactly that; it holds no
+/// blocks. For a caller who may not read the value, 0: even its length is
+/// the value's.
+fn semaphore_attr(stat: &SemStat, num: u16, caller: &Caller) -> Result<Attr> {
+    let size = match check_access(&stat.perm, caller, Want::READ) {
+        Ok(()) => value_text(SemIdent::of(stat), num)?.len() as u64,
+        Err(_) => 0,
+    };
+    Ok(Attr {
         kind: FileKind::RegularFile,
-        size: SEMAPHORE_FILE_SIZE,
+        size,
         perm: (stat.perm.mode & 0o777) as u16,
         nlink: 1,
+        stored: false,
         ..set_attr(stat)
-    }
+    })
 }
 
 fn link_text(id: SemId) -> String {
@@ -103,10 +107,10 @@ pub fn lookup_set(name: &str) -> Result<(Node, Attr)> {
     Ok((Node::SemSet(SemIdent::of(&stat)), set_attr(&stat)))
 }
 
-pub fn lookup_semaphore(ident: SemIdent, name: &str) -> Result<(Node, Attr)> {
+pub fn lookup_semaphore(ident: SemIdent, name: &str, caller: &Caller) -> Result<(Node, Attr)> {
     let stat = current(ident)?;
     let num = parse_num(name, stat.nsems)?;
-    Ok((Node::Semaphore(ident, num), semaphore_attr(&stat)))
+    Ok((Node::Semaphore(ident, num), semaphore_attr(&stat, num, caller)?))
 }
 
 /// The key and size a creation name (`KEY` or `KEY:N`) asks for.
@@ -138,12 +142,22 @@ pub fn link_target(ident: SemIdent) -> Result<Vec<u8>> {
     Ok(link_text(ident.id).into_bytes())
 }
 
+/// Attributes; a semaphore file's size is its value's only for
+/// [`attr_for`] a caller who may read it.
 pub fn attr(node: &Node) -> Result<Attr> {
     match *node {
         Node::SemSet(ident) => Ok(set_attr(&current(ident)?)),
-        Node::Semaphore(ident, _) => Ok(semaphore_attr(&current(ident)?)),
+        Node::Semaphore(ident, _) => Ok(Attr { size: 0, ..set_attr(&current(ident)?) }),
         Node::SemKeyLink(ident) => Ok(link_attr(&current(ident)?)),
         _ => Err(Error::NotFound),
+    }
+}
+
+/// Attributes as `caller` sees them.
+pub fn attr_for(node: &Node, caller: &Caller) -> Result<Attr> {
+    match *node {
+        Node::Semaphore(ident, num) => semaphore_attr(&current(ident)?, num, caller),
+        _ => attr(node),
     }
 }
 
@@ -166,7 +180,7 @@ pub fn list_semaphores(ident: SemIdent, caller: &Caller) -> Result<Vec<(String, 
     check_access(&stat.perm, caller, Want::READ)?;
     (0..stat.nsems as u16)
         .map(|num| {
-            let attr = semaphore_attr(&stat);
+            let attr = semaphore_attr(&stat, num, caller)?;
             Ok((num.to_string(), Node::Semaphore(ident, num), attr))
         })
         .collect()
@@ -234,12 +248,12 @@ pub fn setattr_set(ident: SemIdent, change: SetAttr, caller: &Caller) -> Result<
 
 /// A semaphore file's own attributes cannot change (they are the set's);
 /// the truncate of `echo N > file` is accepted and ignored.
-pub fn setattr_semaphore(ident: SemIdent, change: SetAttr) -> Result<Attr> {
+pub fn setattr_semaphore(ident: SemIdent, num: u16, change: SetAttr, caller: &Caller) -> Result<Attr> {
     let stat = current(ident)?;
     if change.changes_owner_or_mode() {
         return Err(Error::NotPermitted);
     }
-    Ok(semaphore_attr(&stat))
+    semaphore_attr(&stat, num, caller)
 }
 
 // ---- extended attributes ----
@@ -289,6 +303,9 @@ pub fn xattr(node: &Node, name: &str, caller: &Caller) -> Result<String> {
 
 // ---- reading and writing ----
 
+/// The longest write a semaphore file takes, white space included.
+const LONGEST_COMMAND: usize = 4096;
+
 /// What a write to a semaphore file asks for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Command {
@@ -303,9 +320,9 @@ pub enum Command {
 /// Parses one command; surrounding white space (a trailing newline) is fine.
 /// Malformed text is EINVAL, a number out of range ERANGE.
 pub fn parse_command(data: &[u8]) -> Result<Command> {
-    // No command is longer than the file; a longer write may even reach us
-    // in pieces, which must not each count as a command.
-    if data.len() as u64 > SEMAPHORE_FILE_SIZE {
+    // A longer write may reach us in pieces, which must not each count as
+    // a command.
+    if data.len() > LONGEST_COMMAND {
         return Err(Error::Invalid);
     }
     let text = std::str::from_utf8(data).map_err(|_| Error::Invalid)?.trim_ascii();
@@ -385,7 +402,14 @@ impl OpenSemaphore {
 
     /// Runs the command written; one that must wait comes back as a [`Wait`].
     /// `nonblocking` is the file's O_NONBLOCK at the time of the write.
+    ///
+    /// A write of white space alone (the blank lines of `printf '\n5\n\n'`,
+    /// which the shell writes one by one) does nothing and succeeds.
     pub fn write(&self, data: &[u8], nonblocking: bool, caller: &Caller) -> Result<Written> {
+        if data.len() <= LONGEST_COMMAND && data.iter().all(u8::is_ascii_whitespace) {
+            current(self.ident)?;
+            return Ok(Outcome::Ready(data.len()));
+        }
         let command = parse_command(data)?;
         let stat = current(self.ident)?;
         let want = if command == Command::WaitZero { Want::READ } else { Want::WRITE };

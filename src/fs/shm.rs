@@ -40,6 +40,7 @@ fn file_attr(stat: &ShmStat) -> Attr {
         mtime: kernel_time(stat.dtime, stat.ctime),
         ctime: kernel_time(stat.ctime, stat.ctime),
         blksize: BLOCK_SIZE,
+        stored: true,
     }
 }
 
@@ -270,6 +271,7 @@ impl PendingSegment {
             mtime: self.since,
             ctime: self.since,
             blksize: BLOCK_SIZE,
+            stored: true,
         })
     }
 

@@ -30,6 +30,10 @@ pub struct Attr {
     pub mtime: SystemTime,
     pub ctime: SystemTime,
     pub blksize: u32,
+    /// Whether the size is memory the kernel holds (a segment, queued
+    /// messages): st_blocks counts it. A semaphore's value or a limit is
+    /// text made at each read and counts no blocks (`du` shows 0).
+    pub stored: bool,
 }
 
 /// An attribute with how long the kernel may cache it (and the name, for
