@@ -422,7 +422,7 @@ fn cat_prints_the_kernels_value_fresh_every_time() {
 }
 
 #[test]
-fn one_descriptor_reads_the_value_then_eof_then_the_fresh_value() {
+fn one_descriptor_reads_the_value_then_eof_and_a_read_at_offset_zero_is_fresh() {
     let m = Mounted::new();
     let id = make_set(0x2eae, 1, 0o600);
     set_value(id, 0, 7);
@@ -430,29 +430,40 @@ fn one_descriptor_reads_the_value_then_eof_then_the_fresh_value() {
     assert_eq!(read_once(&mut file), "7\n");
     set_value(id, 0, 12);
     assert_eq!(read_once(&mut file), "", "end-of-file after the value");
-    assert_eq!(read_once(&mut file), "12\n", "then the value again, fresh");
-    assert_eq!(read_once(&mut file), "");
+    assert_eq!(read_once(&mut file), "", "and end-of-file it stays, as on any file");
+    let mut buf = [0u8; 16];
+    let n = file.read_at(&mut buf, 0).unwrap();
+    assert_eq!(&buf[..n], b"12\n", "pread at 0: the value now");
     set_value(id, 0, 3);
-    assert_eq!(read_once(&mut file), "3\n");
-    assert_eq!(read_once(&mut file), "");
+    file.seek(SeekFrom::Start(0)).unwrap();
+    assert_eq!(read_once(&mut file), "3\n", "lseek to 0, then read: the value now");
     set_value(id, 0, 32767);
-    assert_eq!(read_once(&mut file), "32767\n");
+    let n = file.read_at(&mut buf, 1).unwrap();
+    assert_eq!(&buf[..n], b"\n", "past offset 0: the rest of the text the last read at 0 took");
+    let n = file.read_at(&mut buf[..2], 0).unwrap();
+    assert_eq!(&buf[..n], b"32", "a short read at 0 takes the value fresh");
+    let n = file.read_at(&mut buf, 2).unwrap();
+    assert_eq!(&buf[..n], b"767\n", "and the next piece is of that same text");
 }
 
 #[test]
-fn semaphore_files_have_no_position_lseek_pread_and_pwrite_fail_with_espipe() {
+fn semaphore_files_have_positions_like_sysfs_files_so_head_and_tail_work() {
     let m = Mounted::new();
     let id = make_set(0x2eaf, 1, 0o600);
     set_value(id, 0, 5);
-    let mut file = OpenOptions::new().read(true).write(true).open(sem_file(&m, id, 0)).unwrap();
-    let mut buf = [0u8; 16];
-    assert_eq!(errno(file.seek(SeekFrom::Start(0))), libc::ESPIPE, "lseek(SEEK_SET)");
-    assert_eq!(errno(file.stream_position()), libc::ESPIPE, "lseek(SEEK_CUR)");
-    assert_eq!(errno(file.seek(SeekFrom::End(0))), libc::ESPIPE, "lseek(SEEK_END)");
-    assert_eq!(errno(file.read_at(&mut buf, 0)), libc::ESPIPE, "pread");
-    assert_eq!(errno(file.write_at(b"+1", 0)), libc::ESPIPE, "pwrite");
-    assert_eq!(value(id, 0), 5, "the refused pwrite changed nothing");
-    assert_eq!(read_once(&mut file), "5\n", "plain read still works");
+    let path = sem_file(&m, id, 0);
+    let mut file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
+    assert_eq!(file.seek(SeekFrom::End(0)).unwrap(), 2, "lseek(SEEK_END): the size of \"5\\n\"");
+    assert_eq!(file.seek(SeekFrom::Start(1)).unwrap(), 1);
+    assert_eq!(file.write_at(b"+1", 100).unwrap(), 2, "a write is a command wherever it lands");
+    assert_eq!(value(id, 0), 6);
+    assert_eq!(read_once(&mut file), "\n", "from offset 1 with no text taken yet: the rest of a fresh one");
+    for (tool, want) in [("head -n 1", "6\n"), ("tail -n 1", "6\n"), ("head -c 1", "6"), ("tail -c 2", "6\n")] {
+        let out = shell(&format!("{tool} {}", q(&path)));
+        assert!(out.status.success() && out.stderr.is_empty(), "{tool}: {}", stderr_of(&out));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{tool}");
+    }
+    assert_eq!(value(id, 0), 6, "reading changed nothing");
 }
 
 // ---- 3. writing ----

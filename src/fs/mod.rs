@@ -439,7 +439,6 @@ impl IpcFs {
             Target::NamespaceRoot => return Err(Error::NotFound),
         };
         let stream = match &handle {
-            Handle::Semaphore(_) => true,
             Handle::QueueFile(open) => !open.has_positions(),
             _ => false,
         };
@@ -462,7 +461,7 @@ impl IpcFs {
     ) -> Result<Outcome<Data, Vec<u8>>> {
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.read(offset, size as usize).map(Outcome::Ready),
-            Handle::Semaphore(open) => Ok(Outcome::Ready(Data::Bytes(open.read(size as usize, caller)?))),
+            Handle::Semaphore(open) => Ok(Outcome::Ready(Data::Bytes(open.read(offset, size as usize, caller)?))),
             Handle::QueueFile(open) => match open.read(offset, size as usize, nonblocking, caller)? {
                 Outcome::Wait(wait) => Ok(Outcome::Wait(self.parked(wait, caller)?)),
                 Outcome::Ready(bytes) => Ok(Outcome::Ready(Data::Bytes(bytes))),

@@ -352,9 +352,8 @@ pub struct OpenSemaphore {
     ident: SemIdent,
     num: u16,
     nonblocking: bool,
-    /// The value text being read, and how far (usize::MAX: all of it, the
-    /// next read is end-of-file).
-    snapshot: Mutex<(Vec<u8>, usize)>,
+    /// The value's text as the last read at offset 0 took it.
+    snapshot: Mutex<Vec<u8>>,
 }
 
 impl OpenSemaphore {
@@ -365,27 +364,16 @@ impl OpenSemaphore {
         if Want::from_open_flags(flags).0 & Want::READ.0 != 0 {
             check_access(&stat.perm, caller, Want::READ)?;
         }
-        Ok(OpenSemaphore {
-            ident,
-            num,
-            nonblocking: flags & libc::O_NONBLOCK != 0,
-            snapshot: Mutex::new((Vec::new(), 0)),
-        })
+        Ok(OpenSemaphore { ident, num, nonblocking: flags & libc::O_NONBLOCK != 0, snapshot: Mutex::new(Vec::new()) })
     }
 
-    /// The file is a stream (no offsets): a read takes a fresh value when the
-    /// last one has been read to the end, and hands it out until it has all
-    /// been read; then one read returns end-of-file. So `cat` prints the value
-    /// once, and reading on the same descriptor again gives the value now.
-    pub fn read(&self, size: usize, caller: &Caller) -> Result<Vec<u8>> {
-        let mut snapshot = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
-        let (text, at) = &mut *snapshot;
-        if *at == usize::MAX {
-            *at = 0;
-            text.clear();
-            return Ok(Vec::new());
-        }
-        if *at == 0 {
+    /// Reads as a sysfs attribute reads: a read at offset 0 takes the value
+    /// fresh, and reads further on serve the rest of that text, then
+    /// end-of-file. So `cat` prints the value once, `head -n 1` can seek back,
+    /// and `pread(fd, buf, 0)` (or lseek to 0) gives the value now.
+    pub fn read(&self, offset: u64, size: usize, caller: &Caller) -> Result<Vec<u8>> {
+        let mut text = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        if offset == 0 || text.is_empty() {
             // Checked at every fresh value, as GETVAL checks at every call.
             check_access(&current(self.ident)?.perm, caller, Want::READ)?;
             let value = value_text(self.ident, self.num)?;
@@ -394,10 +382,8 @@ impl OpenSemaphore {
             }
             *text = value.into_bytes();
         }
-        let end = at.saturating_add(size).min(text.len());
-        let chunk = text[*at..end].to_vec();
-        *at = if end == text.len() { usize::MAX } else { end };
-        Ok(chunk)
+        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(text.len());
+        Ok(text[start..start.saturating_add(size).min(text.len())].to_vec())
     }
 
     /// Runs the command written; one that must wait comes back as a [`Wait`].

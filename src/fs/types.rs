@@ -100,7 +100,8 @@ pub struct Opened {
     /// Bypass the page cache: every read and write reaches the model.
     pub direct_io: bool,
     /// No file position: every read and write is one whole request at
-    /// offset 0 (semaphore files), and pread/lseek fail with ESPIPE.
+    /// offset 0 (receiving and sending queue files), and pread/lseek fail
+    /// with ESPIPE.
     pub stream: bool,
 }
 
