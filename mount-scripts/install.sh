@@ -18,14 +18,17 @@ usage: mount-scripts/install.sh build|install|uninstall|--help
 Environment variables (defaults in brackets):
   DESTDIR  staging root prepended to every path below  []
   PREFIX   [/usr/local]
-  SBINDIR  for mount.ipcfs; mount(8) looks in /sbin, /sbin/fs.d and /sbin/fs
+  SBINDIR  for mount.ipcfs and mount.fuse.ipcfs; mount(8) looks in /sbin,
+           /sbin/fs.d and /sbin/fs
            [/usr/sbin if /sbin is a link to it (merged /usr), else /sbin]
   UNITDIR  for mnt-ipc.mount  [$PREFIX/lib/systemd/system]
   BINARY   the ipcfs binary to install  [target/release/ipcfs]
 
 Files: $PREFIX/bin/ipcfs (0755), $SBINDIR/mount.ipcfs (0755),
-$UNITDIR/mnt-ipc.mount (0644), $PREFIX/share/man/man8/ipcfs.8 and
-$PREFIX/share/man/man5/ipcfs.5 (0644, from docs/, if there).
+$SBINDIR/mount.fuse.ipcfs (a symbolic link to mount.ipcfs, for
+`mount -t fuse.ipcfs`), $UNITDIR/mnt-ipc.mount (0644),
+$PREFIX/share/man/man8/ipcfs.8 and $PREFIX/share/man/man5/ipcfs.5 (0644,
+from docs/, if there).
 EOF
 }
 
@@ -63,6 +66,9 @@ esac
 
 bin=$DESTDIR$PREFIX/bin/ipcfs
 helper=$DESTDIR$SBINDIR/mount.ipcfs
+# mount(8) runs mount.TYPE: mount.fuse.ipcfs for the type the mount table
+# shows (fuse.ipcfs), which fstab lines and `mount -t` may name as well.
+fuse_helper=$DESTDIR$SBINDIR/mount.fuse.ipcfs
 unit=$DESTDIR$UNITDIR/mnt-ipc.mount
 man8=$DESTDIR$PREFIX/share/man/man8/ipcfs.8
 man5=$DESTDIR$PREFIX/share/man/man5/ipcfs.5
@@ -112,6 +118,8 @@ do_install() {
     sed "s|^installed_bin=\$|installed_bin='$PREFIX/bin/ipcfs'|" "$root/mount-scripts/mount.ipcfs" >"$staged"
     grep -q "^installed_bin='" "$staged" || die "mount-scripts/mount.ipcfs has no 'installed_bin=' line to fill in"
     put 0755 "$staged" "$helper"
+    ln -sfn mount.ipcfs "$fuse_helper"
+    echo "installed $fuse_helper -> mount.ipcfs"
     put 0644 "$root/mount-scripts/mnt-ipc.mount" "$unit"
     for section in 8 5; do
         page=$root/docs/ipcfs.$section
@@ -122,12 +130,19 @@ do_install() {
         fi
     done
     if [ -z "$DESTDIR" ]; then
-        echo "next: mkdir -p /mnt/ipc && mount -t ipcfs ipcfs /mnt/ipc, or an fstab line,"
+        echo "next: mkdir -p /mnt/ipc && mount -t ipcfs ipcfs /mnt/ipc (or -t fuse.ipcfs), or an fstab line,"
         echo "or: systemctl daemon-reload && systemctl enable --now mnt-ipc.mount"
     fi
 }
 
 do_uninstall() {
+    # mount.fuse.ipcfs only if it is the link install made.
+    if [ -L "$fuse_helper" ] && [ "$(readlink -- "$fuse_helper")" = mount.ipcfs ]; then
+        rm -f -- "$fuse_helper"
+        echo "removed $fuse_helper"
+    elif [ -e "$fuse_helper" ] || [ -L "$fuse_helper" ]; then
+        echo "$me: warning: $fuse_helper is not the link to mount.ipcfs install made; left as it is" >&2
+    fi
     for file in "$bin" "$helper" "$unit" "$man8" "$man5"; do
         if [ -e "$file" ] || [ -L "$file" ]; then
             rm -f -- "$file"

@@ -134,7 +134,7 @@ impl IpcFuse {
             Ok(None) if self.fs.may_walk(ino.0, &caller) => {
                 let charge = match self.fs.budgets().charge(caller.uid, Spend::Wait) {
                     Ok(charge) => charge,
-                    Err(e) => return reply.fail(errno(op, e)),
+                    Err(e) => return reply.fail(errno(op, &At::by(ino, &caller), e)),
                 };
                 let fs = self.fs.clone();
                 let walk = move |reply| {
@@ -165,9 +165,9 @@ impl IpcFuse {
             Ok(None) => job(&self.fs, reply),
             Ok(Some(member)) => member.run(Box::new(move |fs| match fs {
                 Ok(fs) => job(fs, reply),
-                Err(e) => reply.fail(errno(op, e)),
+                Err(e) => reply.fail(unrouted(op, e)),
             })),
-            Err(e) => reply.fail(errno(op, e)),
+            Err(e) => reply.fail(unrouted(op, e)),
         }
     }
 
@@ -225,11 +225,54 @@ fn caller(req: &Request) -> Caller {
     Caller::new(req.uid(), req.gid(), req.pid())
 }
 
-fn errno(op: &str, e: Error) -> Errno {
+/// Where a request failed, for the log: its inode (and name), and who asked.
+#[derive(Clone, Debug)]
+struct At {
+    ino: u64,
+    name: Option<std::ffi::OsString>,
+    pid: u32,
+    uid: u32,
+}
+
+impl At {
+    fn of(ino: INodeNo, req: &Request) -> At {
+        At { ino: ino.0, name: None, pid: req.pid(), uid: req.uid() }
+    }
+
+    fn by(ino: INodeNo, caller: &Caller) -> At {
+        At { ino: ino.0, name: None, pid: caller.pid, uid: caller.uid }
+    }
+
+    fn named(mut self, name: &OsStr) -> At {
+        self.name = Some(name.to_os_string());
+        self
+    }
+}
+
+impl std::fmt::Display for At {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.name {
+            Some(name) => write!(f, "{name:?} in inode {}", self.ino)?,
+            None => write!(f, "inode {}", self.ino)?,
+        }
+        write!(f, ", for pid {} uid {}", self.pid, self.uid)
+    }
+}
+
+/// The errno of a request that found no tree to serve it (its namespace
+/// went, or the caller may not enter it).
+fn unrouted(op: &str, e: Error) -> Errno {
+    log::debug!("{op}: {e}");
+    Errno::from_i32(e.errno())
+}
+
+/// The errno of a failed request, logged with where it failed: at debug
+/// when it is part of normal use, at warn when it is trouble in the daemon.
+fn errno(op: &str, at: &At, e: Error) -> Errno {
     if e.is_expected() {
-        log::debug!("{op}: {e}");
+        log::debug!("{op} {at}: {e}");
     } else {
-        log::warn!("{op}: {e}");
+        log::warn!("{op} {at}: {e}");
     }
     Errno::from_i32(e.errno())
 }
@@ -352,6 +395,7 @@ impl Filesystem for IpcFuse {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let at = At::of(parent, req).named(name);
         let (caller, name) = (caller(req), name.to_os_string());
         let forgetter = self.forgetter.clone();
         self.on_walk("lookup", parent, caller, reply, move |fs, caller, reply| {
@@ -362,7 +406,7 @@ impl Filesystem for IpcFuse {
                         forgetter.forget(dir);
                     }
                 }
-                Err(e) => reply.error(errno("lookup", e)),
+                Err(e) => reply.error(errno("lookup", &at, e)),
             }
         });
     }
@@ -380,18 +424,19 @@ impl Filesystem for IpcFuse {
     }
 
     fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        let at = At::of(ino, req);
         let caller = caller(req);
         // Anyone may stat another namespace's root (`ls -l ns/`); what is
         // inside is for those who may enter it, even through kept entries.
         if Namespaces::is_member_root(ino.0) {
             self.on_any("getattr", ino, reply, move |fs, reply| match fs.getattr(ino.0, &caller) {
                 Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
-                Err(e) => reply.error(errno("getattr", e)),
+                Err(e) => reply.error(errno("getattr", &at, e)),
             });
         } else {
             self.on_walk("getattr", ino, caller, reply, move |fs, caller, reply| match fs.getattr(ino.0, caller) {
                 Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
-                Err(e) => reply.error(errno("getattr", e)),
+                Err(e) => reply.error(errno("getattr", &at, e)),
             });
         }
     }
@@ -414,89 +459,99 @@ impl Filesystem for IpcFuse {
         _flags: Option<BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let at = At::of(ino, req);
         let (caller, change) = (caller(req), SetAttr { mode, uid, gid, size });
         self.on("setattr", ino, caller, reply, move |fs, caller, reply| {
             match fs.setattr(ino.0, fh.map(|f| f.0), change, caller) {
                 Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
-                Err(e) => reply.error(errno("setattr", e)),
+                Err(e) => reply.error(errno("setattr", &at, e)),
             }
         });
     }
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let at = At::of(ino, req);
         self.on("readlink", ino, caller(req), reply, move |fs, caller, reply| match fs.readlink(ino.0, caller) {
             Ok(target) => reply.data(&target),
-            Err(e) => reply.error(errno("readlink", e)),
+            Err(e) => reply.error(errno("readlink", &at, e)),
         });
     }
 
     fn mknod(
         &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
         _mode: u32,
         _umask: u32,
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        reply.error(errno("mknod", Error::NotPermitted));
+        let at = At::of(parent, req).named(name);
+        reply.error(errno("mknod", &at, Error::NotPermitted));
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
+        let at = At::of(parent, req).named(name);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on("mkdir", parent, caller, reply, move |fs, caller, reply| {
             match fs.mkdir(parent.0, &name, mode & !umask, caller) {
                 Ok(e) => reply_entry(reply, e),
-                Err(e) => reply.error(errno("mkdir", e)),
+                Err(e) => reply.error(errno("mkdir", &at, e)),
             }
         });
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let at = At::of(parent, req).named(name);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on_walk("unlink", parent, caller, reply, move |fs, caller, reply| {
             match fs.unlink(parent.0, &name, caller) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("unlink", e)),
+                Err(e) => reply.error(errno("unlink", &at, e)),
             }
         });
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let at = At::of(parent, req).named(name);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on("rmdir", parent, caller, reply, move |fs, caller, reply| match fs.rmdir(parent.0, &name, caller) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("rmdir", e)),
+            Err(e) => reply.error(errno("rmdir", &at, e)),
         });
     }
 
-    fn symlink(&self, _req: &Request, _parent: INodeNo, _name: &OsStr, _target: &Path, reply: ReplyEntry) {
-        reply.error(errno("symlink", Error::NotPermitted));
+    fn symlink(&self, req: &Request, parent: INodeNo, name: &OsStr, _target: &Path, reply: ReplyEntry) {
+        let at = At::of(parent, req).named(name);
+        reply.error(errno("symlink", &at, Error::NotPermitted));
     }
 
     fn rename(
         &self,
-        _req: &Request,
-        _parent: INodeNo,
-        _name: &OsStr,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
         _newparent: INodeNo,
         _newname: &OsStr,
         _flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        reply.error(errno("rename", Error::NotPermitted));
+        let at = At::of(parent, req).named(name);
+        reply.error(errno("rename", &at, Error::NotPermitted));
     }
 
-    fn link(&self, _req: &Request, _ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
-        reply.error(errno("link", Error::NotPermitted));
+    fn link(&self, req: &Request, ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
+        let at = At::of(ino, req);
+        reply.error(errno("link", &at, Error::NotPermitted));
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let at = At::of(ino, req);
         let caller = caller(req);
         self.on_walk("open", ino, caller, reply, move |fs, caller, reply| match fs.open(ino.0, flags.0, caller) {
             Ok(o) => reply.opened(FileHandle(o.fh), open_flags(o)),
-            Err(e) => reply.error(errno("open", e)),
+            Err(e) => reply.error(errno("open", &at, e)),
         });
     }
 
@@ -511,20 +566,22 @@ impl Filesystem for IpcFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let at = At::of(ino, req);
         let nonblocking = flags.0 & libc::O_NONBLOCK != 0;
         let caller = caller(req);
         self.on("read", ino, caller, reply, move |fs, caller, reply| {
-            let reply_with = |reply: ReplyData, result: Result<Vec<u8>, Error>| match result {
+            let waited = at.clone();
+            let reply_with = move |reply: ReplyData, result: Result<Vec<u8>, Error>| match result {
                 Ok(data) => reply.data(&data),
-                Err(e) => reply.error(errno("read", e)),
+                Err(e) => reply.error(errno("read", &waited, e)),
             };
             match fs.read(fh.0, offset, size, nonblocking, caller) {
                 Ok(Outcome::Ready(data)) => data.lend(|bytes| match bytes {
                     Ok(bytes) => reply.data(bytes),
-                    Err(e) => reply.error(errno("read", e)),
+                    Err(e) => reply.error(errno("read", &at, e)),
                 }),
                 Ok(Outcome::Wait(wait)) => run_elsewhere(wait, reply, reply_with),
-                Err(e) => reply.error(errno("read", e)),
+                Err(e) => reply.error(errno("read", &at, e)),
             }
         });
     }
@@ -541,17 +598,19 @@ impl Filesystem for IpcFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let at = At::of(ino, req);
         let nonblocking = flags.0 & libc::O_NONBLOCK != 0;
         let caller = caller(req);
         self.on_bytes("write", ino, caller, data, reply, move |fs, caller, data, reply| {
-            let reply_with = |reply: ReplyWrite, result: Result<usize, Error>| match result {
+            let waited = at.clone();
+            let reply_with = move |reply: ReplyWrite, result: Result<usize, Error>| match result {
                 Ok(n) => reply.written(n as u32),
-                Err(e) => reply.error(errno("write", e)),
+                Err(e) => reply.error(errno("write", &waited, e)),
             };
             match fs.write(fh.0, offset, data, nonblocking, caller) {
                 Ok(Outcome::Ready(n)) => reply.written(n as u32),
                 Ok(Outcome::Wait(wait)) => run_elsewhere(wait, reply, reply_with),
-                Err(e) => reply.error(errno("write", e)),
+                Err(e) => reply.error(errno("write", &at, e)),
             }
         });
     }
@@ -598,14 +657,16 @@ impl Filesystem for IpcFuse {
     }
 
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let at = At::of(ino, req);
         let caller = caller(req);
         self.on("opendir", ino, caller, reply, move |fs, caller, reply| match fs.opendir(ino.0, caller) {
             Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(errno("opendir", e)),
+            Err(e) => reply.error(errno("opendir", &at, e)),
         });
     }
 
     fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectory) {
+        let at = At::of(ino, req);
         let caller = caller(req);
         self.on_walk("readdir", ino, caller, reply, move |fs, caller, mut reply| {
             let mut add = |next: u64, name: &str, e: &Entry| {
@@ -614,12 +675,13 @@ impl Filesystem for IpcFuse {
             };
             match fs.readdir(ino.0, fh.0, offset, false, caller, &mut add) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("readdir", e)),
+                Err(e) => reply.error(errno("readdir", &at, e)),
             }
         });
     }
 
     fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectoryPlus) {
+        let at = At::of(ino, req);
         let caller = caller(req);
         self.on_walk("readdirplus", ino, caller, reply, move |fs, caller, mut reply| {
             let mut add = |next: u64, name: &str, e: &Entry| {
@@ -627,7 +689,7 @@ impl Filesystem for IpcFuse {
             };
             match fs.readdir(ino.0, fh.0, offset, true, caller, &mut add) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("readdirplus", e)),
+                Err(e) => reply.error(errno("readdirplus", &at, e)),
             }
         });
     }
@@ -640,9 +702,10 @@ impl Filesystem for IpcFuse {
     }
 
     fn statfs(&self, req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        let at = At::of(ino, req);
         self.on("statfs", ino, caller(req), reply, move |fs, _, reply| match fs.statfs() {
             Ok(s) => reply.statfs(s.blocks, s.bfree, s.bfree, s.files, s.ffree, s.bsize, s.namelen, s.bsize),
-            Err(e) => reply.error(errno("statfs", e)),
+            Err(e) => reply.error(errno("statfs", &at, e)),
         });
     }
 
@@ -656,47 +719,52 @@ impl Filesystem for IpcFuse {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let at = At::of(ino, req).named(name);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on_bytes("setxattr", ino, caller, value, reply, move |fs, caller, value, reply| {
             match fs.setxattr(ino.0, &name, Some(value), caller) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("setxattr", e)),
+                Err(e) => reply.error(errno("setxattr", &at, e)),
             }
         });
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let at = At::of(ino, req).named(name);
         let name = name.to_os_string();
         self.on("getxattr", ino, caller(req), reply, move |fs, caller, reply| {
             match fs.getxattr(ino.0, &name, caller) {
                 Ok(value) => reply_xattr(reply, size, value),
-                Err(e) => reply.error(errno("getxattr", e)),
+                Err(e) => reply.error(errno("getxattr", &at, e)),
             }
         });
     }
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let at = At::of(ino, req);
         self.on("listxattr", ino, caller(req), reply, move |fs, _, reply| match fs.listxattr(ino.0) {
             Ok(names) => reply_xattr(reply, size, names),
-            Err(e) => reply.error(errno("listxattr", e)),
+            Err(e) => reply.error(errno("listxattr", &at, e)),
         });
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let at = At::of(ino, req).named(name);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on("removexattr", ino, caller, reply, move |fs, caller, reply| {
             match fs.setxattr(ino.0, &name, None, caller) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("removexattr", e)),
+                Err(e) => reply.error(errno("removexattr", &at, e)),
             }
         });
     }
 
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        let at = At::of(ino, req);
         let caller = caller(req);
         self.on("access", ino, caller, reply, move |fs, caller, reply| match fs.access(ino.0, mask.bits(), caller) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("access", e)),
+            Err(e) => reply.error(errno("access", &at, e)),
         });
     }
 
@@ -710,13 +778,14 @@ impl Filesystem for IpcFuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let at = At::of(parent, req).named(name);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on("create", parent, caller, reply, move |fs, caller, reply| {
             match fs.create(parent.0, &name, mode & !umask, flags, caller) {
                 Ok((e, o)) => {
                     reply.created(&e.ttl, &file_attr(&e.attr), Generation(0), FileHandle(o.fh), open_flags(o))
                 }
-                Err(e) => reply.error(errno("create", e)),
+                Err(e) => reply.error(errno("create", &at, e)),
             }
         });
     }
@@ -731,11 +800,12 @@ impl Filesystem for IpcFuse {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let at = At::of(ino, req);
         let caller = caller(req);
         self.on("fallocate", ino, caller, reply, move |fs, caller, reply| {
             match fs.fallocate(fh.0, offset, length, mode, caller) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("fallocate", e)),
+                Err(e) => reply.error(errno("fallocate", &at, e)),
             }
         });
     }

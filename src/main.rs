@@ -197,7 +197,9 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
     let flags = options.mount_flags();
     let (device, mounted) = match mount::mount(mountpoint, &options.fsname, SUBTYPE, flags, &options.mount_data()) {
         Ok(mounted) => mounted,
-        Err(e) => return fail(&format!("cannot mount on {}: {e}", mountpoint.display())),
+        // The error names the mount point where it matters, the step that
+        // failed and, for a refusal, what it takes.
+        Err(e) => return fail(&e.to_string()),
     };
     let mounted = Arc::new(mounted);
     let adapter = IpcFuse::new(fs);

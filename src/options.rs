@@ -86,8 +86,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<MountOptions, String> {
             "auto_unmount" => {
                 return Err("auto_unmount is not supported: it needs the fusermount helper".into());
             }
+            "fsname" => return Err("-o fsname needs a value: fsname=NAME".into()),
             _ => match option.split_once('=') {
-                Some(("fsname", name)) if !name.is_empty() => {
+                Some(("fsname", "")) => return Err("-o fsname= needs a value: it is empty".into()),
+                Some(("fsname", name)) => {
                     opts.fsname = name.into();
                     continue;
                 }
@@ -215,7 +217,15 @@ mod tests {
         assert!(parse(&["uid=5"]).unwrap_err().contains("'uid'"));
         assert!(parse(&["default_permissions"]).is_err());
         assert!(parse(&["allow_other,allow_root"]).is_err());
-        assert!(parse(&["fsname="]).is_err());
+    }
+
+    #[test]
+    fn fsname_needs_a_value() {
+        assert_eq!(parse(&["fsname="]).unwrap_err(), "-o fsname= needs a value: it is empty");
+        assert_eq!(parse(&["ro,fsname=,rw"]).unwrap_err(), "-o fsname= needs a value: it is empty");
+        assert!(parse(&["fsname"]).unwrap_err().contains("fsname=NAME"));
+        // The last one given wins, as with every other option.
+        assert_eq!(parse(&["fsname=a", "fsname=b"]).unwrap().fsname, "b");
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Installing ipcfs as an admin does: `mount-scripts/install.sh` into a
 //! staging directory and out again; the mount(8) helper run the way mount(8)
-//! runs it; and `mount -t ipcfs`, fstab lines, the systemd unit's mount and
-//! `mount -N` through the real mount(8).
+//! runs it; and `mount -t ipcfs`, `mount -t fuse.ipcfs`, fstab lines, the
+//! systemd unit's mount and `mount -N` through the real mount(8).
 //!
 //! mount(8) looks for helpers only in /sbin (and /sbin/fs.d, /sbin/fs). The
 //! tests that go through it never touch the host's: in the test thread's own
@@ -234,10 +234,22 @@ fn install_puts_every_file_in_place_with_its_mode_and_uninstall_removes_exactly_
             }
         }
 
+        // mount(8) runs mount.fuse.ipcfs for `mount -t fuse.ipcfs`: a link to
+        // mount.ipcfs, relative, so that it holds under DESTDIR too.
+        let links = BTreeMap::from([(format!("{sbindir}/mount.fuse.ipcfs"), "mount.ipcfs")]);
+        let links: BTreeMap<String, &str> =
+            links.into_iter().map(|(path, to)| (path.trim_start_matches('/').to_string(), to)).collect();
+
         let out = installer("install", &vars);
         assert_ok(&out, &format!("install.sh install with {vars:?}"));
         let found = files_under(&destdir.0.0);
-        assert_eq!(found.keys().collect::<Vec<_>>(), expected.keys().collect::<Vec<_>>(), "{vars:?}");
+        let mut names: Vec<&String> = expected.keys().chain(links.keys()).collect();
+        names.sort();
+        assert_eq!(found.keys().collect::<Vec<_>>(), names, "{vars:?}");
+        for (path, to) in &links {
+            assert!(found[path].is_symlink(), "{path} is not a symbolic link");
+            assert_eq!(std::fs::read_link(destdir.path(path)).unwrap(), Path::new(to), "{path}");
+        }
         for (path, (mode, contents)) in &expected {
             let meta = &found[path];
             assert!(meta.is_file(), "{path} is not a plain file");
@@ -247,7 +259,8 @@ fn install_puts_every_file_in_place_with_its_mode_and_uninstall_removes_exactly_
 
         let out = installer("uninstall", &vars);
         let said = assert_ok(&out, &format!("install.sh uninstall with {vars:?}"));
-        assert_eq!(said.lines().filter(|l| l.starts_with("removed ")).count(), expected.len(), "{said}");
+        let removed = said.lines().filter(|l| l.starts_with("removed ")).count();
+        assert_eq!(removed, expected.len() + links.len(), "{said}");
         assert!(files_under(&destdir.0.0).is_empty(), "uninstall left files behind");
         // Nothing left to remove is no error.
         assert_eq!(assert_ok(&installer("uninstall", &vars), "a second uninstall"), "");
@@ -419,7 +432,8 @@ fn the_systemd_unit_is_valid_and_named_after_its_mount_point() {
 }
 
 /// The helper installed as on a real system, in the test thread's mount
-/// namespace: ipcfs under a temporary PREFIX, mount.ipcfs in (a tmpfs over)
+/// namespace: ipcfs under a temporary PREFIX, whatever install.sh put in
+/// SBINDIR (mount.ipcfs, and its link mount.fuse.ipcfs) in (a tmpfs over)
 /// /sbin, and a /run of its own for libmount.
 struct Installed {
     _sbin: Unmount,
@@ -434,7 +448,15 @@ impl Installed {
         assert_ok(&installer("install", &into_tree(&tree)), "install.sh install");
         let run = Unmount::tmpfs(Path::new("/run"));
         let sbin = Unmount::tmpfs(&system_sbindir());
-        std::fs::copy(tree.path("sbin/mount.ipcfs"), system_sbindir().join("mount.ipcfs")).unwrap();
+        for entry in std::fs::read_dir(tree.path("sbin")).unwrap() {
+            let entry = entry.unwrap();
+            let into = system_sbindir().join(entry.file_name());
+            if entry.file_type().unwrap().is_symlink() {
+                std::os::unix::fs::symlink(std::fs::read_link(entry.path()).unwrap(), into).unwrap();
+            } else {
+                std::fs::copy(entry.path(), into).unwrap();
+            }
+        }
         Installed { _sbin: sbin, _run: run, tree }
     }
 
@@ -494,6 +516,61 @@ fn mount_t_ipcfs_runs_the_installed_helper_which_runs_the_installed_ipcfs() {
     let out = run(command("mount", &["-t", "ipcfs", "ipcfs", target]).env("IPCFS_BIN", "/nonexistent/ipcfs"));
     assert_status(&out, 1, "IPCFS_BIN=/nonexistent/ipcfs", "IPCFS_BIN through mount(8)");
     assert!(mounted_here(&dir).is_empty());
+}
+
+/// The type the mount table shows, `fuse.ipcfs`, works with mount(8) as
+/// `ipcfs` does: mount(8) runs /sbin/mount.fuse.ipcfs, the link install.sh
+/// made to mount.ipcfs. (The tmpfs over /sbin holds only what install.sh
+/// installed: no mount.fuse of the host's stands in.)
+#[test]
+fn mount_t_fuse_ipcfs_works_like_mount_t_ipcfs() {
+    let installed = Installed::new();
+    let dir = installed.dir("mnt");
+    let _unmount = Unmount(dir.clone());
+    let target = dir.to_str().unwrap();
+    let helper = system_sbindir().join("mount.fuse.ipcfs");
+    assert_eq!(std::fs::read_link(&helper).unwrap(), Path::new("mount.ipcfs"));
+
+    let out = mount8(&["-t", "fuse.ipcfs", "ipcfs", target]);
+    assert_ok(&out, "mount -t fuse.ipcfs ipcfs DIR");
+    let entry = the_ipcfs_mount(mounted_here(&dir), &dir);
+    assert_eq!(entry.source, "ipcfs");
+    assert!(entry.options.contains(&"rw".to_string()), "{entry:?}");
+    let id = create_segment(0x1058, 4096, 0o600);
+    let listing = sh_ok(&format!("ls {}", q(&dir.join("shm"))));
+    assert_eq!(listing, format!("{}\n", id.0), "ls DIR/shm");
+    sh_ok(&format!("umount {}", q(&dir)));
+    assert!(mounted_here(&dir).is_empty());
+
+    // Options pass as with -t ipcfs, and so does the status of ipcfs.
+    let out = mount8(&["-t", "fuse.ipcfs", "-o", "ro,nofail,x-mine=1", "mine", target]);
+    assert_ok(&out, "mount -t fuse.ipcfs -o ro,nofail,x-mine=1 mine DIR");
+    let entry = the_ipcfs_mount(mounted_here(&dir), &dir);
+    assert_eq!(entry.source, "mine");
+    assert!(entry.options.contains(&"ro".to_string()), "{entry:?}");
+    sh_ok(&format!("umount {}", q(&dir)));
+    let out = mount8(&["-t", "fuse.ipcfs", "-o", "bogus", "ipcfs", target]);
+    assert_status(&out, 2, "unknown mount option 'bogus'", "mount -t fuse.ipcfs -o bogus");
+    assert!(mounted_here(&dir).is_empty());
+
+    // An fstab line of type fuse.ipcfs: mounted once, however often mount -a runs.
+    let fstab = installed.tree.path("fstab");
+    std::fs::write(&fstab, format!("ipcfs {target} fuse.ipcfs defaults,nofail 0 0\n")).unwrap();
+    let fstab = fstab.to_str().unwrap();
+    assert_ok(&mount8(&["-a", "--fstab", fstab]), "mount -a with a fuse.ipcfs line");
+    assert_ok(&mount8(&["-a", "--fstab", fstab]), "mount -a again");
+    the_ipcfs_mount(mounted_here(&dir), &dir);
+    sh_ok(&format!("umount {}", q(&dir)));
+    assert!(mounted_here(&dir).is_empty());
+
+    // Under that name the helper speaks as mount.fuse.ipcfs.
+    let out = run(&mut command(&helper, &["ipcfs", target, "-fv", "-t", "fuse.ipcfs"]));
+    let said = stderr_of(&out);
+    assert!(out.status.success() && said.starts_with("mount.fuse.ipcfs: "), "{said}");
+    assert!(said.ends_with(&format!(" -o fsname=ipcfs -- {target}\n")), "{said}");
+    assert!(mounted_here(&dir).is_empty(), "fake mode mounted");
+    let out = run(&mut command(&helper, &[target]));
+    assert_status(&out, 2, "usage: mount.fuse.ipcfs SOURCE MOUNTPOINT", "mount.fuse.ipcfs MOUNTPOINT");
 }
 
 #[test]

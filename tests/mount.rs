@@ -110,6 +110,86 @@ fn unknown_options_are_errors_and_nothing_is_mounted() {
     }
 }
 
+/// `-o fsname=` with nothing after it is refused as the bad option it is
+/// (exit status 2, as for every other), not taken for an unknown one.
+#[test]
+fn an_empty_fsname_is_refused_and_nothing_is_mounted() {
+    isolate();
+    let dir = TempDir::new("fsname");
+    for (args, message) in [
+        (&["-o", "fsname="][..], "ipcfs: -o fsname= needs a value: it is empty\n"),
+        (&["-o", "ro", "-o", "fsname=,nosuid"], "ipcfs: -o fsname= needs a value: it is empty\n"),
+        (&["-o", "fsname"], "ipcfs: -o fsname needs a value: fsname=NAME\n"),
+    ] {
+        for mode in [&["--foreground"][..], &[]] {
+            let out =
+                Command::new(ipcfs_bin()).args(mode).args(args).arg(&dir.0).stdin(Stdio::null()).output().unwrap();
+            assert_eq!((out.status.code(), stderr_of(&out).as_str()), (Some(2), message), "{mode:?} {args:?}");
+            assert!(!is_mounted(&dir.0));
+        }
+    }
+    assert!(daemons_here().is_empty());
+}
+
+/// Unmounts (lazily) whatever is mounted on a path when dropped.
+struct Unmount(std::path::PathBuf);
+
+impl Drop for Unmount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// Run by a user who is not root, ipcfs says what refused it and that it
+/// must run as root, with exit status 1, and mounts nothing. Both refusals
+/// are met: with /dev/fuse 0600 (as on some systems) opening it is denied;
+/// with it 0666 (as on most) mount(2) is. The mode is set on a device node
+/// of the test's own, bound over /dev/fuse in the test's mount namespace:
+/// the host's stays as it is.
+#[test]
+fn as_a_user_who_is_not_root_the_refusal_names_its_cause_and_says_to_run_as_root() {
+    isolate();
+    let dir = TempDir::new("nonroot");
+    let devices = TempDir::new("nonroot-dev");
+    let fuse = devices.0.join("fuse");
+    let _devices = Unmount(devices.0.clone());
+    nix::mount::mount(Some("devices"), &devices.0, Some("tmpfs"), nix::mount::MsFlags::empty(), Some("mode=0755"))
+        .unwrap();
+    let rdev = std::fs::metadata("/dev/fuse").expect("/dev/fuse").rdev();
+    nix::sys::stat::mknod(&fuse, nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::empty(), rdev).unwrap();
+    let _fuse = Unmount("/dev/fuse".into());
+    nix::mount::mount(Some(&fuse), "/dev/fuse", None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).unwrap();
+
+    let mount_point = dir.0.display();
+    for (mode, message) in [
+        (
+            0o600,
+            "ipcfs: cannot open /dev/fuse: Permission denied (ipcfs must run as root: it opens /dev/fuse \
+             and mounts by itself; fusermount3 is not used)\n"
+                .to_string(),
+        ),
+        (
+            0o666,
+            format!(
+                "ipcfs: mount(2) on {mount_point} refused: Operation not permitted; ipcfs mounts by itself \
+                 and needs CAP_SYS_ADMIN (run it as root); fusermount3 is not used\n"
+            ),
+        ),
+    ] {
+        std::fs::set_permissions(&fuse, std::fs::Permissions::from_mode(mode)).unwrap();
+        assert_eq!(std::fs::metadata("/dev/fuse").unwrap().mode() & 0o777, mode, "the node bound over /dev/fuse");
+        for args in [&["--foreground"][..], &[]] {
+            let out = as_user(65534, 65534, &[]).arg(ipcfs_bin()).args(args).arg(&dir.0).output().unwrap();
+            let said = stderr_of(&out);
+            assert_eq!((out.status.code(), said.as_str()), (Some(1), message.as_str()), "/dev/fuse {mode:o}, {args:?}");
+            assert!(said.contains("/dev/fuse") || said.contains("mount(2)"), "{said}");
+            assert!(said.contains("run as root") || said.contains("run it as root"), "{said}");
+            assert!(!is_mounted(&dir.0), "/dev/fuse {mode:o}, {args:?}: mounted");
+            assert!(daemons_here().is_empty(), "/dev/fuse {mode:o}, {args:?}: a daemon stayed");
+        }
+    }
+}
+
 #[test]
 fn help_and_version() {
     let help = Command::new(ipcfs_bin()).arg("--help").output().unwrap();

@@ -97,7 +97,7 @@ fn load_limit() -> Duration {
 ///   `sem-take PATH DIR`, `shm-check PATH OFFSET DIR`: loop until the file
 ///   DIR/stop exists, going on after errors (see `Control`): q-read says
 ///   `got BODY` for each message as it comes; q-write sends `PREFIX-%06d`;
-///   sem-churn writes `+1` and `-1` and reads the value, saying `value V`
+///   sem-churn writes `+1` and `-1` and reads the value (pread at 0), saying `value V`
 ///   for each value not seen before; sem-take writes `-1` and says `took`
 ///   each time it succeeds; shm-check writes its own pattern at OFFSET, reads
 ///   the whole segment back, and counts the reads that do not show its
@@ -293,9 +293,7 @@ def main(role, args):
     elif role == "sem-churn":
         fd, control, seen = os.open(args[0], os.O_RDWR), Control(args[1]), set()
         def value():
-            text = read1(fd, 64)
-            read1(fd, 64)
-            return text.decode().strip()
+            return os.pread(fd, 64, 0).decode().strip()
         while control.going():
             control.attempt(lambda: write1(fd, b"+1"))
             control.attempt(lambda: write1(fd, b"-1"))
@@ -311,9 +309,7 @@ def main(role, args):
         follow(args[0], Control(args[1]), generation)
     elif role == "sem-follow":
         def value(fd):
-            text = read1(fd, 64)
-            read1(fd, 64)
-            return text.strip()
+            return os.pread(fd, 64, 0).strip()
         follow(args[0], Control(args[1]), value)
     elif role == "q-follow-write":
         control, i = Control(args[1]), 0

@@ -696,13 +696,15 @@ fn creating_an_existing_key_fails_with_eexist_and_changes_nothing() {
 }
 
 #[test]
-fn names_that_are_not_keys_fail_with_einval_and_create_nothing() {
+fn names_that_are_not_keys_fail_with_enoent_and_create_nothing() {
+    // `echo x > shm/23` after the segment went: no such file, as for any
+    // name that no object has and none can be made by.
     let m = Mounted::new();
     for name in ["hello", "0xZZ", "123", "0x", "0x123456789", "Private", "0x12 3"] {
         let path = m.path(format!("shm/{name}"));
         let e = OpenOptions::new().write(true).create(true).truncate(false).open(&path).unwrap_err();
-        assert_eq!(errno_of(&e), libc::EINVAL, "open(O_CREAT) of {name:?}: {e}");
-        sh_fails_with(&format!("truncate -s 4096 '{}'", p(&path)), "Invalid argument");
+        assert_eq!(errno_of(&e), libc::ENOENT, "open(O_CREAT) of {name:?}: {e}");
+        sh_fails_with(&format!("truncate -s 4096 '{}'", p(&path)), "No such file or directory");
     }
     assert_eq!(kernel_segment_count(), 0, "no segment was made");
     assert!(list(&m.path("shm")).is_empty());
@@ -730,10 +732,10 @@ fn touch_alone_creates_nothing() {
     let m = Mounted::new();
     let path = m.path("shm/0xabc");
     // Each of these opens with O_CREAT and succeeds, but none gives a size,
-    // and a segment cannot exist without one.
+    // and a segment cannot exist without one; asking for size 0 is refused.
     sh_ok(&format!("touch {}", p(&path)));
     sh_ok(&format!(": > {}", p(&path)));
-    sh_ok(&format!("truncate -s 0 {}", p(&path)));
+    sh_fails_with(&format!("truncate -s 0 {}", p(&path)), "Invalid argument");
     drop(OpenOptions::new().write(true).create(true).truncate(false).open(&path).unwrap());
     assert_eq!(id_of_key(0xabc), Err(libc::ENOENT), "no segment with the key");
     assert_eq!(kernel_segment_count(), 0);

@@ -301,6 +301,20 @@ impl IpcFs {
         }
     }
 
+    /// The id a name in sem/ or msg/ stands for: the name itself, or the
+    /// object a creation name (a key, `private` just made) finds, so that
+    /// `rmdir sem/0x4321` and `rm -r msg/0x8001` work as `ls` of them does.
+    fn id_name(&self, dir: Dir, name: &str, caller: &Caller) -> Result<String> {
+        if names::parse_id(name).is_some() {
+            return Ok(name.to_string());
+        }
+        match self.lookup_created(dir, name, caller, Error::NotFound)? {
+            (Node::SemSet(ident), _) => Ok(ident.id.0.to_string()),
+            (Node::Queue(ident), _) => Ok(ident.id.0.to_string()),
+            _ => Err(Error::NotFound),
+        }
+    }
+
     /// The fixed subdirectories of `dir` and their names: `ns/` is in the
     /// root only with `-o all_namespaces`.
     fn children(&self, dir: Dir) -> impl Iterator<Item = (&'static str, Dir)> {
@@ -396,11 +410,17 @@ impl IpcFs {
         self.writable()?;
         match self.target(parent)? {
             Target::Dir(Dir::Shm) => {}
-            Target::Dir(_) => return Err(Error::NotPermitted),
-            Target::Node(node) if node.is_dir() => return Err(Error::NotPermitted),
+            // Every message type has its file already: what reaches here
+            // (`0`, `-1`, `007`, a word) is no type.
+            Target::Node(Node::Queue(_) | Node::QueueSubDir(..)) => return Err(Error::Invalid),
+            // Writing to a name that is no object (a set or semaphore that
+            // does not exist, a limit there is not): no such file.
+            Target::Dir(_) | Target::Node(_) if self.is_directory(parent) => return Err(Error::NotFound),
             _ => return Err(Error::NotDirectory),
         }
-        let name = creation_name(name)?;
+        // In shm/, a name that is no key (`echo x > shm/23` after the
+        // segment went): no such file, as for the others.
+        let name = name_str(name)?;
         let charge = self.charge_file(caller)?;
         let pending = Arc::new(shm::PendingSegment::new(name, mode, caller)?);
         let mut attr = pending.attr()?;
@@ -603,14 +623,14 @@ impl IpcFs {
         // kernel.*_next_id or a wrapped id sequence) must not be given it.
         match self.target(parent)? {
             Target::Dir(Dir::Sem) => {
-                let gone = sem::remove_set(name, caller)?;
+                let gone = sem::remove_set(&self.id_name(Dir::Sem, name, caller)?, caller)?;
                 self.inodes().retire(
                     |node| matches!(node, Node::SemSet(i) | Node::SemKeyLink(i) | Node::Semaphore(i, _) if *i == gone),
                 );
                 Ok(())
             }
             Target::Dir(Dir::Msg) => {
-                let gone = msg::remove_queue(name, caller)?;
+                let gone = msg::remove_queue(&self.id_name(Dir::Msg, name, caller)?, caller)?;
                 self.inodes().retire(|node| match node {
                     Node::Queue(i) | Node::QueueSubDir(i, _) | Node::MsgKeyLink(i) => *i == gone,
                     Node::QueueFile { ident, .. } => *ident == gone,
@@ -623,6 +643,14 @@ impl IpcFs {
             // changes nothing.
             Target::Node(Node::Queue(_)) if msg::is_sub_dir(name) => Ok(()),
             _ => Err(Error::NotDirectory),
+        }
+    }
+
+    fn is_directory(&self, ino: u64) -> bool {
+        match self.target(ino) {
+            Ok(Target::Dir(_)) => true,
+            Ok(Target::Node(node)) => node.is_dir(),
+            _ => false,
         }
     }
 

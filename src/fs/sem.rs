@@ -357,11 +357,18 @@ pub struct OpenSemaphore {
 }
 
 impl OpenSemaphore {
-    /// Opening checks read permission for reading; what a write needs
-    /// depends on the command, so it is checked at each write.
+    /// Opening checks read permission for reading. What a write needs
+    /// depends on the command (`=0` only read, the others write), so it is
+    /// checked at each write; opening for writing needs one of the two, so
+    /// that a caller who may do nothing with the set is refused at open
+    /// (`echo 1 > file` then says "Permission denied").
     pub fn open(ident: SemIdent, num: u16, flags: i32, caller: &Caller) -> Result<OpenSemaphore> {
         let stat = current(ident)?;
-        if Want::from_open_flags(flags).0 & Want::READ.0 != 0 {
+        let want = Want::from_open_flags(flags);
+        if want.includes_read() {
+            check_access(&stat.perm, caller, Want::READ)?;
+        }
+        if want.includes_write() && check_access(&stat.perm, caller, Want::WRITE).is_err() {
             check_access(&stat.perm, caller, Want::READ)?;
         }
         Ok(OpenSemaphore { ident, num, nonblocking: flags & libc::O_NONBLOCK != 0, snapshot: Mutex::new(Vec::new()) })
@@ -373,9 +380,10 @@ impl OpenSemaphore {
     /// and `pread(fd, buf, 0)` (or lseek to 0) gives the value now.
     pub fn read(&self, offset: u64, size: usize, caller: &Caller) -> Result<Vec<u8>> {
         let mut text = self.snapshot.lock().unwrap_or_else(|p| p.into_inner());
+        // Checked at every read, as GETVAL checks at every call: a set gone
+        // or a chmod since counts.
+        check_access(&current(self.ident)?.perm, caller, Want::READ)?;
         if offset == 0 || text.is_empty() {
-            // Checked at every fresh value, as GETVAL checks at every call.
-            check_access(&current(self.ident)?.perm, caller, Want::READ)?;
             let value = value_text(self.ident, self.num)?;
             if replaced(self.ident) {
                 return Err(Error::NotFound);

@@ -230,7 +230,7 @@ pub struct PendingSegment {
 
 impl PendingSegment {
     pub fn new(name: &str, mode: u32, caller: &Caller) -> Result<PendingSegment> {
-        let key = parse_creation_key(name).ok_or(Error::Invalid)?;
+        let key = parse_creation_key(name).ok_or(Error::NotFound)?;
         if !key.is_private() {
             match shm::get(key, 0, 0) {
                 Ok(_) => return Err(Error::Exists),
@@ -309,7 +309,9 @@ impl PendingSegment {
         }
         match change.size {
             Some(size) if size > 0 => self.create(size),
-            _ => self.attr(),
+            // No segment has no bytes (`truncate -s 0 shm/0x77`).
+            Some(_) => Err(Error::Invalid),
+            None => self.attr(),
         }
     }
 

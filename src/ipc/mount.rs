@@ -15,6 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
+use nix::unistd::geteuid;
 
 use super::Errno;
 
@@ -48,10 +49,11 @@ pub fn mount(
     subtype: &str,
     flags: MsFlags,
     options: &str,
-) -> Result<(OwnedFd, FuseMount), Errno> {
-    let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
-    let root_mode = std::fs::metadata(path).map_err(io)?.permissions().mode() & libc::S_IFMT;
-    let device: OwnedFd = File::options().read(true).write(true).open("/dev/fuse").map_err(io)?.into();
+) -> Result<(OwnedFd, FuseMount), MountError> {
+    let fail = |step, errno| MountError { step, errno, path: path.to_path_buf(), as_root: geteuid().is_root() };
+    let io = |step| move |e: std::io::Error| fail(step, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+    let root_mode = std::fs::metadata(path).map_err(io(Step::MountPoint))?.permissions().mode() & libc::S_IFMT;
+    let device: OwnedFd = File::options().read(true).write(true).open(FUSE_DEVICE).map_err(io(Step::Device))?.into();
     let data = format!(
         "fd={},rootmode={root_mode:o},user_id={},group_id={},subtype={subtype}{}{options}",
         std::os::fd::AsRawFd::as_raw_fd(&device),
@@ -59,12 +61,80 @@ pub fn mount(
         nix::unistd::getgid(),
         if options.is_empty() { "" } else { "," },
     );
-    nix::mount::mount(Some(source), path, Some("fuse"), flags, Some(data.as_str()))?;
+    nix::mount::mount(Some(source), path, Some("fuse"), flags, Some(data.as_str()))
+        .map_err(|e| fail(Step::Mount, e))?;
     let fs_type = format!("fuse.{subtype}");
     // The mount just made is the one the path leads to, of our type.
-    let id = visible(path).filter(|m| m.fs_type == fs_type).ok_or(Errno::ENOENT)?;
+    let id = visible(path).filter(|m| m.fs_type == fs_type).ok_or_else(|| fail(Step::NotVisible, Errno::ENOENT))?;
     Ok((device, FuseMount { path: path.to_path_buf(), id }))
 }
+
+/// The FUSE device, which [`mount`] opens.
+pub const FUSE_DEVICE: &str = "/dev/fuse";
+
+/// Why [`mount`] failed: the step, the kernel's answer, and whether the
+/// caller was root, which decides what the message advises.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MountError {
+    pub step: Step,
+    pub errno: Errno,
+    /// The mount point.
+    pub path: PathBuf,
+    /// Whether the effective user was root.
+    pub as_root: bool,
+}
+
+/// The steps of [`mount`] that can fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Looking at the mount point.
+    MountPoint,
+    /// Opening /dev/fuse.
+    Device,
+    /// mount(2).
+    Mount,
+    /// After mount(2) succeeded, finding that mount at the path.
+    NotVisible,
+}
+
+/// What the message says after the kernel's words: the cause, and what to do.
+const NOT_ROOT_DEVICE: &str =
+    "(ipcfs must run as root: it opens /dev/fuse and mounts by itself; fusermount3 is not used)";
+const ROOT_DEVICE: &str = "(even as root: a device cgroup or security module forbids it, \
+                           as in a container that was not given /dev/fuse)";
+const NO_FUSE: &str = "(no FUSE in this kernel: load the module with modprobe fuse; \
+                       a container needs /dev/fuse passed in)";
+const NOT_ROOT_MOUNT: &str = "ipcfs mounts by itself and needs CAP_SYS_ADMIN (run it as root); fusermount3 is not used";
+const ROOT_MOUNT: &str = "ipcfs mounts by itself and needs CAP_SYS_ADMIN, which this root lacks \
+                          (as in a container or a user namespace that does not own this mount namespace)";
+
+impl std::fmt::Display for MountError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (path, desc) = (self.path.display(), self.errno.desc());
+        match (self.step, self.errno) {
+            (Step::MountPoint, _) => write!(f, "cannot mount on {path}: {desc}"),
+            (Step::Device, Errno::EACCES | Errno::EPERM) => {
+                let why = if self.as_root { ROOT_DEVICE } else { NOT_ROOT_DEVICE };
+                write!(f, "cannot open {FUSE_DEVICE}: {desc} {why}")
+            }
+            (Step::Device, Errno::ENOENT | Errno::ENODEV | Errno::ENXIO) => {
+                write!(f, "cannot open {FUSE_DEVICE}: {desc} {NO_FUSE}")
+            }
+            (Step::Device, _) => write!(f, "cannot open {FUSE_DEVICE}: {desc}"),
+            (Step::Mount, Errno::EPERM) => {
+                let why = if self.as_root { ROOT_MOUNT } else { NOT_ROOT_MOUNT };
+                write!(f, "mount(2) on {path} refused: {desc}; {why}")
+            }
+            (Step::Mount, Errno::ENODEV) => write!(f, "mount(2) on {path} failed: {desc} {NO_FUSE}"),
+            (Step::Mount, _) => write!(f, "mount(2) on {path} failed: {desc}"),
+            (Step::NotVisible, _) => {
+                write!(f, "mount(2) on {path} succeeded, but /proc/thread-self/mountinfo shows no such mount there")
+            }
+        }
+    }
+}
+
+impl std::error::Error for MountError {}
 
 impl FuseMount {
     /// Unmounts this mount if it is still the one a path lookup of its path
@@ -173,6 +243,24 @@ mod tests {
         let without_ours: Vec<Mounted> = mounts.iter().filter(|m| m.mount_id != 41).cloned().collect();
         assert_eq!(top_of(&without_ours, Path::new("/tmp/m")).unwrap().fs_type, "tmpfs");
         assert_eq!(top_of(&mounts, Path::new("/nowhere")), None);
+    }
+
+    #[test]
+    fn errors_name_the_step_and_what_to_do() {
+        let error = |step, errno, as_root| MountError { step, errno, path: "/mnt/ipc".into(), as_root }.to_string();
+        let device = error(Step::Device, Errno::EACCES, false);
+        assert!(device.starts_with("cannot open /dev/fuse: Permission denied (ipcfs must run as root"), "{device}");
+        assert!(error(Step::Device, Errno::EPERM, true).contains("even as root"));
+        assert!(error(Step::Device, Errno::ENOENT, true).contains("modprobe fuse"));
+        let refused = error(Step::Mount, Errno::EPERM, false);
+        assert_eq!(
+            refused,
+            "mount(2) on /mnt/ipc refused: Operation not permitted; ipcfs mounts by itself and needs \
+             CAP_SYS_ADMIN (run it as root); fusermount3 is not used"
+        );
+        assert!(error(Step::Mount, Errno::EPERM, true).contains("which this root lacks"));
+        assert_eq!(error(Step::MountPoint, Errno::ENOTDIR, true), "cannot mount on /mnt/ipc: Not a directory");
+        assert_eq!(error(Step::Mount, Errno::EINVAL, true), "mount(2) on /mnt/ipc failed: Invalid argument");
     }
 
     #[test]
