@@ -246,7 +246,7 @@ def per_op(placement):
             "ipcfs": ["semv", f"{A.ipcfs}/sem/{sem}/0", n, sem], "nullfs": ["semv", f"{A.null}/stream", n, -1],
             "syscall": ["semop", sem, n]}),
         ("message 64 B sent+received", {
-            "ipcfs": ["sendrecv", f"{A.ipcfs}/msg/{msq}/any", n, 64],
+            "ipcfs": ["sendrecv", f"{A.ipcfs}/msg/{msq}/.recv/any", n, 64],
             "nullfs": ["sendrecv", f"{A.null}/stream", n, 64],
             "syscall": ["msg", msq, n, 64]}),
     ]
@@ -306,7 +306,7 @@ def other_namespace(placement):
         ("fstat of an open file", lambda t: ["fstat", f"{trees[t]}/shm/{made[t]['shm']}", n]),
         ("pread 64 B", lambda t: ["pread", f"{trees[t]}/shm/{made[t]['shm']}", n, 64]),
         ("semaphore V (write +1)", lambda t: ["semv", f"{trees[t]}/sem/{made[t]['sem']}/0", n, -1]),
-        ("message 64 B sent+received", lambda t: ["sendrecv", f"{trees[t]}/msg/{made[t]['msg']}/any", n, 64]),
+        ("message 64 B sent+received", lambda t: ["sendrecv", f"{trees[t]}/msg/{made[t]['msg']}/.recv/any", n, 64]),
     ]
     times = {(op, t): [] for op, _ in ops for t in trees}
     for _ in range(SCALE["per_op_rounds"]):
@@ -372,7 +372,7 @@ def memory_ops():
     helper("stat", f"{A.ipcfs}/shm/{seg}", n)
     helper("pread", f"{A.ipcfs}/shm/{seg}", n, 64)
     helper("semv", f"{A.ipcfs}/sem/{sem}/0", n, sem)
-    helper("sendrecv", f"{A.ipcfs}/msg/{msq}/any", n, 64)
+    helper("sendrecv", f"{A.ipcfs}/msg/{msq}/.recv/any", n, 64)
     seconds = time.monotonic() - t0
     after = memory(A.ipcfs_pid)
     for kind, ident in (("shm", seg), ("sem", sem), ("msg", msq)):

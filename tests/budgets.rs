@@ -24,6 +24,8 @@
 //!   be learnt, and a refusal is as right as the size.)
 //! - 12: 300,000 distinct type names looked up under one queue do not grow
 //!   the daemon's memory without bound.
+//! - Issue 15: the snapshot a read of a listed queue file holds is charged
+//!   to its opener's memory (64 MiB per user): beyond, ENOMEM.
 //!
 //! Every figure a bound is asserted on (threads, CPU ticks, RSS, mappings,
 //! descriptors) is printed: run with `--nocapture` to see them. The only
@@ -1136,4 +1138,47 @@ fn names_looked_up_do_not_grow_the_daemon() {
         "{NAMES} distinct names looked up grew the daemon from {rss} KiB to {rss_after} KiB"
     );
     assert_alive(&m);
+}
+
+/// Reading a listed queue file holds a snapshot of its messages in the
+/// daemon, charged to the opener: 64 MiB per user. Beyond, open fails with
+/// ENOMEM and nothing changes; another user still opens; a close gives the
+/// bytes back; a type file is charged only its own bytes.
+#[test]
+fn snapshots_of_queues_are_charged_to_their_openers_memory() {
+    let m = Mounted::with_options(&["-o", "allow_other"]);
+    fs::write("/proc/sys/kernel/msgmax", (1 << 20).to_string()).unwrap();
+    fs::write("/proc/sys/kernel/msgmnb", (8 << 20).to_string()).unwrap();
+    let queue = queue_of(1001, 0o644);
+    // The largest message ipcfs moves: 1 MiB less a page.
+    let body = vec![b'm'; (1 << 20) - 4096];
+    for mtype in [1, 1, 1, 1, 1, 1, 1, 2] {
+        msg::send(queue, mtype, &body, false).unwrap();
+    }
+    let before = msg::stat_any(queue).unwrap();
+    assert_eq!(before.cbytes, 8 * body.len() as u64, "precondition: about 8 MiB queued");
+    let any = m.path(format!("msg/{}/any", queue.0));
+    let two = m.path(format!("msg/{}/2", queue.0));
+
+    // Root's share (64 MiB) holds eight snapshots of the whole queue, and
+    // the type-2 file's (1 MiB) are each shrunk to their own bytes.
+    let mut held: Vec<fs::File> = (0..8).map(|_| fs::File::open(&any).unwrap()).collect();
+    let ninth = fs::File::open(&any).map(drop);
+    assert_eq!(errno(ninth), libc::ENOMEM, "the ninth snapshot of 8 MiB is beyond the 64 MiB share");
+    // With six held (about 50 MiB), nine snapshots of type 2 fit: each is
+    // charged the whole queue while it is taken, then only its 1 MiB.
+    held.truncate(6);
+    let type_files: Vec<fs::File> = (0..9).map(|_| fs::File::open(&two).unwrap()).collect();
+    assert_eq!(errno(fs::File::open(&any).map(drop)), libc::ENOMEM, "nine 1 MiB snapshots leave less than 8 MiB");
+    drop(type_files);
+    held.push(fs::File::open(&any).expect("a close gives the bytes back"));
+
+    // Another user has a share of its own.
+    let out = sh_as_user(1002, &format!("head -c 16 {} | wc -c", path_arg(&any)));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "16");
+    drop(held);
+    let after = msg::stat_any(queue).unwrap();
+    assert_eq!((after.qnum, after.cbytes, after.lrpid), (before.qnum, before.cbytes, before.lrpid), "nothing taken");
+    msg::remove(queue).unwrap();
 }

@@ -197,6 +197,17 @@ impl std::fmt::Debug for Budgets {
     }
 }
 
+impl Charge {
+    /// Keeps only `amount` of what was charged (at most all of it), giving
+    /// the rest back.
+    pub fn shrink_to(&mut self, amount: usize) {
+        if amount < self.amount {
+            self.budgets.give_back(self.uid, self.spend, self.amount - amount);
+            self.amount = amount;
+        }
+    }
+}
+
 impl Drop for Charge {
     fn drop(&mut self) {
         self.budgets.give_back(self.uid, self.spend, self.amount);
@@ -240,5 +251,10 @@ mod tests {
         drop(a);
         assert_eq!(budgets.used_by(1, Spend::Memory), 10);
         assert_eq!(budgets.charge_bytes(3, usize::MAX).unwrap_err().errno(), libc::ENOMEM);
+        let mut c = budgets.charge_bytes(4, 1000).unwrap();
+        c.shrink_to(10);
+        assert_eq!(budgets.used_by(4, Spend::Memory), 10, "shrunk to what is kept");
+        c.shrink_to(500);
+        assert_eq!(budgets.used_by(4, Spend::Memory), 10, "never grows");
     }
 }

@@ -473,15 +473,19 @@ struct Snapshot {
 impl Snapshot {
     /// Copies the messages of type `mtype` (0: all) queued now, in queue
     /// order, without taking them: at most the messages queued when it
-    /// starts, and at most their bytes then, charged to `caller` up front.
+    /// starts, and at most their bytes then, charged to `caller` (up front,
+    /// then shrunk to what it keeps).
     fn take(ident: MsgIdent, mtype: i64, caller: &Caller, budgets: &std::sync::Arc<Budgets>) -> Result<Snapshot> {
         let stat = current(ident)?;
         let room = usize::try_from(stat.cbytes).unwrap_or(usize::MAX);
-        let charge = budgets.charge_bytes(caller.uid, room)?;
+        let mut charge = budgets.charge_bytes(caller.uid, room)?;
         let (mut bodies, mut starts, mut end) = (Vec::new(), Vec::new(), 0u64);
         let mut held = 0usize;
+        // No message is longer than all of them together, and their bytes
+        // are what is charged.
+        let mut peeker = msg::Peeker::new(room);
         for index in 0..stat.qnum {
-            match msg::peek(ident.id, index, room.min(largest_message())) {
+            match peeker.message(ident.id, index) {
                 Ok(m) if mtype == 0 || m.mtype == mtype => {
                     held += m.body.len();
                     if held > room {
@@ -498,6 +502,8 @@ impl Snapshot {
                 Err(e) => return Err(map_error(e, ident)),
             }
         }
+        // Charged for the whole queue up front; kept: this type's bytes.
+        charge.shrink_to(usize::try_from(end).unwrap_or(usize::MAX));
         Ok(Snapshot { bodies, starts, _charge: charge })
     }
 

@@ -189,6 +189,13 @@ impl Peeker {
         mtype.copy_from_slice(&bytes[..TYPE_SIZE]);
         Ok((i64::from_ne_bytes(mtype), len))
     }
+
+    /// The message at position `index`, copied out and left in place.
+    pub fn message(&mut self, id: MsqId, index: u64) -> Result<Message, Errno> {
+        let (mtype, len) = self.header(id, index)?;
+        let body = self.buf.bytes_mut()[TYPE_SIZE..TYPE_SIZE + len].to_vec();
+        Ok(Message { mtype, body })
+    }
 }
 
 fn receive_flags(id: MsqId, mtype: i64, max: usize, flags: i32) -> Result<Message, Errno> {
