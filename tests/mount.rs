@@ -286,6 +286,9 @@ fn by_default_a_listing_caches_nothing() {
     assert_eq!(file.metadata().unwrap().mode() & 0o7777, 0o640, "fstat of a file opened before");
     shm::remove(id).unwrap();
     drop(file);
+    // The kernel tells the daemon of the close after close(2) returns; the
+    // segment goes when the daemon's attachment does.
+    wait_until("the daemon to detach the removed segment", Duration::from_secs(10), || shm::stat(id).is_err());
     assert_eq!(errno(std::fs::metadata(&path)), libc::ENOENT, "stat after ipcrm behind the daemon's back");
 }
 
