@@ -80,6 +80,15 @@ enum Handle {
     Dir(Mutex<Vec<Listed>>),
 }
 
+/// An open file or directory, with the unit of its opener's budget it holds.
+struct Held {
+    handle: Arc<Handle>,
+    _charge: Charge,
+    /// The inode, for a file open for writing whose writes may wait (see
+    /// `InodeTable::begin_write`): let go of at release.
+    writing: Option<u64>,
+}
+
 /// A set or queue just made under the name `private` (or `private:N`).
 /// `mkdir -m` looks the new directory up by the name it made it with, to
 /// chmod it; keyed names find their object by key, but `private` names none,
@@ -100,9 +109,7 @@ pub struct IpcFs {
     just_created: Mutex<Vec<JustCreated>>,
     /// Open files and directories, each with the unit of its opener's
     /// `user_files` budget it holds.
-    /// The inode of a handle open for writing whose writes may wait (see
-    /// `InodeTable::begin_write`) is kept with it, to be let go at release.
-    handles: Mutex<HashMap<u64, (Arc<Handle>, Charge, Option<u64>)>>,
+    handles: Mutex<HashMap<u64, Held>>,
     /// What callers may make the daemon spend (shared by every namespace's tree).
     budgets: Arc<Budgets>,
     next_fh: AtomicU64,
@@ -219,7 +226,7 @@ impl IpcFs {
 
     fn handle(&self, fh: u64) -> Result<Arc<Handle>> {
         let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
-        handles.get(&fh).map(|(handle, ..)| handle.clone()).ok_or(Error::BadHandle)
+        handles.get(&fh).map(|held| held.handle.clone()).ok_or(Error::BadHandle)
     }
 
     /// One unit of `caller`'s `user_files` budget, for a file about to be opened.
@@ -233,7 +240,8 @@ impl IpcFs {
 
     fn add_writing_handle(&self, handle: Handle, charge: Charge, writing: Option<u64>) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, (Arc::new(handle), charge, writing));
+        let held = Held { handle: Arc::new(handle), _charge: charge, writing };
+        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, held);
         fh
     }
 
@@ -550,7 +558,7 @@ impl IpcFs {
     /// Closes a file or directory handle; a segment is detached here.
     pub fn release(&self, fh: u64) {
         let released = self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
-        if let Some((_, _, Some(ino))) = released {
+        if let Some(Held { writing: Some(ino), .. }) = released {
             self.inodes().end_write(ino);
         }
     }
