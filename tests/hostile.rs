@@ -3003,22 +3003,18 @@ impl<'a> Run<'a> {
                 self.segment_read(ShmId(h.id), offset, room, got)
             }
             HeldFile::Semaphore(num) => {
-                let got = errno(h.file.read(&mut buf)).map(|n| buf[..n].to_vec());
-                // A stream: the value's text, end-of-file, the value again.
-                let (text, at) = &mut h.stream;
-                if *at == usize::MAX {
-                    *at = 0;
-                    return expect_read(Ok(b""), got);
+                let got = errno(h.file.read_at(&mut buf, offset)).map(|n| buf[..n].to_vec());
+                // Positions, as sysfs: at offset 0 the value's text fresh,
+                // further on the rest of the text the last read at 0 took.
+                if !alive {
+                    return expect_read(Err(Want::OneOf(GONE)), got);
                 }
-                if *at == 0 {
-                    if !alive {
-                        return expect_read(Err(Want::OneOf(GONE)), got);
-                    }
+                let (text, _) = &mut h.stream;
+                if offset == 0 || text.is_empty() {
                     *text = format!("{}\n", self.model.sets[&h.id].values[usize::from(num)]).into_bytes();
                 }
-                let end = at.saturating_add(room).min(text.len());
-                let want = text[*at..end].to_vec();
-                *at = if end == text.len() { usize::MAX } else { end };
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(text.len());
+                let want = text[start..start.saturating_add(room).min(text.len())].to_vec();
                 expect_read(Ok(&want), got)
             }
             HeldFile::Queue(from) if from.browses() => {
