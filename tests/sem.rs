@@ -802,6 +802,21 @@ fn a_descriptor_opened_before_a_p_still_reads_and_writes_the_same_file() {
 }
 
 #[test]
+fn a_file_open_for_writing_can_be_reopened_through_proc_self_fd() {
+    // Opening a file that is open for writing sends a new writer to an inode
+    // of its own by way of an ESTALE the kernel answers with a new lookup;
+    // /proc/self/fd and /dev/fd lead to the inode itself, without a lookup,
+    // and must open it all the same.
+    let m = Mounted::new();
+    let id = make_set(0x5009, 1, 0o600);
+    let path = sem_file(&m, id, 0);
+    for (fd_path, wanted) in [("/proc/self/fd/3", 4), ("/dev/fd/3", 5)] {
+        shell_ok(&format!("exec 3>{}; echo {wanted} > {fd_path}", q(&path)));
+        assert_eq!(value(id, 0), wanted, "echo {wanted} > {fd_path}");
+    }
+}
+
+#[test]
 fn twenty_ps_started_at_once_all_wait_on_the_semaphore_and_can_be_killed() {
     // Twenty scripts doing `echo -1 > file` at the same moment: each must
     // reach its own wait on the semaphore (none may queue behind another in

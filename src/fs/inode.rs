@@ -234,6 +234,9 @@ struct Slot {
     target: Target,
     /// Open files for writing (files whose writes may wait only).
     writers: usize,
+    /// The caller thread last told to look this inode up again (see
+    /// [`InodeTable::begin_write`]).
+    refused: Option<u32>,
     lookups: u64,
     /// The unit of its looker's budget a name the kernel may keep holds
     /// (see `Entry::forget`), given back when the kernel forgets it.
@@ -303,13 +306,20 @@ impl InodeTable {
     /// told of O_TRUNC): ESTALE, on which the kernel looks the name up again
     /// and gets an inode of its own (see [`InodeTable::remember_with`]).
     /// Those are never refused: only lookups at the same moment share one.
-    pub fn begin_write(&mut self, ino: u64) -> Result<()> {
+    ///
+    /// A caller thread that opens the same inode again right after being
+    /// refused did not look the name up (it reopens through /proc/self/fd or
+    /// /dev/fd, which leads to the inode itself): it is let in, sharing the
+    /// inode as descriptors that share an open file do.
+    pub fn begin_write(&mut self, ino: u64, caller: u32) -> Result<()> {
         let Some(slot) = self.slots.get_mut(&ino) else { return Ok(()) };
         let Target::Node(node) = &slot.target else { return Ok(()) };
         if !node.writes_may_wait() {
             return Ok(());
         }
-        if slot.writers > 0 && self.by_node.get(node) == Some(&ino) {
+        let own = self.by_node.get(node) == Some(&ino);
+        if slot.writers > 0 && own && slot.refused.take() != Some(caller) {
+            slot.refused = Some(caller);
             return Err(Error::Stale);
         }
         slot.writers += 1;
@@ -345,7 +355,7 @@ impl InodeTable {
     fn insert_charged(&mut self, target: Target, lookups: u64, charge: Option<Charge>) -> u64 {
         let ino = self.next;
         self.next += 1;
-        self.slots.insert(ino, Slot { target, lookups, writers: 0, _charge: charge });
+        self.slots.insert(ino, Slot { target, lookups, writers: 0, refused: None, _charge: charge });
         ino
     }
 
@@ -457,12 +467,15 @@ mod tests {
         let node = Node::Semaphore(ident, 0);
         let a = table.remember(&node);
         assert_eq!(table.remember(&node), a, "nobody writes: the same inode");
-        table.begin_write(a).expect("the first writer");
+        table.begin_write(a, 10).expect("the first writer");
         let b = table.remember(&node);
         assert_ne!(a, b, "open for writing: a fresh inode for the next looker");
-        assert_eq!(table.begin_write(a), Err(Error::Stale), "a second writer of the node's own inode");
-        table.begin_write(b).expect("the fresh inode is the looker's own");
-        table.begin_write(b).expect("a fresh inode is never refused");
+        assert_eq!(table.begin_write(a, 11), Err(Error::Stale), "a second writer of the node's own inode");
+        table.begin_write(b, 11).expect("the fresh inode is the looker's own");
+        table.begin_write(b, 12).expect("a fresh inode is never refused");
+        assert_eq!(table.begin_write(a, 12), Err(Error::Stale));
+        table.begin_write(a, 12).expect("the same thread again at once: a reopen through /proc/self/fd");
+        table.end_write(a);
         table.end_write(a);
         assert_eq!(table.remember(&node), a, "no writer left: the inode is handed out again");
         for (ino, n) in [(a, 3), (b, 1)] {

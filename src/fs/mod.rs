@@ -472,7 +472,7 @@ impl IpcFs {
         };
         let writing = matches!(handle, Handle::Semaphore(_) | Handle::QueueFile(_)) && want.includes_write();
         if writing {
-            self.inodes().begin_write(ino)?;
+            self.inodes().begin_write(ino, caller.pid)?;
         }
         Ok(Opened { fh: self.add_writing_handle(handle, charge, writing.then_some(ino)), direct_io: true, stream })
     }
