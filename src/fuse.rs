@@ -8,16 +8,17 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::ffi::OsStr;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::SystemTime;
 
 use fuser::{
-    AccessFlags, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation, INodeNo,
-    InitFlags, IoctlFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    AccessFlags, BackingId, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
+    INodeNo, InitFlags, IoctlFlags, KernelConfig, LockOwner, Notifier, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
     ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyIoctl, ReplyOpen, ReplyStatfs,
     ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
@@ -32,6 +33,7 @@ pub struct IpcFuse {
     fs: Arc<IpcFs>,
     namespaces: Option<Arc<Namespaces>>,
     forgetter: Forgetter,
+    backings: Arc<Backings>,
 }
 
 /// Tells the kernel to let go of names it need not keep ([`Entry::forget`]),
@@ -82,10 +84,91 @@ impl Forgetter {
     }
 }
 
+/// Segment files served by FUSE passthrough: the kernel reads, writes and
+/// maps them from the segment's own shmem file, registered with it once per
+/// inode (every open of an inode must use the same one) and kept while the
+/// inode has opens: letting go of it right after the reply to OPEN races
+/// the kernel's use of it.
+#[derive(Default)]
+struct Backings {
+    /// Asked for (`-o passthrough`, the default), offered by the kernel,
+    /// and not refused to the daemon (it needs CAP_SYS_ADMIN in the initial
+    /// user namespace).
+    on: AtomicBool,
+    by_inode: Mutex<HashMap<u64, Backing>>,
+}
+
+struct Backing {
+    id: BackingId,
+    _file: std::fs::File,
+    /// The open files using it.
+    handles: HashSet<u64>,
+}
+
+impl Backings {
+    /// Replies to the open `o` of segment inode `ino` (`writes`: opened for
+    /// writing) with passthrough, or as a plain open if it cannot be had.
+    /// Reads of a read-only open never reach the daemon; writes still do
+    /// (FOPEN_DIRECT_IO), so that nothing can grow a segment.
+    fn open(&self, fs: &IpcFs, ino: u64, o: Opened, writes: bool, reply: ReplyOpen) {
+        if !self.on.load(Ordering::Relaxed) {
+            return reply.opened(FileHandle(o.fh), open_flags(o));
+        }
+        let mut by_inode = self.by_inode.lock().unwrap_or_else(|p| p.into_inner());
+        let backing = match by_inode.entry(ino) {
+            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                let file = match fs.backing_file(ino) {
+                    Ok(file) => file,
+                    Err(e) => {
+                        log::debug!("segment inode {ino} is served through the daemon: {e}");
+                        return reply.opened(FileHandle(o.fh), open_flags(o));
+                    }
+                };
+                match reply.open_backing(&file) {
+                    Ok(id) => v.insert(Backing { id, _file: file, handles: HashSet::new() }),
+                    Err(e) => {
+                        if e.raw_os_error() == Some(libc::EPERM) {
+                            self.on.store(false, Ordering::Relaxed);
+                            log::info!(
+                                "the kernel refuses FUSE passthrough to this daemon ({e}): segment files are served through the daemon"
+                            );
+                        } else {
+                            log::debug!("segment inode {ino} is served through the daemon: {e}");
+                        }
+                        return reply.opened(FileHandle(o.fh), open_flags(o));
+                    }
+                }
+            }
+        };
+        backing.handles.insert(o.fh);
+        let flags = if writes {
+            FopenFlags::FOPEN_DIRECT_IO | FopenFlags::FOPEN_PARALLEL_DIRECT_WRITES
+        } else {
+            FopenFlags::empty()
+        };
+        reply.opened_passthrough(FileHandle(o.fh), flags, &backing.id);
+    }
+
+    /// Open file `fh` of `ino` is closed: the last one lets go of the backing file.
+    fn release(&self, ino: u64, fh: u64) {
+        let mut by_inode = self.by_inode.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(backing) = by_inode.get_mut(&ino) {
+            backing.handles.remove(&fh);
+            if backing.handles.is_empty() {
+                by_inode.remove(&ino);
+            }
+        }
+    }
+}
+
 impl IpcFuse {
-    pub fn new(fs: Arc<IpcFs>) -> IpcFuse {
+    /// `passthrough`: serve segment files by FUSE passthrough where the
+    /// kernel allows it (`-o nopassthrough` says false).
+    pub fn new(fs: Arc<IpcFs>, passthrough: bool) -> IpcFuse {
         let namespaces = fs.namespaces();
-        IpcFuse { fs, namespaces, forgetter: Forgetter::start() }
+        let backings = Arc::new(Backings { on: AtomicBool::new(passthrough), ..Backings::default() });
+        IpcFuse { fs, namespaces, forgetter: Forgetter::start(), backings }
     }
 
     /// Give it the session's notifier once mounted.
@@ -387,6 +470,19 @@ impl Filesystem for IpcFuse {
         // `ls -l` needs no round trip per entry; without, they are stale at
         // once and each entry costs a LOOKUP and a GETATTR.
         let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
+        // Segment files from their shmem files: the kernel must offer it,
+        // and a backing file may stack on nothing deeper than itself.
+        if self.backings.on.load(Ordering::Relaxed) {
+            if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() {
+                let _ = config.set_max_stack_depth(1);
+                log::info!("segment files are served by FUSE passthrough");
+            } else {
+                self.backings.on.store(false, Ordering::Relaxed);
+                log::info!("this kernel offers no FUSE passthrough: segment files are served through the daemon");
+            }
+        } else {
+            log::info!("-o nopassthrough: segment files are served through the daemon");
+        }
         Ok(())
     }
 
@@ -548,9 +644,12 @@ impl Filesystem for IpcFuse {
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let at = At::of(ino, req);
-        let caller = caller(req);
+        let (caller, backings) = (caller(req), self.backings.clone());
         self.on_walk("open", ino, caller, reply, move |fs, caller, reply| match fs.open(ino.0, flags.0, caller) {
-            Ok(o) => reply.opened(FileHandle(o.fh), open_flags(o)),
+            Ok(o) => match o.backing {
+                Some(writes) => backings.open(fs, ino.0, o, writes, reply),
+                None => reply.opened(FileHandle(o.fh), open_flags(o)),
+            },
             Err(e) => reply.error(errno("open", &at, e)),
         });
     }
@@ -630,8 +729,10 @@ impl Filesystem for IpcFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let backings = self.backings.clone();
         self.on_any("release", ino, reply, move |fs, reply| {
             fs.release(fh.0);
+            backings.release(ino.0, fh.0);
             reply.ok();
         });
     }

@@ -202,7 +202,7 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let mounted = Arc::new(mounted);
-    let adapter = IpcFuse::new(fs);
+    let adapter = IpcFuse::new(fs, options.passthrough);
     let forgetter = adapter.forgetter();
     let session = match fuser::Session::from_fd(adapter, device, options.acl, options.config(THREADS)) {
         Ok(session) => session,

@@ -25,6 +25,10 @@ pub struct MountOptions {
     pub all_namespaces: bool,
     /// `user_files=N`, `user_waits=N`: what one user may make the daemon hold.
     pub user_budget: UserBudget,
+    /// Serve segment files from the segments' own shmem files (FUSE
+    /// passthrough) where the kernel and the daemon's privileges allow;
+    /// `nopassthrough` turns it off.
+    pub passthrough: bool,
 }
 
 impl Default for MountOptions {
@@ -37,6 +41,7 @@ impl Default for MountOptions {
             attr_timeout: Duration::ZERO,
             all_namespaces: false,
             user_budget: UserBudget::default(),
+            passthrough: true,
         }
     }
 }
@@ -65,6 +70,10 @@ pub fn parse<S: AsRef<str>>(args: &[S]) -> Result<MountOptions, String> {
             "defaults" => continue,
             "all_namespaces" => {
                 opts.all_namespaces = true;
+                continue;
+            }
+            "passthrough" | "nopassthrough" => {
+                opts.passthrough = option == "passthrough";
                 continue;
             }
             "dev" => MountOption::Dev,

@@ -435,7 +435,8 @@ impl IpcFs {
         let open = OpenSegment::pending(pending.clone(), Want::from_open_flags(flags), caller, &self.budgets);
         attr.ino = self.inodes().remember_pending(pending);
         let fh = self.add_handle(Handle::Segment(open), charge);
-        Ok((Entry { attr, ttl: self.live_ttl, forget: None }, Opened { fh, direct_io: true, stream: false }))
+        let opened = Opened { fh, direct_io: true, stream: false, backing: None };
+        Ok((Entry { attr, ttl: self.live_ttl, forget: None }, opened))
     }
 
     pub fn open(&self, ino: u64, flags: i32, caller: &Caller) -> Result<Opened> {
@@ -474,7 +475,24 @@ impl IpcFs {
         if writing {
             self.inodes().begin_write(ino, caller.pid)?;
         }
-        Ok(Opened { fh: self.add_writing_handle(handle, charge, writing.then_some(ino)), direct_io: true, stream })
+        // An existing segment (not one still being created) may be served
+        // from its own shmem file.
+        let backing = match &handle {
+            Handle::Segment(open) if open.is_existing() => Some(want.includes_write()),
+            _ => None,
+        };
+        let fh = self.add_writing_handle(handle, charge, writing.then_some(ino));
+        Ok(Opened { fh, direct_io: true, stream, backing })
+    }
+
+    /// The shmem file of the segment inode `ino` stands for, for FUSE
+    /// passthrough: the adapter registers it with the kernel once per inode
+    /// and keeps it while the inode has opens (see `fuse::Backings`).
+    pub fn backing_file(&self, ino: u64) -> Result<std::fs::File> {
+        match self.target(ino)? {
+            Target::Node(Node::Segment(ident)) => shm::backing_file(ident),
+            _ => Err(Error::NotSupported),
+        }
     }
 
     /// Reads; `nonblocking` is the file's O_NONBLOCK now. A read that must

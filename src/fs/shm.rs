@@ -334,6 +334,12 @@ impl PendingSegment {
 
 /// An open segment file. An existing segment is attached when opened; a
 /// pending one once it has been created.
+/// The shmem file of the segment `ident` names, as the kernel has it now.
+pub fn backing_file(ident: ShmIdent) -> Result<std::fs::File> {
+    let stat = current(ident)?;
+    shm::Attachment::shmem_file(ident.id, stat.segsz).map_err(Error::from_id_call)
+}
+
 pub struct OpenSegment {
     target: OpenTarget,
     want: Want,
@@ -360,6 +366,11 @@ impl OpenSegment {
             budgets: budgets.clone(),
             uid: caller.uid,
         })
+    }
+
+    /// Whether the file is of a segment that exists (not one being created).
+    pub fn is_existing(&self) -> bool {
+        matches!(self.target, OpenTarget::Existing)
     }
 
     pub fn pending(pending: Arc<PendingSegment>, want: Want, caller: &Caller, budgets: &Arc<Budgets>) -> OpenSegment {

@@ -99,6 +99,10 @@ pub struct Opened {
     pub fh: u64,
     /// Bypass the page cache: every read and write reaches the model.
     pub direct_io: bool,
+    /// A segment file that may be served from the segment's own shmem file
+    /// (FUSE passthrough, [`crate::fs::IpcFs::backing_file`]): Some(whether
+    /// it was opened for writing, whose writes must still reach the model).
+    pub backing: Option<bool>,
     /// No file position: every read and write is one whole request at
     /// offset 0 (receiving and sending queue files), and pread/lseek fail
     /// with ESPIPE.

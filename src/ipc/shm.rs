@@ -234,6 +234,15 @@ impl Attachment {
         self.len as u64
     }
 
+    /// The segment's own shmem file, open for reading and writing: what
+    /// FUSE passthrough serves a segment file from. It stays valid after the
+    /// attachment it was found through is gone.
+    pub fn shmem_file(id: ShmId, len: u64) -> Result<File, Errno> {
+        let mut attachment = Attachment::attach(id, len, true)?;
+        attachment.file();
+        attachment.file.take().flatten().ok_or(Errno::ENODEV)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
