@@ -332,14 +332,15 @@ impl PendingSegment {
 
 // ---- open files ----
 
-/// An open segment file. An existing segment is attached when opened; a
-/// pending one once it has been created.
-/// The shmem file of the segment `ident` names, as the kernel has it now.
+/// The shmem file of the segment `ident` names, as the kernel has it now:
+/// what FUSE passthrough serves its file from.
 pub fn backing_file(ident: ShmIdent) -> Result<std::fs::File> {
     let stat = current(ident)?;
     shm::Attachment::shmem_file(ident.id, stat.segsz).map_err(Error::from_id_call)
 }
 
+/// An open segment file. An existing segment is attached when opened; a
+/// pending one once it has been created.
 pub struct OpenSegment {
     target: OpenTarget,
     want: Want,
