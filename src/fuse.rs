@@ -89,12 +89,11 @@ impl Forgetter {
 /// inode (every open of an inode must use the same one) and kept while the
 /// inode has opens: letting go of it right after the reply to OPEN races
 /// the kernel's use of it.
-#[derive(Default)]
 struct Backings {
     /// Asked for (`-o passthrough`, the default), offered by the kernel,
     /// and not refused to the daemon (it needs CAP_SYS_ADMIN in the initial
-    /// user namespace).
-    on: AtomicBool,
+    /// user namespace). The model's, which shows it.
+    on: Arc<AtomicBool>,
     by_inode: Mutex<HashMap<u64, Backing>>,
 }
 
@@ -167,7 +166,9 @@ impl IpcFuse {
     /// kernel allows it (`-o nopassthrough` says false).
     pub fn new(fs: Arc<IpcFs>, passthrough: bool) -> IpcFuse {
         let namespaces = fs.namespaces();
-        let backings = Arc::new(Backings { on: AtomicBool::new(passthrough), ..Backings::default() });
+        let on = fs.passthrough();
+        on.store(passthrough, Ordering::Relaxed);
+        let backings = Arc::new(Backings { on, by_inode: Mutex::default() });
         IpcFuse { fs, namespaces, forgetter: Forgetter::start(), backings }
     }
 

@@ -101,6 +101,10 @@ struct JustCreated {
     at: Instant,
 }
 
+/// The mount root's attribute that says how segment files are served:
+/// `passthrough` (by the kernel from the segments' own files) or `daemon`.
+pub const SEGMENT_IO: &str = "user.ipcfs.segment_io";
+
 /// How long a `private` name stays resolvable for its creator.
 const JUST_CREATED_FOR: Duration = Duration::from_secs(1);
 
@@ -131,6 +135,8 @@ pub struct IpcFs {
     base: u64,
     /// `ns/`, with `-o all_namespaces`.
     namespaces: Option<Arc<Namespaces>>,
+    /// See [`IpcFs::passthrough`].
+    passthrough: Arc<AtomicBool>,
 }
 
 impl Default for IpcFs {
@@ -155,6 +161,7 @@ impl IpcFs {
             mounted_at: SystemTime::now(),
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
+            passthrough: Arc::new(AtomicBool::new(false)),
         }
     }
 
@@ -700,6 +707,17 @@ impl IpcFs {
 
     // ---- extended attributes ----
 
+    fn is_mount_root(&self, ino: u64) -> bool {
+        self.base == 0 && ino == inode::ROOT
+    }
+
+    /// Whether segment files are served by FUSE passthrough (the adapter
+    /// decides, with the kernel; `user.ipcfs.segment_io` on the mount's root
+    /// tells users).
+    pub fn passthrough(&self) -> Arc<AtomicBool> {
+        self.passthrough.clone()
+    }
+
     fn xattr_node(&self, ino: u64) -> Result<Option<Node>> {
         Ok(match self.target(ino)? {
             Target::Node(node) => Some(node),
@@ -711,6 +729,7 @@ impl IpcFs {
     pub fn listxattr(&self, ino: u64) -> Result<Vec<u8>> {
         let names = match self.xattr_node(ino)? {
             Some(node) => nodes::xattr_names(&node)?,
+            None if self.is_mount_root(ino) => vec![SEGMENT_IO],
             None => Vec::new(),
         };
         Ok(names.iter().flat_map(|n| n.bytes().chain([0])).collect())
@@ -725,6 +744,10 @@ impl IpcFs {
             return Err(Error::NotSupported);
         }
         let name = name.to_str().ok_or(Error::NoAttribute)?;
+        if name == SEGMENT_IO && self.is_mount_root(ino) {
+            let path = if self.passthrough.load(Ordering::Relaxed) { "passthrough" } else { "daemon" };
+            return Ok(path.into());
+        }
         let node = node.ok_or(Error::NoAttribute)?;
         nodes::xattr(&node, name, caller).map(String::into_bytes)
     }
