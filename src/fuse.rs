@@ -100,6 +100,8 @@ struct Backings {
 struct Backing {
     id: BackingId,
     _file: std::fs::File,
+    /// The descriptor, charged to the first opener (see `Spend::Descriptor`).
+    _charge: crate::fs::Charge,
     /// The open files using it.
     handles: HashSet<u64>,
 }
@@ -109,7 +111,7 @@ impl Backings {
     /// writing) with passthrough, or as a plain open if it cannot be had.
     /// Reads of a read-only open never reach the daemon; writes still do
     /// (FOPEN_DIRECT_IO), so that nothing can grow a segment.
-    fn open(&self, fs: &IpcFs, ino: u64, o: Opened, writes: bool, reply: ReplyOpen) {
+    fn open(&self, fs: &IpcFs, ino: u64, o: Opened, writes: bool, caller: &Caller, reply: ReplyOpen) {
         if !self.on.load(Ordering::Relaxed) {
             return reply.opened(FileHandle(o.fh), open_flags(o));
         }
@@ -117,15 +119,17 @@ impl Backings {
         let backing = match by_inode.entry(ino) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
             std::collections::hash_map::Entry::Vacant(v) => {
-                let file = match fs.backing_file(ino) {
+                let charged = fs.budgets().charge(caller.uid, Spend::Descriptor);
+                let file = match charged.and_then(|charge| Ok((fs.backing_file(ino)?, charge))) {
                     Ok(file) => file,
                     Err(e) => {
                         log::debug!("segment inode {ino} is served through the daemon: {e}");
                         return reply.opened(FileHandle(o.fh), open_flags(o));
                     }
                 };
+                let (file, charge) = file;
                 match reply.open_backing(&file) {
-                    Ok(id) => v.insert(Backing { id, _file: file, handles: HashSet::new() }),
+                    Ok(id) => v.insert(Backing { id, _file: file, _charge: charge, handles: HashSet::new() }),
                     Err(e) => {
                         if e.raw_os_error() == Some(libc::EPERM) {
                             self.on.store(false, Ordering::Relaxed);
@@ -648,7 +652,7 @@ impl Filesystem for IpcFuse {
         let (caller, backings) = (caller(req), self.backings.clone());
         self.on_walk("open", ino, caller, reply, move |fs, caller, reply| match fs.open(ino.0, flags.0, caller) {
             Ok(o) => match o.backing {
-                Some(writes) => backings.open(fs, ino.0, o, writes, reply),
+                Some(writes) => backings.open(fs, ino.0, o, writes, caller, reply),
                 None => reply.opened(FileHandle(o.fh), open_flags(o)),
             },
             Err(e) => reply.error(errno("open", &at, e)),
