@@ -22,10 +22,12 @@ MiB = 1 << 20
 def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument("--short", action="store_true")
-    p.add_argument("--only", default="bulk,op,concurrency,memory,list,ns",
-                   help="comma-separated sections to run: bulk, op, concurrency, memory, list, ns")
-    p.add_argument("--ipcfs", required=True, help="ipcfs mount point")
+    p.add_argument("--only", default="bulk,passthrough,op,concurrency,memory,list,ns",
+                   help="comma-separated sections to run: bulk, passthrough, op, concurrency, memory, list, ns")
+    p.add_argument("--ipcfs", required=True, help="ipcfs mount point (as it comes: passthrough where it can)")
     p.add_argument("--ipcfs-cached", required=True, help="ipcfs mounted with -o attr_timeout=1")
+    p.add_argument("--ipcfs-nopt", required=True, help="ipcfs mounted with -o nopassthrough")
+    p.add_argument("--ipcfs-nopt-pid", type=int, required=True)
     p.add_argument("--null", required=True, help="nullfs mount point")
     p.add_argument("--tmp", required=True, help="a tmpfs directory")
     p.add_argument("--helper", required=True, help="the compiled ipcbench")
@@ -70,6 +72,34 @@ def daemon_cpu_ns(pid):
     return total
 
 
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_stat_s(pid):
+    """utime + stime of a process (all its threads, live and gone) from
+    /proc/PID/stat, in seconds: whole clock ticks (10 ms at USER_HZ 100)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()  # fields[0] is field 3, the state
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+SEGMENT_IO = "user.ipcfs.segment_io"
+
+
+def segment_io(mount):
+    """How the mount serves segment files: passthrough or daemon."""
+    try:
+        return os.getxattr(mount, SEGMENT_IO).decode()
+    except OSError as e:
+        return f"? ({e.strerror})"
+
+
+def rotated(xs, n):
+    """xs, starting at its n-th element: each round starts with another target."""
+    n %= len(xs)
+    return xs[n:] + xs[:n]
+
+
 def memory(pid):
     """RssAnon (the daemon's own memory), RssShmem (segments it has attached
     and touched, which are not its own) and VmHWM (peak of both), in KiB."""
@@ -83,8 +113,8 @@ def memory(pid):
 
 
 def pin_daemons(cpus):
-    """Moves every thread of both daemons to `cpus`."""
-    for pid in (A.ipcfs_pid, A.null_pid):
+    """Moves every thread of the daemons to `cpus`."""
+    for pid in (A.ipcfs_pid, A.ipcfs_nopt_pid, A.null_pid):
         for tid in os.listdir(f"/proc/{pid}/task"):
             try:
                 os.sched_setaffinity(int(tid), cpus)
@@ -178,6 +208,7 @@ def bulk():
     seg = mk("shm", 1, count * MiB)
     targets = {
         "ipcfs shm/ID": f"{A.ipcfs}/shm/{seg}",
+        "ipcfs nopassthrough": f"{A.ipcfs_nopt}/shm/{seg}",
         "nullfs": f"{A.null}/zero",
         "tmpfs": f"{A.tmp}/bulk",
     }
@@ -208,11 +239,142 @@ def bulk():
           ["target", "write", "/tmpfs", "/nullfs", "read", "/tmpfs", "/nullfs", "pass 1", "pass 3"], rows,
           note="write: dd if=/dev/zero of=FILE conv=notrunc; read: dd if=FILE of=/dev/null.\n"
                "pass 1 / pass 3: 1 MiB preads over the whole file, three passes on one open file\n"
-               "(ipcfs: pass 1 is on a fresh attachment, pass 3 on a populated one).")
+               "(through the daemon, pass 1 is on a fresh attachment, pass 3 on a populated one).\n"
+               f"ipcfs shm/ID: the mount as it comes ({SEGMENT_IO}: {segment_io(A.ipcfs)}: a read-only\n"
+               "open is read by the kernel, writes go through the daemon); ipcfs nopassthrough: the same\n"
+               f"segment through a mount with -o nopassthrough ({segment_io(A.ipcfs_nopt)}).")
     rm("shm", seg)
     os.unlink(targets["tmpfs"])
     return {"read_ratio_null": ratio(r["ipcfs shm/ID"], r["nullfs"]),
             "write_ratio_null": ratio(w["ipcfs shm/ID"], w["nullfs"])}
+
+
+# --- 7. segments through FUSE passthrough (issue 16) ------------------------------------------
+
+
+def segments_passthrough():
+    """A segment read and written with dd and copied through a mapping, on
+    the mount as it comes (passthrough) and on the one with -o nopassthrough,
+    against tmpfs, nullfs and shmat, with the daemon's CPU time."""
+    mib = SCALE["pt_mib"]
+    size = mib * MiB
+    rounds = SCALE["pt_rounds"]
+    seg = mk("shm", 1, size)
+    pt, nopt, tmp = f"{A.ipcfs}/shm/{seg}", f"{A.ipcfs_nopt}/shm/{seg}", f"{A.tmp}/segment"
+    # Every page of both exists before anything is timed (a hole of a shmem
+    # file reads as the shared zero page, faster than memory).
+    dd("/dev/zero", tmp, mib)
+    dd("/dev/zero", nopt, mib, notrunc=True)
+    with open(pt, "rb"):
+        pass  # the first open of a segment tells the daemon whether the kernel lets it pass through
+    mode, mode_nopt = segment_io(A.ipcfs), segment_io(A.ipcfs_nopt)
+    passing = mode == "passthrough"
+    PT, NOPT = f"ipcfs ({mode})", f"ipcfs -o nopassthrough ({mode_nopt})"
+
+    def measured(pid, run):
+        """run()'s result, and the daemon's CPU seconds meanwhile: from
+        /proc/PID/stat (ticks) and from schedstat (ns, live threads)."""
+        if pid is None:
+            return run(), float("nan"), float("nan")
+        s0, n0 = cpu_stat_s(pid), daemon_cpu_ns(pid)
+        out = run()
+        return out, cpu_stat_s(pid) - s0, (daemon_cpu_ns(pid) - n0) / 1e9
+
+    def dd_rounds(targets, read):
+        speed = {t: [] for t, _, _ in targets}
+        stat_cpu = {t: [] for t, _, _ in targets}
+        sched_cpu = {t: [] for t, _, _ in targets}
+        for n in range(rounds):
+            for t, path, pid in rotated(targets, n):
+                run = (lambda: dd(path, "/dev/null", mib)) if read else (lambda: dd("/dev/zero", path, mib, notrunc=True))
+                v, c1, c2 = measured(pid, run)
+                speed[t].append(v)
+                stat_cpu[t].append(c1)
+                sched_cpu[t].append(c2)
+        return ({t: median(v) for t, v in speed.items()},
+                {t: statistics.mean(v) * 1000 for t, v in stat_cpu.items()},
+                {t: median(v) * 1000 for t, v in sched_cpu.items()})
+
+    # 7a. reads
+    readers = [(PT, pt, A.ipcfs_pid), (NOPT, nopt, A.ipcfs_nopt_pid), ("tmpfs", tmp, None)]
+    r, r_stat, r_sched = dd_rounds(readers, read=True)
+    read_ms = {t: mib * MiB / r[t] / 1e6 for t in r}
+    table(f"7a. segments through FUSE passthrough: dd bs=1M read of a {mib} MiB segment (GB/s, higher is better)",
+          ["target", "read", "/tmpfs", "time ms", "daemon CPU ms (stat)", "(schedstat)", "CPU/time"],
+          [[t, r[t], ratio(r[t], r["tmpfs"]), read_ms[t], r_stat[t], r_sched[t], ratio(r_sched[t], read_ms[t])]
+           for t, _, _ in readers],
+          note="dd if=shm/ID of=/dev/null bs=1M: a read-only open. daemon CPU: of the daemon serving the file,\n"
+               "per read: utime+stime from /proc/PID/stat (whole 10 ms ticks: mean of the rounds) and the\n"
+               "threads' schedstat (ns: median); CPU/time: schedstat CPU / the read's time.")
+
+    # 7b. writes
+    writers = [(PT, pt, A.ipcfs_pid), (NOPT, nopt, A.ipcfs_nopt_pid), ("nullfs", f"{A.null}/zero", A.null_pid),
+               ("tmpfs", tmp, None)]
+    w, w_stat, w_sched = dd_rounds(writers, read=False)
+    ceiling = 1 / (1 / w["nullfs"] + 1 / w["tmpfs"])
+    nan = float("nan")
+    rows = [[t, w[t], ratio(w[t], ceiling), ratio(w[t], w["tmpfs"]), ratio(w[t], w["nullfs"]), w_stat[t], w_sched[t]]
+            for t, _, _ in writers]
+    rows.append(["copying ceiling", ceiling, 1.0, ratio(ceiling, w["tmpfs"]), ratio(ceiling, w["nullfs"]), nan, nan])
+    table(f"7b. segments through FUSE passthrough: dd bs=1M conv=notrunc write of {mib} MiB (GB/s, higher is better)",
+          ["target", "write", "/ceiling", "/tmpfs", "/nullfs", "daemon CPU ms (stat)", "(schedstat)"], rows,
+          note="A writable open keeps FOPEN_DIRECT_IO: every write goes through the daemon, which copies it\n"
+               "into the segment. copying ceiling = 1 / (1/nullfs + 1/tmpfs): the time of the same write on\n"
+               "nullfs (FUSE carrying the bytes) plus that on tmpfs (the copy into shmem), nothing overlapped.")
+
+    # 7c. memcpy through a mapping
+    m = {}
+    if passing:
+        mappers = [("mmap of shm/ID", pt, A.ipcfs_pid), ("shmat", f"shm:{seg}", None)]
+        got = {t: [] for t, _, _ in mappers}
+        cpu = {t: [] for t, _, _ in mappers}
+        for n in range(rounds):
+            for t, target, pid in rotated(mappers, n):
+                v, _, c = measured(pid, lambda: [float(x) for x in helper("mapcopy", target, size).split()])
+                got[t].append(v)
+                cpu[t].append(c)
+        kinds = ["into a fresh mapping", "out of a fresh mapping", "into a mapped one", "out of a mapped one"]
+        m = {(t, k): median([v[i] / 1e9 for v in got[t]]) for t, _, _ in mappers for i, k in enumerate(kinds)}
+        pages = size // os.sysconf("SC_PAGE_SIZE")
+        faulted = {(t, k): median([v[4 + i] for v in got[t]]) / pages for t, _, _ in mappers
+                   for i, k in enumerate(kinds[:2])}
+        table(f"7c. segments through FUSE passthrough: memcpy of {mib} MiB through a MAP_SHARED mapping (GB/s)",
+              ["memcpy", "mmap of shm/ID", "shmat", "mmap/shmat", "faults/page mmap", "shmat"],
+              [[k, m[("mmap of shm/ID", k)], m[("shmat", k)], ratio(m[("mmap of shm/ID", k)], m[("shmat", k)]),
+                faulted.get(("mmap of shm/ID", k), nan), faulted.get(("shmat", k), nan)]
+               for k in kinds],
+              note="mmap of shm/ID: the segment file opened O_RDWR on the passthrough mount, mmap(MAP_SHARED);\n"
+                   "shmat: the same segment attached. Per round each maps twice: into then out of a fresh\n"
+                   "mapping, then out of then into another; faults/page: page faults taken by the copy\n"
+                   "(getrusage) per page of the segment.\n"
+                   f"daemon CPU per mmap round (schedstat, median): {median(cpu['mmap of shm/ID']) * 1000:.2f} ms.")
+    else:
+        print()
+        print(f"== 7c. memcpy through a mapping of a segment file: skipped ({SEGMENT_IO}: {mode}; without\n"
+              "   passthrough a segment file cannot be mapped)")
+
+    # the targets
+    def met(x, want):
+        return "-" if x != x else ("yes" if x >= want else "no")
+
+    read_ratio = ratio(r[PT], r["tmpfs"])
+    near_zero = r_sched[PT] <= 0.01 * read_ms[PT]
+    rows = [[f"read {mib} MiB", f"{fmt(r[PT])} GB/s", f"tmpfs {fmt(r['tmpfs'])}", f"{read_ratio:.2f}", ">= 0.9",
+             met(read_ratio, 0.9)],
+            [" daemon CPU during it", f"{r_stat[PT]:.1f} ms (stat), {r_sched[PT]:.2f} (schedstat)",
+             f"nopassthrough {r_stat[NOPT]:.1f} ms, {r_sched[NOPT]:.1f}",
+             f"{ratio(r_sched[PT], read_ms[PT]):.3f} of the read", "near 0 (< 0.01)", "yes" if near_zero else "no"],
+            [f"write {mib} MiB", f"{fmt(w[PT])} GB/s", f"ceiling {fmt(ceiling)}", f"{ratio(w[PT], ceiling):.2f}",
+             ">= 0.9", met(ratio(w[PT], ceiling), 0.9)]]
+    for k in ("into a fresh mapping", "out of a fresh mapping", "into a mapped one", "out of a mapped one"):
+        if m:
+            x = ratio(m[("mmap of shm/ID", k)], m[("shmat", k)])
+            rows.append([f"memcpy {k}", f"{fmt(m[('mmap of shm/ID', k)])} GB/s", f"shmat {fmt(m[('shmat', k)])}",
+                         f"{x:.2f}", ">= 0.95", met(x, 0.95)])
+    table("7. segments through FUSE passthrough: the targets of issue 16", ["what", "ipcfs", "yardstick", "ratio",
+          "target", "met?"], rows, note=f"{SEGMENT_IO}: {mode} (the mount as it comes), {mode_nopt} (-o nopassthrough).")
+    rm("shm", seg)
+    os.unlink(tmp)
 
 
 # --- 2. per-operation cost --------------------------------------------------------------------
@@ -242,6 +404,9 @@ def per_op(placement):
         ("pread 64 B", {
             "ipcfs": ["pread", shm_path, n, 64], "nullfs": ["pread", f"{A.null}/small", n, 64],
             "tmpfs": ["pread", small, n, 64]}),
+        ("pread 64 B, nopassthrough", {
+            "ipcfs": ["pread", f"{A.ipcfs_nopt}/shm/{seg}", n, 64], "nullfs": ["pread", f"{A.null}/small", n, 64],
+            "tmpfs": ["pread", small, n, 64]}),
         ("semaphore V (write +1)", {
             "ipcfs": ["semv", f"{A.ipcfs}/sem/{sem}/0", n, sem], "nullfs": ["semv", f"{A.null}/stream", n, -1],
             "syscall": ["semop", sem, n]}),
@@ -251,15 +416,19 @@ def per_op(placement):
             "syscall": ["msg", msq, n, 64]}),
     ]
     pids = {"ipcfs": A.ipcfs_pid, "nullfs": A.null_pid}
+
+    def pid_of(op, t):  # the daemon that serves target t of operation op
+        return A.ipcfs_nopt_pid if t == "ipcfs" and "nopassthrough" in op else pids[t]
+
     times = {(op, t): [] for op, targets in ops for t in targets}
     cpu = {(op, t): [] for op, targets in ops for t in targets if t in pids}
     for _ in range(SCALE["per_op_rounds"]):
         for op, targets in ops:
             for t, args in targets.items():
-                before = daemon_cpu_ns(pids[t]) if t in pids else 0
+                before = daemon_cpu_ns(pid_of(op, t)) if t in pids else 0
                 times[(op, t)].append(float(helper(*args)) / 1000)
                 if t in pids:
-                    cpu[(op, t)].append((daemon_cpu_ns(pids[t]) - before) / (n * 1.1) / 1000)
+                    cpu[(op, t)].append((daemon_cpu_ns(pid_of(op, t)) - before) / (n * 1.1) / 1000)
     rows = []
     result = {}
     for op, targets in ops:
@@ -275,7 +444,10 @@ def per_op(placement):
            "daemon CPU ipcfs", "nullfs"], rows,
           note="syscall: shmctl(IPC_STAT), semop(+1), msgsnd+msgrcv; kern = syscall where there is one, else tmpfs.\n"
                "daemon CPU: µs of the daemon's threads' CPU time per operation (schedstat).\n"
-               "nullfs semaphore/message rows: write \"+1\" / write 64 B + read on a stream file.")
+               "nullfs semaphore/message rows: write \"+1\" / write 64 B + read on a stream file.\n"
+               f"ipcfs: the mount as it comes ({SEGMENT_IO}: {segment_io(A.ipcfs)}; a read-only open of a\n"
+               "segment passes through, its preads never reach the daemon); nopassthrough: the same segment\n"
+               f"through the mount with -o nopassthrough ({segment_io(A.ipcfs_nopt)}).")
     rm("shm", seg)
     rm("sem", sem)
     rm("msg", msq)
@@ -351,6 +523,7 @@ def concurrency():
     table("5. concurrency: 1 MiB preads of whole files, 1 reader vs 4 readers of 4 files (GB/s in total)",
           ["target", "1 reader", "4 readers", "4/1"], rows,
           note=f"ipcfs and tmpfs files: {SCALE['par_mib']} MiB each; nullfs: 4 readers of its 256 MiB file.\n"
+               f"ipcfs: {SEGMENT_IO}: {segment_io(A.ipcfs)} (with passthrough the daemon serves no read).\n"
                f"{os.cpu_count()} CPUs; ipcfs and nullfs serve on 2 event-loop threads.")
     for s in segs:
         rm("shm", s)
@@ -448,15 +621,17 @@ def main():
     A = parse_args()
     if A.short:
         SCALE.update(rounds=2, per_op_rounds=2, bulk_mib=16, ops=300, par_mib=4, mem_ops=4000,
-                     list_counts=[100, 1000], list_rounds=1)
+                     list_counts=[100, 1000], list_rounds=1, pt_mib=32, pt_rounds=3)
     else:
         SCALE.update(rounds=5, per_op_rounds=5, bulk_mib=256, ops=20000, par_mib=64, mem_ops=1_000_000,
-                     list_counts=[1000, 10000], list_rounds=3)
+                     list_counts=[1000, 10000], list_rounds=3, pt_mib=256, pt_rounds=9)
     machine()
     only = set(A.only.split(","))
     start_ipcfs, start_null = memory(A.ipcfs_pid), memory(A.null_pid)
     if "bulk" in only:
         bulk()
+    if "passthrough" in only:
+        segments_passthrough()
     # The cost of a FUSE round trip depends above all on where the client and
     # the daemon run: on one CPU it is two context switches; across CPUs it is
     # a wake-up of another CPU, which on a virtual machine can cost several
@@ -498,7 +673,8 @@ def main():
           note="anon: RssAnon, the daemon's own memory. shm mapped: RssShmem, pages of attached segments\n"
                "(the segments' memory, counted once by the kernel whoever maps it); the peak includes them.\n"
                "operations: stat of a segment, 64 B pread, semaphore V, message sent+received, a quarter each\n"
-               "(plus 10% warm-up). growth of anon across them: "
+               f"(plus 10% warm-up; {SEGMENT_IO}: {segment_io(A.ipcfs)}: with passthrough the preads never\n"
+               "reach the daemon). growth of anon across them: "
                f"{(after[0] - before[0]):+d} KiB ({(after[0] - before[0]) * 1024 / ops:+.2f} bytes per operation).")
     print()
     print("done: the ratios are the figures to compare across machines; none of them can fail the run.")

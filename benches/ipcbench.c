@@ -20,6 +20,15 @@
  *                                     over the whole file, on one open file
  *   ipcbench par BUF PATH...          one process per PATH reads it whole with BUF-byte
  *                                     preads, all at once; prints total bytes/s
+ *   ipcbench mapcopy TARGET SIZE      memcpy of SIZE bytes into and out of a MAP_SHARED
+ *                                     mapping of TARGET: a path (opened O_RDWR, mmap) or
+ *                                     shm:ID (shmat). Twice, each on a new mapping: into
+ *                                     it then out of it, then out then in. Prints bytes/s
+ *                                     of: into a fresh mapping, out of a fresh mapping
+ *                                     (page faults included), into a mapped one, out of a
+ *                                     mapped one, then the page faults of the two copies
+ *                                     into and out of a fresh mapping; checks the bytes
+ *                                     that come back
  *   ipcbench mk shm|sem|msg COUNT [SIZE]  creates COUNT IPC_PRIVATE objects (segments of
  *                                     SIZE bytes, default 4096; sets of 1); prints the last id
  *   ipcbench rm shm|sem|msg ID        IPC_RMID
@@ -31,7 +40,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ipc.h>
+#include <sys/mman.h>
 #include <sys/msg.h>
+#include <sys/resource.h>
 #include <sys/sem.h>
 #include <sys/shm.h>
 #include <sys/stat.h>
@@ -157,6 +168,44 @@ static long long read_all(int fd, char *mem, size_t buf, off_t size) {
     return total;
 }
 
+/* A MAP_SHARED mapping of `size` bytes of `target`: shm:ID is shmat, else a
+ * path opened O_RDWR and mmapped. */
+static char *map_target(const char *target, size_t size) {
+    void *p;
+    if (!strncmp(target, "shm:", 4)) {
+        p = shmat(atoi(target + 4), 0, 0);
+        if (p == (void *)-1) die("shmat");
+    } else {
+        int fd = open_or_die(target, O_RDWR);
+        p = mmap(0, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) die("mmap MAP_SHARED");
+        close(fd);
+    }
+    return p;
+}
+
+static void unmap_target(const char *target, char *p, size_t size) {
+    if (!strncmp(target, "shm:", 4) ? shmdt(p) : munmap(p, size)) die("unmapping");
+}
+
+static long faults(void) {
+    struct rusage ru;
+    if (getrusage(RUSAGE_SELF, &ru)) die("getrusage");
+    return ru.ru_minflt + ru.ru_majflt;
+}
+
+/* Seconds of memcpy(dst, src, size), and in *faulted the page faults it took;
+ * the barrier keeps the copy from being thought dead. */
+static double timed_copy(char *dst, const char *src, size_t size, long *faulted) {
+    long f0 = faults();
+    double t0 = now();
+    memcpy(dst, src, size);
+    __asm__ __volatile__("" : : "r"(dst) : "memory");
+    double t = now() - t0;
+    *faulted = faults() - f0;
+    return t;
+}
+
 static int ipc_type(const char *t) {
     if (!strcmp(t, "shm")) return 0;
     if (!strcmp(t, "sem")) return 1;
@@ -211,6 +260,38 @@ int main(int argc, char **argv) {
             printf("%s%.0f", p ? " " : "", n / (now() - t0));
         }
         printf("\n");
+        return 0;
+    }
+    if (!strcmp(cmd, "mapcopy") && argc >= 4) {
+        const char *target = argv[2];
+        size_t size = strtoull(argv[3], 0, 0);
+        char *src = aligned_alloc(4096, size), *dst = aligned_alloc(4096, size);
+        if (!src || !dst) die("aligned_alloc");
+        double t[4] = {0};
+        long f[4] = {0};
+        for (int pass = 0; pass < 2; pass++) {
+            memset(src, 'a' + pass, size); /* touched: no fault in what is timed */
+            memset(dst, 0, size);
+            char *m = map_target(target, size);
+            if (pass == 0) {
+                t[0] = timed_copy(m, src, size, &f[0]); /* into, fresh */
+                t[3] = timed_copy(dst, m, size, &f[3]); /* out of, mapped */
+            } else {
+                t[1] = timed_copy(dst, m, size, &f[1]); /* out of, fresh: the previous pass's bytes */
+                if (dst[0] != 'a' || dst[size - 1] != 'a') {
+                    fprintf(stderr, "ipcbench: %s did not keep what was copied into it\n", target);
+                    return 1;
+                }
+                t[2] = timed_copy(m, src, size, &f[2]); /* into, mapped */
+                memcpy(dst, m, size);
+            }
+            if (memcmp(dst, src, size)) {
+                fprintf(stderr, "ipcbench: %s gave back other bytes than were copied into it\n", target);
+                return 1;
+            }
+            unmap_target(target, m, size);
+        }
+        printf("%.0f %.0f %.0f %.0f %ld %ld\n", size / t[0], size / t[1], size / t[2], size / t[3], f[0], f[1]);
         return 0;
     }
     if (!strcmp(cmd, "par") && argc >= 4) {

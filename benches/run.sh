@@ -3,17 +3,23 @@
 #
 #   bash benches/run.sh            # full: a few minutes
 #   bash benches/run.sh --short    # tiny sizes and counts, a smoke test for CI (< 30 s after the build)
-#   bash benches/run.sh --only=bulk,op   # some sections: bulk, op, concurrency, memory, list, ns
+#   bash benches/run.sh --only=bulk,op   # some sections: bulk, passthrough, op, concurrency, memory, list, ns
 #
 # Builds the release binaries (ipcfs and examples/nullfs.rs, a fuser
 # filesystem that does nothing but answer), then in a private IPC and mount
-# namespace of its own mounts ipcfs, nullfs and a tmpfs and measures:
+# namespace of its own mounts ipcfs (as it comes: segment files by FUSE
+# passthrough where the kernel allows; and again with -o nopassthrough),
+# nullfs and a tmpfs and measures:
 #   1. bulk I/O: dd bs=1M of a 256 MiB segment vs the same on tmpfs and nullfs
 #   2. per-operation cost: stat, 64-byte pread, semaphore V, message sent and
 #      received, vs nullfs, tmpfs and the raw System V call (benches/ipcbench.c)
 #   3. listings: ls -l of 1,000 and 10,000 segments, sets, queues vs ipcs
 #   4. memory: the daemon's RSS across 1,000,000 operations and with 30,000 objects listed
 #   5. concurrency: four readers of four segments vs one
+#   6. another namespace: the same operations through ns/<inode>/ (-A)
+#   7. segments through FUSE passthrough: dd read of a 256 MiB segment vs
+#      tmpfs, with the daemon's CPU time; dd write vs the copying ceiling;
+#      memcpy through mmap(MAP_SHARED) of the segment file vs through shmat
 # Every figure is a median of interleaved rounds and is printed with its
 # ratios; no figure ever fails the run (only a broken operation does).
 #
@@ -28,8 +34,8 @@ for arg in "$@"; do
     case $arg in
         --short) short=--short ;;
         --only=*) only=("$arg") ;;
-        -h | --help) sed -n '2,24s/^# \{0,1\}//p' "$0"; exit 0 ;;
-        *) echo "usage: bash benches/run.sh [--short] [--only=bulk,op,concurrency,memory,list,ns]" >&2; exit 2 ;;
+        -h | --help) sed -n '2,30s/^# \{0,1\}//p' "$0"; exit 0 ;;
+        *) echo "usage: bash benches/run.sh [--short] [--only=bulk,passthrough,op,concurrency,memory,list,ns]" >&2; exit 2 ;;
     esac
 done
 
@@ -53,7 +59,7 @@ fi
 
 # From here on: inside the benchmark's own IPC and mount namespaces.
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/ipcfs-bench.XXXXXX")
-ipcfs_pid= cached_pid= null_pid= holder_pid=
+ipcfs_pid= cached_pid= nopt_pid= null_pid= holder_pid=
 
 stop() { # pid mountpoint: SIGTERM unmounts; then make sure, whatever happened
     local pid=$1 dir=$2
@@ -71,18 +77,19 @@ cleanup() {
     trap - EXIT INT TERM
     stop "$ipcfs_pid" "$scratch/ipc"
     stop "$cached_pid" "$scratch/ipc-cached"
+    stop "$nopt_pid" "$scratch/ipc-nopt"
     stop "$null_pid" "$scratch/null"
     if [[ -n $holder_pid ]]; then kill -KILL "$holder_pid" 2>/dev/null || true; wait "$holder_pid" 2>/dev/null || true; fi
     if mountpoint -q "$scratch/tmp"; then umount "$scratch/tmp" || umount -l "$scratch/tmp" || true; fi
     rm -f "$scratch/ipcbench"
-    rmdir "$scratch/ipc" "$scratch/ipc-cached" "$scratch/null" "$scratch/tmp" "$scratch" 2>/dev/null || true
+    rmdir "$scratch/ipc" "$scratch/ipc-cached" "$scratch/ipc-nopt" "$scratch/null" "$scratch/tmp" "$scratch" 2>/dev/null || true
     exit "$status"
 }
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-mkdir "$scratch/ipc" "$scratch/ipc-cached" "$scratch/null" "$scratch/tmp"
+mkdir "$scratch/ipc" "$scratch/ipc-cached" "$scratch/ipc-nopt" "$scratch/null" "$scratch/tmp"
 mount -t tmpfs -o size=4g,mode=0700 bench-tmpfs "$scratch/tmp"
 gcc -O2 -Wall -o "$scratch/ipcbench" benches/ipcbench.c
 
@@ -116,11 +123,15 @@ setpriv --pdeathsig KILL -- "$target/ipcfs" --foreground -A "$scratch/ipc" </dev
 ipcfs_pid=$!
 setpriv --pdeathsig KILL -- "$target/ipcfs" --foreground -o attr_timeout=1 "$scratch/ipc-cached" </dev/null &
 cached_pid=$!
+setpriv --pdeathsig KILL -- "$target/ipcfs" --foreground -o nopassthrough "$scratch/ipc-nopt" </dev/null &
+nopt_pid=$!
 setpriv --pdeathsig KILL -- "$target/examples/nullfs" "$scratch/null" </dev/null &
 null_pid=$!
 wait_mounted "$ipcfs_pid" "$scratch/ipc"
 wait_mounted "$cached_pid" "$scratch/ipc-cached"
+wait_mounted "$nopt_pid" "$scratch/ipc-nopt"
 wait_mounted "$null_pid" "$scratch/null"
 
-"$python" benches/bench.py $short "${only[@]}" --ipcfs "$scratch/ipc" --ipcfs-cached "$scratch/ipc-cached" --null "$scratch/null" --tmp "$scratch/tmp" \
+"$python" benches/bench.py $short "${only[@]}" --ipcfs "$scratch/ipc" --ipcfs-cached "$scratch/ipc-cached" \
+    --ipcfs-nopt "$scratch/ipc-nopt" --ipcfs-nopt-pid "$nopt_pid" --null "$scratch/null" --tmp "$scratch/tmp" \
     --helper "$scratch/ipcbench" --ipcfs-pid "$ipcfs_pid" --null-pid "$null_pid" --other-ns "$other_ns"
