@@ -896,6 +896,25 @@ impl Filesystem for IpcFuse {
         });
     }
 
+    /// The kernel copies by reads and writes instead (ENOSYS: it stops
+    /// asking), so every byte a copy writes goes through `write`, bounded as
+    /// any write is.
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        _fh_in: FileHandle,
+        _offset_in: u64,
+        _ino_out: INodeNo,
+        _fh_out: FileHandle,
+        _offset_out: u64,
+        _len: u64,
+        _flags: fuser::CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        reply.error(Errno::ENOSYS);
+    }
+
     fn fallocate(
         &self,
         req: &Request,
