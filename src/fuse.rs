@@ -237,6 +237,19 @@ impl IpcFuse {
         }
     }
 
+    /// Refuses what ipcfs never does (mknod, symlink, rename, link) with
+    /// EPERM, or with what a kept name of an object that has gone answers
+    /// ([`IpcFs::by_path`]).
+    fn refuse<R: Fails>(&self, op: &'static str, ino: INodeNo, req: &Request, at: At, reply: R) {
+        self.on(op, ino, caller(req), reply, move |fs, _, reply| {
+            let refusal = match fs.by_path(ino.0, Err::<(), _>(Error::NotPermitted)) {
+                Err(e) => e,
+                Ok(()) => Error::NotPermitted,
+            };
+            reply.fail(errno(op, &at, refusal));
+        });
+    }
+
     /// [`IpcFuse::on`] for calls that no caller is checked for.
     fn on_any<R: Fails>(&self, op: &'static str, ino: INodeNo, reply: R, job: impl FnOnce(&IpcFs, R) + Send + 'static) {
         self.dispatch(op, self.route(ino, None), reply, job);
@@ -438,7 +451,14 @@ fn run_elsewhere<T: Send + 'static, R: Fails>(
 }
 
 fn reply_entry(reply: ReplyEntry, e: Entry) {
-    reply.entry(&e.ttl, &file_attr(&e.attr), Generation(0));
+    reply.entry_with_ttls(&e.ttl, &e.entry_ttl, &file_attr(&e.attr), Generation(0));
+}
+
+/// A getattr or setattr by path (no file handle: stat, not fstat) goes
+/// through [`IpcFs::by_path`], so that a kept name whose id another object
+/// has taken is looked up again; through an open file it is what it is.
+fn stat_by<T>(fs: &IpcFs, ino: INodeNo, fh: Option<FileHandle>, result: Result<T, Error>) -> Result<T, Error> {
+    if fh.is_none() { fs.stat_by_path(ino.0, result) } else { result }
 }
 
 fn open_flags(o: Opened) -> FopenFlags {
@@ -470,11 +490,15 @@ impl Filesystem for IpcFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         let _ = config.set_max_write(MAX_IO);
         let _ = config.set_max_readahead(MAX_IO);
-        // Every listed entry comes with its attributes (one pass over the
-        // kernel's table). With -o attr_timeout the kernel keeps them, and
-        // `ls -l` needs no round trip per entry; without, they are stale at
-        // once and each entry costs a LOOKUP and a GETATTR.
-        let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
+        // With -o attr_timeout every listed entry comes with its attributes
+        // (one pass over the kernel's table), which the kernel keeps: `ls -l`
+        // needs no round trip per entry. Without, attributes are stale at
+        // once, and readdirplus (fuser gives an entry one timeout for name
+        // and attributes) would make the kernel drop the names it keeps
+        // (`shm/<id>`): a plain listing, then one GETATTR per entry.
+        if self.fs.keeps_attributes() {
+            let _ = config.add_capabilities(InitFlags::FUSE_DO_READDIRPLUS);
+        }
         // Segment files from their shmem files: the kernel must offer it,
         // and a backing file may stack on nothing deeper than itself.
         if self.backings.on.load(Ordering::Relaxed) {
@@ -500,7 +524,7 @@ impl Filesystem for IpcFuse {
         let (caller, name) = (caller(req), name.to_os_string());
         let forgetter = self.forgetter.clone();
         self.on_walk("lookup", parent, caller, reply, move |fs, caller, reply| {
-            match fs.lookup(parent.0, &name, caller) {
+            match fs.by_path(parent.0, fs.lookup(parent.0, &name, caller)) {
                 Ok(e) => {
                     reply_entry(reply, e);
                     if let Some(dir) = e.forget {
@@ -524,7 +548,7 @@ impl Filesystem for IpcFuse {
         }
     }
 
-    fn getattr(&self, req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let at = At::of(ino, req);
         let caller = caller(req);
         // Anyone may stat another namespace's root (`ls -l ns/`); what is
@@ -535,9 +559,11 @@ impl Filesystem for IpcFuse {
                 Err(e) => reply.error(errno("getattr", &at, e)),
             });
         } else {
-            self.on_walk("getattr", ino, caller, reply, move |fs, caller, reply| match fs.getattr(ino.0, caller) {
-                Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
-                Err(e) => reply.error(errno("getattr", &at, e)),
+            self.on_walk("getattr", ino, caller, reply, move |fs, caller, reply| {
+                match stat_by(fs, ino, fh, fs.getattr(ino.0, caller)) {
+                    Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
+                    Err(e) => reply.error(errno("getattr", &at, e)),
+                }
             });
         }
     }
@@ -563,7 +589,7 @@ impl Filesystem for IpcFuse {
         let at = At::of(ino, req);
         let (caller, change) = (caller(req), SetAttr { mode, uid, gid, size });
         self.on("setattr", ino, caller, reply, move |fs, caller, reply| {
-            match fs.setattr(ino.0, fh.map(|f| f.0), change, caller) {
+            match stat_by(fs, ino, fh, fs.setattr(ino.0, fh.map(|f| f.0), change, caller)) {
                 Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
                 Err(e) => reply.error(errno("setattr", &at, e)),
             }
@@ -572,9 +598,11 @@ impl Filesystem for IpcFuse {
 
     fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
         let at = At::of(ino, req);
-        self.on("readlink", ino, caller(req), reply, move |fs, caller, reply| match fs.readlink(ino.0, caller) {
-            Ok(target) => reply.data(&target),
-            Err(e) => reply.error(errno("readlink", &at, e)),
+        self.on("readlink", ino, caller(req), reply, move |fs, caller, reply| {
+            match fs.by_path(ino.0, fs.readlink(ino.0, caller)) {
+                Ok(target) => reply.data(&target),
+                Err(e) => reply.error(errno("readlink", &at, e)),
+            }
         });
     }
 
@@ -588,15 +616,14 @@ impl Filesystem for IpcFuse {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        let at = At::of(parent, req).named(name);
-        reply.error(errno("mknod", &at, Error::NotPermitted));
+        self.refuse("mknod", parent, req, At::of(parent, req).named(name), reply);
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
         let at = At::of(parent, req).named(name);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on("mkdir", parent, caller, reply, move |fs, caller, reply| {
-            match fs.mkdir(parent.0, &name, mode & !umask, caller) {
+            match fs.by_path(parent.0, fs.mkdir(parent.0, &name, mode & !umask, caller)) {
                 Ok(e) => reply_entry(reply, e),
                 Err(e) => reply.error(errno("mkdir", &at, e)),
             }
@@ -607,7 +634,7 @@ impl Filesystem for IpcFuse {
         let at = At::of(parent, req).named(name);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on_walk("unlink", parent, caller, reply, move |fs, caller, reply| {
-            match fs.unlink(parent.0, &name, caller) {
+            match fs.by_path(parent.0, fs.unlink(parent.0, &name, caller)) {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno("unlink", &at, e)),
             }
@@ -617,45 +644,48 @@ impl Filesystem for IpcFuse {
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         let at = At::of(parent, req).named(name);
         let (caller, name) = (caller(req), name.to_os_string());
-        self.on("rmdir", parent, caller, reply, move |fs, caller, reply| match fs.rmdir(parent.0, &name, caller) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("rmdir", &at, e)),
+        self.on("rmdir", parent, caller, reply, move |fs, caller, reply| {
+            match fs.by_path(parent.0, fs.rmdir(parent.0, &name, caller)) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("rmdir", &at, e)),
+            }
         });
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, name: &OsStr, _target: &Path, reply: ReplyEntry) {
-        let at = At::of(parent, req).named(name);
-        reply.error(errno("symlink", &at, Error::NotPermitted));
+        self.refuse("symlink", parent, req, At::of(parent, req).named(name), reply);
     }
 
     fn rename(
         &self,
         req: &Request,
-        parent: INodeNo,
-        name: &OsStr,
-        _newparent: INodeNo,
-        _newname: &OsStr,
+        _parent: INodeNo,
+        _name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
         _flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let at = At::of(parent, req).named(name);
-        reply.error(errno("rename", &at, Error::NotPermitted));
+        // Where the name would go decides: a kept name of a removed set or
+        // queue answers ENOENT there.
+        self.refuse("rename", newparent, req, At::of(newparent, req).named(newname), reply);
     }
 
-    fn link(&self, req: &Request, ino: INodeNo, _newparent: INodeNo, _newname: &OsStr, reply: ReplyEntry) {
-        let at = At::of(ino, req);
-        reply.error(errno("link", &at, Error::NotPermitted));
+    fn link(&self, req: &Request, _ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
+        self.refuse("link", newparent, req, At::of(newparent, req).named(newname), reply);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let at = At::of(ino, req);
         let (caller, backings) = (caller(req), self.backings.clone());
-        self.on_walk("open", ino, caller, reply, move |fs, caller, reply| match fs.open(ino.0, flags.0, caller) {
-            Ok(o) => match o.backing {
-                Some(writes) => backings.open(fs, ino.0, o, writes, caller, reply),
-                None => reply.opened(FileHandle(o.fh), open_flags(o)),
-            },
-            Err(e) => reply.error(errno("open", &at, e)),
+        self.on_walk("open", ino, caller, reply, move |fs, caller, reply| {
+            match fs.by_path(ino.0, fs.open(ino.0, flags.0, caller)) {
+                Ok(o) => match o.backing {
+                    Some(writes) => backings.open(fs, ino.0, o, writes, caller, reply),
+                    None => reply.opened(FileHandle(o.fh), open_flags(o)),
+                },
+                Err(e) => reply.error(errno("open", &at, e)),
+            }
         });
     }
 
@@ -765,9 +795,11 @@ impl Filesystem for IpcFuse {
     fn opendir(&self, req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         let at = At::of(ino, req);
         let caller = caller(req);
-        self.on("opendir", ino, caller, reply, move |fs, caller, reply| match fs.opendir(ino.0, caller) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-            Err(e) => reply.error(errno("opendir", &at, e)),
+        self.on("opendir", ino, caller, reply, move |fs, caller, reply| {
+            match fs.by_path(ino.0, fs.opendir(ino.0, caller)) {
+                Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+                Err(e) => reply.error(errno("opendir", &at, e)),
+            }
         });
     }
 
@@ -828,7 +860,7 @@ impl Filesystem for IpcFuse {
         let at = At::of(ino, req).named(name);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on_bytes("setxattr", ino, caller, value, reply, move |fs, caller, value, reply| {
-            match fs.setxattr(ino.0, &name, Some(value), caller) {
+            match fs.by_path(ino.0, fs.setxattr(ino.0, &name, Some(value), caller)) {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno("setxattr", &at, e)),
             }
@@ -839,7 +871,7 @@ impl Filesystem for IpcFuse {
         let at = At::of(ino, req).named(name);
         let name = name.to_os_string();
         self.on("getxattr", ino, caller(req), reply, move |fs, caller, reply| {
-            match fs.getxattr(ino.0, &name, caller) {
+            match fs.by_path(ino.0, fs.getxattr(ino.0, &name, caller)) {
                 Ok(value) => reply_xattr(reply, size, value),
                 Err(e) => reply.error(errno("getxattr", &at, e)),
             }
@@ -848,9 +880,11 @@ impl Filesystem for IpcFuse {
 
     fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
         let at = At::of(ino, req);
-        self.on("listxattr", ino, caller(req), reply, move |fs, _, reply| match fs.listxattr(ino.0) {
-            Ok(names) => reply_xattr(reply, size, names),
-            Err(e) => reply.error(errno("listxattr", &at, e)),
+        self.on("listxattr", ino, caller(req), reply, move |fs, _, reply| {
+            match fs.by_path(ino.0, fs.listxattr(ino.0)) {
+                Ok(names) => reply_xattr(reply, size, names),
+                Err(e) => reply.error(errno("listxattr", &at, e)),
+            }
         });
     }
 
@@ -858,7 +892,7 @@ impl Filesystem for IpcFuse {
         let at = At::of(ino, req).named(name);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on("removexattr", ino, caller, reply, move |fs, caller, reply| {
-            match fs.setxattr(ino.0, &name, None, caller) {
+            match fs.by_path(ino.0, fs.setxattr(ino.0, &name, None, caller)) {
                 Ok(()) => reply.ok(),
                 Err(e) => reply.error(errno("removexattr", &at, e)),
             }
@@ -868,9 +902,11 @@ impl Filesystem for IpcFuse {
     fn access(&self, req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
         let at = At::of(ino, req);
         let caller = caller(req);
-        self.on("access", ino, caller, reply, move |fs, caller, reply| match fs.access(ino.0, mask.bits(), caller) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno("access", &at, e)),
+        self.on("access", ino, caller, reply, move |fs, caller, reply| {
+            match fs.by_path(ino.0, fs.access(ino.0, mask.bits(), caller)) {
+                Ok(()) => reply.ok(),
+                Err(e) => reply.error(errno("access", &at, e)),
+            }
         });
     }
 
@@ -887,7 +923,7 @@ impl Filesystem for IpcFuse {
         let at = At::of(parent, req).named(name);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on("create", parent, caller, reply, move |fs, caller, reply| {
-            match fs.create(parent.0, &name, mode & !umask, flags, caller) {
+            match fs.by_path(parent.0, fs.create(parent.0, &name, mode & !umask, flags, caller)) {
                 Ok((e, o)) => {
                     reply.created(&e.ttl, &file_attr(&e.attr), Generation(0), FileHandle(o.fh), open_flags(o))
                 }

@@ -30,7 +30,7 @@ impl IpcFs {
             _ => return Err(Error::NotDirectory),
         }
         let charge = self.charge_file(caller)?;
-        Ok(self.add_handle(Handle::Dir(Mutex::new(Vec::new())), charge))
+        Ok(self.add_handle(Handle::Dir(Mutex::new(Vec::new())), charge, ino))
     }
 
     /// Lists directory `ino` from `offset`, handing each entry to `add` with
@@ -57,7 +57,7 @@ impl IpcFs {
         let start = usize::try_from(offset).unwrap_or(usize::MAX);
         for (index, item) in listing.iter().enumerate().skip(start) {
             let is_dot = item.name == "." || item.name == "..";
-            let mut entry = Entry { attr: item.attr, ttl: self.live_ttl, forget: None };
+            let mut entry = self.entry(item.attr);
             let counted = plus && !is_dot && matches!(item.target, Target::Node(_));
             entry.attr.ino = match &item.target {
                 Target::Dir(_) => {
@@ -144,7 +144,7 @@ impl IpcFs {
     }
 
     pub(super) fn dir_entry(&self, dir: Dir) -> Entry {
-        Entry { attr: self.dir_attr(dir), ttl: FIXED_TTL, forget: None }
+        Entry { attr: self.dir_attr(dir), ttl: FIXED_TTL, entry_ttl: FIXED_TTL, forget: None }
     }
 
     pub(super) fn dir_attr(&self, dir: Dir) -> Attr {

@@ -63,6 +63,21 @@ const FIXED_TTL: Duration = Duration::from_secs(60);
 /// By default live objects are never cached: every stat and lookup asks the
 /// kernel (`-o attr_timeout` changes that).
 const LIVE_TTL: Duration = Duration::ZERO;
+/// See [`IpcFs::presence`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Presence {
+    Here,
+    Gone,
+    Replaced,
+}
+
+/// How long the kernel may keep an object's own name (`shm/5`, `sem/3`,
+/// `msg/7`, `limits/msgmax`), while its attributes stay fresh (asked for at
+/// every stat). A kept name of an object that has gone answers ENOENT; of an
+/// id another object has taken since, ESTALE, on which the kernel looks
+/// the whole path up again ([`IpcFs::by_path`]). So a stat costs one
+/// round trip, not two.
+const NAME_TTL: Duration = Duration::from_secs(3600);
 /// The longest `-o attr_timeout` allowed.
 pub const LONGEST_ATTR_TIMEOUT: Duration = Duration::from_secs(3600);
 /// st_blksize: large, so that cat, cp and dd pick big buffers.
@@ -84,9 +99,11 @@ enum Handle {
 struct Held {
     handle: Arc<Handle>,
     _charge: Charge,
-    /// The inode, for a file open for writing whose writes may wait (see
+    /// The inode it is open on.
+    ino: u64,
+    /// Open for writing, and its writes may wait (see
     /// `InodeTable::begin_write`): let go of at release.
-    writing: Option<u64>,
+    writing: bool,
 }
 
 /// A set or queue just made under the name `private` (or `private:N`).
@@ -137,6 +154,8 @@ pub struct IpcFs {
     namespaces: Option<Arc<Namespaces>>,
     /// See [`IpcFs::passthrough`].
     passthrough: Arc<AtomicBool>,
+    /// How many files and directories are open on each inode.
+    open_inodes: Mutex<HashMap<u64, usize>>,
 }
 
 impl Default for IpcFs {
@@ -162,6 +181,7 @@ impl IpcFs {
             uid: nix::unistd::geteuid().as_raw(),
             gid: nix::unistd::getegid().as_raw(),
             passthrough: Arc::new(AtomicBool::new(false)),
+            open_inodes: Mutex::new(HashMap::new()),
         }
     }
 
@@ -171,6 +191,11 @@ impl IpcFs {
     pub fn attr_timeout(mut self, ttl: Duration) -> IpcFs {
         self.live_ttl = ttl.min(LONGEST_ATTR_TIMEOUT);
         self
+    }
+
+    /// Whether the kernel may keep attributes (`-o attr_timeout`).
+    pub fn keeps_attributes(&self) -> bool {
+        !self.live_ttl.is_zero()
     }
 
     /// The same filesystem, read-only (`-o ro`).
@@ -241,15 +266,22 @@ impl IpcFs {
         self.budgets.charge(caller.uid, Spend::File)
     }
 
-    fn add_handle(&self, handle: Handle, charge: Charge) -> u64 {
-        self.add_writing_handle(handle, charge, None)
+    fn add_handle(&self, handle: Handle, charge: Charge, ino: u64) -> u64 {
+        self.add_writing_handle(handle, charge, ino, false)
     }
 
-    fn add_writing_handle(&self, handle: Handle, charge: Charge, writing: Option<u64>) -> u64 {
+    fn add_writing_handle(&self, handle: Handle, charge: Charge, ino: u64, writing: bool) -> u64 {
         let fh = self.next_fh.fetch_add(1, Ordering::Relaxed);
-        let held = Held { handle: Arc::new(handle), _charge: charge, writing };
-        self.handles.lock().unwrap_or_else(|p| p.into_inner()).insert(fh, held);
+        let held = Held { handle: Arc::new(handle), _charge: charge, ino, writing };
+        let mut handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        handles.insert(fh, held);
+        *self.open_inodes.lock().unwrap_or_else(|p| p.into_inner()).entry(ino).or_insert(0) += 1;
         fh
+    }
+
+    /// Whether some file or directory is open on `ino`.
+    fn is_open(&self, ino: u64) -> bool {
+        self.open_inodes.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&ino)
     }
 
     // ---- names ----
@@ -276,7 +308,7 @@ impl IpcFs {
                     Dir::Namespaces => match self.all_namespaces()?.lookup(name)? {
                         (Target::Node(node), attr) => (node, attr),
                         // Not kept: the namespace may go, and its number come back.
-                        (_, attr) => return Ok(Entry { attr, ttl: self.live_ttl, forget: None }),
+                        (_, attr) => return Ok(self.entry(attr)),
                     },
                     Dir::ByPid => namespaces::lookup_process(name, caller)?,
                     Dir::ByName => self.all_namespaces()?.lookup_name(name, caller)?,
@@ -288,7 +320,64 @@ impl IpcFs {
             Target::Node(Node::QueueSubDir(ident, reading)) => msg::lookup_in_queue(ident, reading, name, caller)?,
             _ => return Err(Error::NotDirectory),
         };
-        self.remember(&node, attr, caller)
+        // Only a segment's own name (its id) and a limit's may be kept by
+        // the kernel: a key used as a name may come to name another object
+        // at any time, and the directories of sets and queues are asked for
+        // at every walk (the kernel answers some calls on a kept directory
+        // itself, such as EISDIR for unlink, and drops the names inside a
+        // queue only with the queue's own entry).
+        let own_name = match &node {
+            Node::Segment(i) => name == i.id.0.to_string(),
+            Node::Limit(_) => true,
+            _ => false,
+        };
+        let mut entry = self.remember(&node, attr, caller)?;
+        if own_name {
+            entry.entry_ttl = entry.entry_ttl.max(NAME_TTL);
+        }
+        Ok(entry)
+    }
+
+    /// An entry with the attribute timeout of live objects, kept no longer.
+    fn entry(&self, attr: Attr) -> Entry {
+        Entry { attr, ttl: self.live_ttl, entry_ttl: self.live_ttl, forget: None }
+    }
+
+    /// Whether the segment `ino` stands for is still there, gone, or gone
+    /// with another segment in its id (`None` for every other node: only a
+    /// segment's name is kept by the kernel, see [`NAME_TTL`]).
+    fn presence(&self, ino: u64) -> Option<Presence> {
+        let Ok(Target::Node(Node::Segment(ident))) = self.target(ino) else { return None };
+        Some(match crate::ipc::shm::stat_any(ident.id) {
+            Ok(stat) if ident.is(&stat) => Presence::Here,
+            Ok(_) => Presence::Replaced,
+            Err(_) => Presence::Gone,
+        })
+    }
+
+    /// For an operation that reached `ino` by a path, which may be a name
+    /// the kernel kept ([`NAME_TTL`]): a failure on an object that has gone
+    /// is ENOENT (whatever else the operation found wrong first), and on one
+    /// whose id another object has taken since, ESTALE, on which the kernel
+    /// walks the path again, asking for every name.
+    pub fn by_path<T>(&self, ino: u64, result: Result<T>) -> Result<T> {
+        match result {
+            Err(e) if e != Error::Stale => match self.presence(ino) {
+                Some(Presence::Gone) => Err(Error::NotFound),
+                Some(Presence::Replaced) => Err(Error::Stale),
+                _ => Err(e),
+            },
+            other => other,
+        }
+    }
+
+    /// [`IpcFs::by_path`] for a getattr, which the kernel sends for fstat
+    /// as for stat: on an inode with files open, it may be an fstat, whose
+    /// object is just gone (ENOENT). (A path to such an inode is then kept
+    /// by the kernel beside the open file: only an object still open
+    /// somewhere can make a stat by path answer ENOENT for a taken id.)
+    pub fn stat_by_path<T>(&self, ino: u64, result: Result<T>) -> Result<T> {
+        if self.is_open(ino) { result } else { self.by_path(ino, result) }
     }
 
     /// A creation name (`0x1234`, `0x1234:4`, `private`) used as a path in
@@ -368,12 +457,15 @@ impl IpcFs {
             }
             _ => None,
         };
-        let charge = || match node {
-            Node::QueueFile { .. } => self.budgets.charge(caller.uid, Spend::Name).map(Some),
-            _ => Ok(None),
+        // The names of types with nothing queued are the ones without end
+        // (2^63 of them): each holds a unit of the looker's budget until the
+        // kernel lets go of it.
+        let charge = || match forget {
+            Some(_) => self.budgets.charge(caller.uid, Spend::Name).map(Some),
+            None => Ok(None),
         };
         attr.ino = self.inodes().remember_with(node, charge)?;
-        Ok(Entry { attr, ttl: self.live_ttl, forget })
+        Ok(Entry { forget, ..self.entry(attr) })
     }
 
     pub fn readlink(&self, ino: u64, caller: &Caller) -> Result<Vec<u8>> {
@@ -395,7 +487,7 @@ impl IpcFs {
             Target::NamespaceRoot => return Err(Error::NotFound),
         };
         attr.ino = ino;
-        Ok(Entry { attr, ttl: self.live_ttl, forget: None })
+        Ok(self.entry(attr))
     }
 
     pub fn setattr(&self, ino: u64, fh: Option<u64>, change: SetAttr, caller: &Caller) -> Result<Entry> {
@@ -416,7 +508,7 @@ impl IpcFs {
             Target::NamespaceRoot => return Err(Error::NotFound),
         };
         attr.ino = ino;
-        Ok(Entry { attr, ttl: self.live_ttl, forget: None })
+        Ok(self.entry(attr))
     }
 
     // ---- files ----
@@ -441,9 +533,9 @@ impl IpcFs {
         let mut attr = pending.attr()?;
         let open = OpenSegment::pending(pending.clone(), Want::from_open_flags(flags), caller, &self.budgets);
         attr.ino = self.inodes().remember_pending(pending);
-        let fh = self.add_handle(Handle::Segment(open), charge);
+        let fh = self.add_handle(Handle::Segment(open), charge, attr.ino);
         let opened = Opened { fh, direct_io: true, stream: false, backing: None };
-        Ok((Entry { attr, ttl: self.live_ttl, forget: None }, opened))
+        Ok((self.entry(attr), opened))
     }
 
     pub fn open(&self, ino: u64, flags: i32, caller: &Caller) -> Result<Opened> {
@@ -488,7 +580,7 @@ impl IpcFs {
             Handle::Segment(open) if open.is_existing() => Some(want.includes_write()),
             _ => None,
         };
-        let fh = self.add_writing_handle(handle, charge, writing.then_some(ino));
+        let fh = self.add_writing_handle(handle, charge, ino, writing);
         Ok(Opened { fh, direct_io: true, stream, backing })
     }
 
@@ -582,9 +674,16 @@ impl IpcFs {
 
     /// Closes a file or directory handle; a segment is detached here.
     pub fn release(&self, fh: u64) {
-        let released = self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh);
-        if let Some(Held { writing: Some(ino), .. }) = released {
-            self.inodes().end_write(ino);
+        let Some(held) = self.handles.lock().unwrap_or_else(|p| p.into_inner()).remove(&fh) else { return };
+        if held.writing {
+            self.inodes().end_write(held.ino);
+        }
+        let mut open_inodes = self.open_inodes.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = open_inodes.get_mut(&held.ino) {
+            *n -= 1;
+            if *n == 0 {
+                open_inodes.remove(&held.ino);
+            }
         }
     }
 

@@ -41,7 +41,10 @@ pub struct Attr {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Entry {
     pub attr: Attr,
+    /// How long the kernel may keep the attributes.
     pub ttl: Duration,
+    /// How long the kernel may keep the name (a lookup): at least `ttl`.
+    pub entry_ttl: Duration,
     /// A name the kernel should let go of soon after this lookup (a queue
     /// file: any of 2^63 type names can be looked up, and the kernel keeps
     /// every one it was given, with its inode here, until memory runs low):
