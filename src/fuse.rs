@@ -8,13 +8,13 @@
 
 #![forbid(unsafe_code)]
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use fuser::{
     AccessFlags, BackingId, BsdFileFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
@@ -49,6 +49,9 @@ pub struct Forgetter {
     dirs: Option<Sender<(u64, i32)>>,
 }
 
+/// When [`Forgetter`] drops a batch of names the second time.
+const FORGET_AGAIN_AFTER: std::time::Duration = std::time::Duration::from_millis(50);
+
 impl Forgetter {
     fn start() -> Forgetter {
         let notifier: Arc<OnceLock<Notifier>> = Arc::default();
@@ -56,13 +59,37 @@ impl Forgetter {
         let theirs = notifier.clone();
         let started =
             std::thread::Builder::new().name("ipcfs-forget".into()).stack_size(WAITER_STACK).spawn(move || {
-                while let Ok(first) = to_forget.recv() {
-                    let batch: BTreeSet<(u64, i32)> = std::iter::once(first).chain(to_forget.try_iter()).collect();
+                let drop_all = |batch: &BTreeSet<(u64, i32)>| {
                     for (parent, id) in batch {
                         if let Some(notifier) = theirs.get() {
                             // ENOENT: the kernel no longer has it.
-                            let _ = notifier.inval_entry(INodeNo(parent), OsStr::new(&id.to_string()));
+                            let _ = notifier.inval_entry(INodeNo(*parent), OsStr::new(&id.to_string()));
                         }
+                    }
+                };
+                // Each batch is dropped twice: at once, and again a moment
+                // later, for a name the kernel was still installing under
+                // the directory when the first drop came (it would then stay
+                // under the dropped directory until memory runs low).
+                let mut again: VecDeque<(Instant, BTreeSet<(u64, i32)>)> = VecDeque::new();
+                loop {
+                    let wait = again.front().map(|(at, _)| at.saturating_duration_since(Instant::now()));
+                    let next = match wait {
+                        Some(wait) => to_forget.recv_timeout(wait),
+                        None => to_forget.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                    };
+                    match next {
+                        Ok(first) => {
+                            let batch: BTreeSet<_> = std::iter::once(first).chain(to_forget.try_iter()).collect();
+                            drop_all(&batch);
+                            again.push_back((Instant::now() + FORGET_AGAIN_AFTER, batch));
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {
+                            if let Some((_, batch)) = again.pop_front() {
+                                drop_all(&batch);
+                            }
+                        }
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
                     }
                 }
             });

@@ -2284,8 +2284,11 @@ fn sem_command(text: &[u8], value: i32) -> Result<i32, Want> {
     if text.len() <= 4096 && text.iter().all(|&b| is_white(b)) {
         return Ok(value);
     }
+    // White space around the command is no part of it ("surrounding white
+    // space is fine"), before as after.
     let end = text.iter().rposition(|&b| !is_white(b)).map_or(0, |i| i + 1);
-    let command = &text[..end];
+    let start = text[..end].iter().position(|&b| !is_white(b)).unwrap_or(end);
+    let command = &text[start..end];
     let (sign, digits) = match command.first() {
         Some(&sign @ (b'+' | b'-' | b'=')) => (Some(sign), &command[1..]),
         _ => (None, command),
@@ -2591,6 +2594,13 @@ impl<'a> Run<'a> {
         let dest = self.model.segments.get(&h.id).is_some_and(|s| s.perm.mode & shm::SHM_DEST != 0);
         if h.family == Family::Shm && dest && !self.holds(Family::Shm, h.id) {
             self.forget(Family::Shm, h.id);
+            // The kernel tells the daemon of a close after close(2) returns;
+            // the segment goes when the daemon's attachment does. (A kept
+            // name, issue 16, would otherwise still open it for a moment.)
+            let id = ShmId(h.id);
+            wait_until("the daemon to detach a removed segment", Duration::from_secs(10), || {
+                shm::stat_any(id).is_err()
+            });
         }
     }
 
@@ -3104,6 +3114,10 @@ impl<'a> Run<'a> {
             Reshape::Rename if resolves => Want::Anything,
             Reshape::Rename => Want::Err(libc::EPERM),
             Reshape::Unlink | Reshape::Rmdir if dots => Want::Refused,
+            // The kernel keeps a segment's own name (issue 16): rmdir of a
+            // removed segment's name may meet the kept file, and the VFS
+            // answers ENOTDIR before asking the filesystem.
+            Reshape::Rmdir if !resolves && place == Place::Shm => Want::OneOf(&[libc::ENOENT, libc::ENOTDIR]),
             Reshape::Unlink | Reshape::Rmdir if !resolves => Want::Err(libc::ENOENT),
             Reshape::Unlink if dir_entry => Want::Err(libc::EISDIR),
             Reshape::Unlink => match place {
