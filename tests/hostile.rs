@@ -116,27 +116,13 @@ fn text(s: impl AsRef<[u8]>) -> Text {
     Text(s.as_ref().to_vec())
 }
 
-/// Deterministic pseudo-random bytes (xorshift64*).
-fn pattern(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
 /// A 64 MiB buffer whose first 64 KiB are a pattern (the rest zeros, which
 /// costs no memory until touched).
 fn huge_buffer() -> &'static [u8] {
     static BUFFER: OnceLock<Vec<u8>> = OnceLock::new();
     BUFFER.get_or_init(|| {
         let mut buffer = vec![0u8; HUGE];
-        buffer[..64 << 10].copy_from_slice(&pattern(64 << 10, 99));
+        buffer[..64 << 10].copy_from_slice(&pseudo_random(64 << 10, 99));
         buffer
     })
 }
@@ -569,7 +555,7 @@ impl World {
     fn new() -> World {
         let seg = create_segment(KEY_SHM, SEG_SIZE, 0o640);
         let a = shm::Attachment::attach(seg, SEG_SIZE, true).unwrap();
-        a.write_at(0, &pattern(SEG_SIZE as usize, 1)).unwrap();
+        a.write_at(0, &pseudo_random(SEG_SIZE as usize, 1)).unwrap();
         let set = sem::get(Key(KEY_SEM), 3, libc::IPC_CREAT | libc::IPC_EXCL | 0o640).unwrap();
         for (num, value) in [7, 0, SEMVMX].into_iter().enumerate() {
             sem::set_value(set, num as u16, value).unwrap();
@@ -1110,7 +1096,7 @@ fn queue_writes_larger_than_msgmax_send_nothing_and_reads_too_small_take_nothing
     b.refuses("write to .recv", Want::Err(libc::EISDIR), || write_once(&file(".recv"), 0, b"x"));
 
     // Controls: exactly msgmax bytes, and the largest type, go and come back.
-    let body = pattern(MSGMAX, 5);
+    let body = pseudo_random(MSGMAX, 5);
     b.changes(
         "write msgmax bytes to 7",
         Want::Ok(MSGMAX as u64),
@@ -1419,7 +1405,7 @@ fn one_write_is_one_message_even_beyond_one_fuse_request() {
     let path = m.path(format!("msg/{}/9", w.queue.0));
     let mut failures = Vec::new();
     for size in [600 << 10, 1 << 20, (1 << 20) + 1, 3 << 20] {
-        let body = pattern(size, size as u64);
+        let body = pseudo_random(size, size as u64);
         let before = queued(w.queue);
         dog.guard("a large write to a queue");
         let got = write_once(&path, libc::O_NONBLOCK, &body);
@@ -2265,7 +2251,7 @@ fn fresh_objects(case: u64) -> Objects {
     }
     let flags = libc::IPC_CREAT | libc::IPC_EXCL | 0o600;
     let seg = shm::get(Key::PRIVATE, SEG_SIZE, flags).unwrap();
-    shm::Attachment::attach(seg, SEG_SIZE, true).unwrap().write_at(0, &pattern(SEG_SIZE as usize, case)).unwrap();
+    shm::Attachment::attach(seg, SEG_SIZE, true).unwrap().write_at(0, &pseudo_random(SEG_SIZE as usize, case)).unwrap();
     let set = sem::get(Key::PRIVATE, i32::from(NSEMS), flags).unwrap();
     for (num, value) in [0, 3, 32760].into_iter().enumerate() {
         sem::set_value(set, num as u16, value).unwrap();

@@ -26,45 +26,11 @@ const PAGE: usize = 4096;
 
 // ---- helpers ----
 
-/// Deterministic pseudo-random bytes (xorshift64*), so that no two offsets
-/// are likely to hold the same pattern.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// A writable attachment of the test's own: "another process" using shmat.
-fn attach(id: ShmId) -> Attachment {
-    let size = shm::stat_any(id).expect("SHM_STAT_ANY").segsz;
-    Attachment::attach(id, size, true).expect("shmat")
-}
-
-/// The segment's bytes now, read through a fresh attachment (not ipcfs).
-fn segment_bytes(id: ShmId) -> Vec<u8> {
-    let a = attach(id);
-    a.read_at(0, a.len() as usize)
-}
-
-/// Fills the whole segment through an attachment of the test's own.
-fn fill(id: ShmId, data: &[u8]) {
-    let a = attach(id);
-    assert_eq!(data.len() as u64, a.len(), "fill needs exactly the segment's size");
-    assert_eq!(a.write_at(0, data).unwrap(), data.len());
-}
-
 /// A segment of `size` bytes filled with pseudo-random bytes; returns them.
 fn filled_segment(key: i32, size: usize, seed: u64) -> (ShmId, Vec<u8>) {
     let id = create_segment(key, size as u64, 0o600);
     let data = pseudo_random(size, seed);
-    fill(id, &data);
+    fill_segment_with(id, &data);
     (id, data)
 }
 

@@ -16,43 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use shm::Attachment;
-
 // ---- helpers ----
-
-/// Deterministic pseudo-random bytes (xorshift64*), so that every run checks
-/// the same data and no two offsets are likely to hold the same pattern.
-fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut state = seed | 1;
-    let mut out = Vec::with_capacity(len + 8);
-    while out.len() < len {
-        state ^= state >> 12;
-        state ^= state << 25;
-        state ^= state >> 27;
-        out.extend_from_slice(&state.wrapping_mul(0x2545_f491_4f6c_dd1d).to_le_bytes());
-    }
-    out.truncate(len);
-    out
-}
-
-/// A writable attachment of the test's own: "another process" using shmat.
-fn attach(id: ShmId) -> Attachment {
-    let size = shm::stat(id).expect("IPC_STAT").segsz;
-    Attachment::attach(id, size, true).expect("shmat")
-}
-
-/// The segment's bytes now, read through a fresh attachment (not ipcfs).
-fn segment_bytes(id: ShmId) -> Vec<u8> {
-    let a = attach(id);
-    a.read_at(0, a.len() as usize)
-}
-
-/// Fills the whole segment through an attachment of the test's own.
-fn fill(id: ShmId, data: &[u8]) {
-    let a = attach(id);
-    assert_eq!(data.len() as u64, a.len(), "fill needs exactly the segment's size");
-    assert_eq!(a.write_at(0, data).unwrap(), data.len());
-}
 
 fn nattch(id: ShmId) -> u64 {
     shm::stat_any(id).expect("SHM_STAT_ANY").nattch
@@ -148,7 +112,7 @@ fn read_returns_the_segments_bytes() {
     let size = 4096 + 123;
     let id = create_segment(0x1001, size, 0o600);
     let data = pseudo_random(size as usize, 1);
-    fill(id, &data);
+    fill_segment_with(id, &data);
 
     let read = std::fs::read(m.shm(id)).unwrap();
     assert_eq!(read.len(), size as usize, "read(2) to EOF returns shm_segsz bytes");
@@ -206,7 +170,7 @@ fn pwrite_at_an_offset_lands_in_the_live_segment() {
     let size = 8192;
     let id = create_segment(0x1003, size, 0o600);
     let before = pseudo_random(size as usize, 4);
-    fill(id, &before);
+    fill_segment_with(id, &before);
     let other = attach(id);
 
     let f = open_write_only(&m.shm(id));
@@ -243,7 +207,7 @@ fn write_at_or_past_the_end_is_enospc_and_changes_nothing() {
     let size = 1000;
     let id = create_segment(0x1004, size, 0o600);
     let before = pseudo_random(size as usize, 5);
-    fill(id, &before);
+    fill_segment_with(id, &before);
     let f = open_read_write(&m.shm(id));
 
     for offset in [size, size + 1, size + 4096, 1 << 40] {
@@ -261,7 +225,7 @@ fn write_crossing_the_end_writes_what_fits_and_returns_that_count() {
     let size = 1000;
     let id = create_segment(0x1005, size, 0o600);
     let before = pseudo_random(size as usize, 6);
-    fill(id, &before);
+    fill_segment_with(id, &before);
     let f = open_write_only(&m.shm(id));
 
     assert_eq!(f.write_at(&[0x5a; 10], size - 5).unwrap(), 5, "a write crossing the end is short");
@@ -294,7 +258,7 @@ fn zero_length_write_is_fine_at_and_before_the_end() {
     let size = 1000;
     let id = create_segment(0x1007, size, 0o600);
     let before = pseudo_random(size as usize, 8);
-    fill(id, &before);
+    fill_segment_with(id, &before);
     let mut f = open_write_only(&m.shm(id));
 
     assert_eq!(f.write_at(&[], size).unwrap(), 0);
@@ -311,7 +275,7 @@ fn shell_redirect_truncates_then_writes_keeping_the_size() {
     let m = Mounted::new();
     let size = 4096;
     let id = create_segment(0x1008, size, 0o600);
-    fill(id, &vec![0xaa; size as usize]);
+    fill_segment_with(id, &vec![0xaa; size as usize]);
 
     sh_ok(&format!("echo hi > {}", p(&m.shm(id))));
     let now = segment_bytes(id);
@@ -328,7 +292,7 @@ fn truncate_to_a_smaller_size_zero_fills_from_there_and_keeps_the_size() {
     let size = 10_000;
     let id = create_segment(0x1009, size, 0o600);
     let before = pseudo_random(size as usize, 9);
-    fill(id, &before);
+    fill_segment_with(id, &before);
     let path = p(&m.shm(id));
 
     sh_ok(&format!("truncate -s 3000 {path}"));
@@ -339,7 +303,7 @@ fn truncate_to_a_smaller_size_zero_fills_from_there_and_keeps_the_size() {
     assert_eq!(std::fs::metadata(m.shm(id)).unwrap().len(), size, "st_size stays shm_segsz");
 
     // ftruncate through an open file does the same.
-    fill(id, &before);
+    fill_segment_with(id, &before);
     open_write_only(&m.shm(id)).set_len(1).unwrap();
     let now = segment_bytes(id);
     assert_eq!(now[0], before[0]);
@@ -356,7 +320,7 @@ fn truncate_to_a_larger_size_fails_with_efbig_and_changes_nothing() {
     let size = 10_000;
     let id = create_segment(0x100a, size, 0o600);
     let before = pseudo_random(size as usize, 10);
-    fill(id, &before);
+    fill_segment_with(id, &before);
     let path = p(&m.shm(id));
 
     sh_fails_with(&format!("truncate -s 20000 {path}"), "File too large");
@@ -374,7 +338,7 @@ fn truncate_to_the_same_size_changes_nothing() {
     let size = 10_000;
     let id = create_segment(0x100b, size, 0o600);
     let before = pseudo_random(size as usize, 11);
-    fill(id, &before);
+    fill_segment_with(id, &before);
 
     sh_ok(&format!("truncate -s {size} {}", p(&m.shm(id))));
     open_write_only(&m.shm(id)).set_len(size).unwrap();
@@ -390,7 +354,7 @@ fn append_writes_at_st_size_so_fail_with_enospc() {
     let size = 4096;
     let id = create_segment(0x100c, size, 0o600);
     let before = pseudo_random(size as usize, 12);
-    fill(id, &before);
+    fill_segment_with(id, &before);
 
     // `>>` opens with O_APPEND: every write goes to st_size, which is the end
     // of a fixed-size segment. dash reports any failed write of echo as "I/O
@@ -487,7 +451,7 @@ fn reading_at_or_past_the_end_returns_nothing() {
     let m = Mounted::new();
     let size = 5000;
     let id = create_segment(0x1010, size, 0o600);
-    fill(id, &pseudo_random(size as usize, 17));
+    fill_segment_with(id, &pseudo_random(size as usize, 17));
     let mut f = File::open(m.shm(id)).unwrap();
     let mut buf = vec![0u8; 4096];
 
@@ -576,7 +540,7 @@ fn a_key_taken_between_open_and_ftruncate_fails_with_eexist() {
     // Another process creates the key first.
     let id = create_segment(0x4444, 1000, 0o600);
     let before = pseudo_random(1000, 21);
-    fill(id, &before);
+    fill_segment_with(id, &before);
 
     let e = f.set_len(4096).expect_err("the key is taken");
     assert_eq!(errno_of(&e), libc::EEXIST);
@@ -589,7 +553,7 @@ fn a_key_taken_between_open_and_ftruncate_fails_with_eexist() {
 fn writing_through_the_by_key_link_reaches_the_segment() {
     let m = Mounted::new();
     let id = create_segment(0x5555, 4096, 0o600);
-    fill(id, &[0xaa; 4096]);
+    fill_segment_with(id, &[0xaa; 4096]);
     let link = m.path("by-key/shm/0x00005555");
 
     sh_ok(&format!("echo hi > {}", p(&link)));
@@ -653,7 +617,7 @@ fn fallocate_on_an_existing_segment_cannot_grow_it() {
     let m = Mounted::new();
     let id = create_segment(0x1018, 8192, 0o600);
     let before = pseudo_random(8192, 22);
-    fill(id, &before);
+    fill_segment_with(id, &before);
     let path = p(&m.shm(id));
 
     sh_ok(&format!("fallocate -l 8192 {path}"));
@@ -669,7 +633,7 @@ fn creating_an_existing_key_fails_with_eexist_and_changes_nothing() {
     let m = Mounted::new();
     let id = create_segment(0x1234abcd, 1000, 0o640);
     let before = pseudo_random(1000, 18);
-    fill(id, &before);
+    fill_segment_with(id, &before);
     let stat_before = shm::stat(id).unwrap();
 
     for name in ["0x1234abcd", "0X1234ABCD"] {
@@ -822,7 +786,7 @@ fn a_segment_removed_while_open_through_ipcfs_goes_when_the_file_is_closed() {
     let m = Mounted::new();
     let id = create_segment(0x1015, 4096, 0o600);
     let data = pseudo_random(4096, 19);
-    fill(id, &data);
+    fill_segment_with(id, &data);
     let f = File::open(m.shm(id)).unwrap();
 
     shm::remove(id).unwrap();
@@ -843,7 +807,7 @@ fn writing_through_a_read_only_file_is_ebadf() {
     let m = Mounted::new();
     let id = create_segment(0x1016, 4096, 0o600);
     let before = pseudo_random(4096, 20);
-    fill(id, &before);
+    fill_segment_with(id, &before);
     let mut f = File::open(m.shm(id)).unwrap();
 
     assert_eq!(errno_of(&f.write(b"x").unwrap_err()), libc::EBADF);
