@@ -249,7 +249,7 @@ impl IpcFuse {
             Ok(None) if self.fs.may_walk(ino.0, &caller) => {
                 let charge = match self.fs.budgets().charge(caller.uid, Spend::Wait) {
                     Ok(charge) => charge,
-                    Err(e) => return reply.fail(errno(op, &At::by(ino, &caller), e)),
+                    Err(e) => return reply.fail(errno(op, At::by(ino, &caller), e)),
                 };
                 let fs = self.fs.clone();
                 let walk = move |reply| {
@@ -267,13 +267,14 @@ impl IpcFuse {
     /// Refuses what ipcfs never does (mknod, symlink, rename, link) with
     /// EPERM, or with what a kept name of an object that has gone answers
     /// ([`IpcFs::by_path`]).
-    fn refuse<R: Fails>(&self, op: &'static str, ino: INodeNo, req: &Request, at: At, reply: R) {
+    fn refuse<R: Fails>(&self, op: &'static str, ino: INodeNo, req: &Request, name: &OsStr, reply: R) {
+        let (at, name) = (At::of(ino, req), name.to_os_string());
         self.on(op, ino, caller(req), reply, move |fs, _, reply| {
             let refusal = match fs.by_path(ino.0, Err::<(), _>(Error::NotPermitted)) {
                 Err(e) => e,
                 Ok(()) => Error::NotPermitted,
             };
-            reply.fail(errno(op, &at, refusal));
+            reply.fail(errno(op, at.named(&name), refusal));
         });
     }
 
@@ -353,37 +354,43 @@ fn caller(req: &Request) -> Caller {
     Caller::new(req.uid(), req.gid(), req.pid())
 }
 
-/// Where a request failed, for the log: its inode (and name), and who asked.
-#[derive(Clone, Debug)]
+/// Where a request failed, for the log: its inode, and who asked.
+#[derive(Clone, Copy, Debug)]
 struct At {
     ino: u64,
-    name: Option<std::ffi::OsString>,
     pid: u32,
     uid: u32,
 }
 
 impl At {
     fn of(ino: INodeNo, req: &Request) -> At {
-        At { ino: ino.0, name: None, pid: req.pid(), uid: req.uid() }
+        At { ino: ino.0, pid: req.pid(), uid: req.uid() }
     }
 
     fn by(ino: INodeNo, caller: &Caller) -> At {
-        At { ino: ino.0, name: None, pid: caller.pid, uid: caller.uid }
+        At { ino: ino.0, pid: caller.pid, uid: caller.uid }
     }
 
-    fn named(mut self, name: &OsStr) -> At {
-        self.name = Some(name.to_os_string());
-        self
+    /// The same, for a name in the directory `ino` (formatted only if logged).
+    fn named(self, name: &OsStr) -> Named<'_> {
+        Named { at: self, name }
     }
 }
 
 impl std::fmt::Display for At {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match &self.name {
-            Some(name) => write!(f, "{name:?} in inode {}", self.ino)?,
-            None => write!(f, "inode {}", self.ino)?,
-        }
-        write!(f, ", for pid {} uid {}", self.pid, self.uid)
+        write!(f, "inode {}, for pid {} uid {}", self.ino, self.pid, self.uid)
+    }
+}
+
+struct Named<'a> {
+    at: At,
+    name: &'a OsStr,
+}
+
+impl std::fmt::Display for Named<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?} in {}", self.name, self.at)
     }
 }
 
@@ -396,7 +403,7 @@ fn unrouted(op: &str, e: Error) -> Errno {
 
 /// The errno of a failed request, logged with where it failed: at debug
 /// when it is part of normal use, at warn when it is trouble in the daemon.
-fn errno(op: &str, at: &At, e: Error) -> Errno {
+fn errno(op: &str, at: impl std::fmt::Display, e: Error) -> Errno {
     if e.is_expected() {
         log::debug!("{op} {at}: {e}");
     } else {
@@ -547,7 +554,7 @@ impl Filesystem for IpcFuse {
     }
 
     fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let at = At::of(parent, req).named(name);
+        let at = At::of(parent, req);
         let (caller, name) = (caller(req), name.to_os_string());
         let forgetter = self.forgetter.clone();
         self.on_walk("lookup", parent, caller, reply, move |fs, caller, reply| {
@@ -558,7 +565,7 @@ impl Filesystem for IpcFuse {
                         forgetter.forget(dir);
                     }
                 }
-                Err(e) => reply.error(errno("lookup", &at, e)),
+                Err(e) => reply.error(errno("lookup", at.named(&name), e)),
             }
         });
     }
@@ -583,13 +590,13 @@ impl Filesystem for IpcFuse {
         if Namespaces::is_member_root(ino.0) {
             self.on_any("getattr", ino, reply, move |fs, reply| match fs.getattr(ino.0, &caller) {
                 Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
-                Err(e) => reply.error(errno("getattr", &at, e)),
+                Err(e) => reply.error(errno("getattr", at, e)),
             });
         } else {
             self.on_walk("getattr", ino, caller, reply, move |fs, caller, reply| {
                 match stat_by(fs, ino, fh, fs.getattr(ino.0, caller)) {
                     Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
-                    Err(e) => reply.error(errno("getattr", &at, e)),
+                    Err(e) => reply.error(errno("getattr", at, e)),
                 }
             });
         }
@@ -618,7 +625,7 @@ impl Filesystem for IpcFuse {
         self.on("setattr", ino, caller, reply, move |fs, caller, reply| {
             match stat_by(fs, ino, fh, fs.setattr(ino.0, fh.map(|f| f.0), change, caller)) {
                 Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
-                Err(e) => reply.error(errno("setattr", &at, e)),
+                Err(e) => reply.error(errno("setattr", at, e)),
             }
         });
     }
@@ -628,7 +635,7 @@ impl Filesystem for IpcFuse {
         self.on("readlink", ino, caller(req), reply, move |fs, caller, reply| {
             match fs.by_path(ino.0, fs.readlink(ino.0, caller)) {
                 Ok(target) => reply.data(&target),
-                Err(e) => reply.error(errno("readlink", &at, e)),
+                Err(e) => reply.error(errno("readlink", at, e)),
             }
         });
     }
@@ -643,44 +650,44 @@ impl Filesystem for IpcFuse {
         _rdev: u32,
         reply: ReplyEntry,
     ) {
-        self.refuse("mknod", parent, req, At::of(parent, req).named(name), reply);
+        self.refuse("mknod", parent, req, name, reply);
     }
 
     fn mkdir(&self, req: &Request, parent: INodeNo, name: &OsStr, mode: u32, umask: u32, reply: ReplyEntry) {
-        let at = At::of(parent, req).named(name);
+        let at = At::of(parent, req);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on("mkdir", parent, caller, reply, move |fs, caller, reply| {
             match fs.by_path(parent.0, fs.mkdir(parent.0, &name, mode & !umask, caller)) {
                 Ok(e) => reply_entry(reply, e),
-                Err(e) => reply.error(errno("mkdir", &at, e)),
+                Err(e) => reply.error(errno("mkdir", at.named(&name), e)),
             }
         });
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let at = At::of(parent, req).named(name);
+        let at = At::of(parent, req);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on_walk("unlink", parent, caller, reply, move |fs, caller, reply| {
             match fs.by_path(parent.0, fs.unlink(parent.0, &name, caller)) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("unlink", &at, e)),
+                Err(e) => reply.error(errno("unlink", at.named(&name), e)),
             }
         });
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let at = At::of(parent, req).named(name);
+        let at = At::of(parent, req);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on("rmdir", parent, caller, reply, move |fs, caller, reply| {
             match fs.by_path(parent.0, fs.rmdir(parent.0, &name, caller)) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("rmdir", &at, e)),
+                Err(e) => reply.error(errno("rmdir", at.named(&name), e)),
             }
         });
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, name: &OsStr, _target: &Path, reply: ReplyEntry) {
-        self.refuse("symlink", parent, req, At::of(parent, req).named(name), reply);
+        self.refuse("symlink", parent, req, name, reply);
     }
 
     fn rename(
@@ -695,11 +702,11 @@ impl Filesystem for IpcFuse {
     ) {
         // Where the name would go decides: a kept name of a removed set or
         // queue answers ENOENT there.
-        self.refuse("rename", newparent, req, At::of(newparent, req).named(newname), reply);
+        self.refuse("rename", newparent, req, newname, reply);
     }
 
     fn link(&self, req: &Request, _ino: INodeNo, newparent: INodeNo, newname: &OsStr, reply: ReplyEntry) {
-        self.refuse("link", newparent, req, At::of(newparent, req).named(newname), reply);
+        self.refuse("link", newparent, req, newname, reply);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -711,7 +718,7 @@ impl Filesystem for IpcFuse {
                     Some(writes) => backings.open(fs, ino.0, o, writes, caller, reply),
                     None => reply.opened(FileHandle(o.fh), open_flags(o)),
                 },
-                Err(e) => reply.error(errno("open", &at, e)),
+                Err(e) => reply.error(errno("open", at, e)),
             }
         });
     }
@@ -731,18 +738,17 @@ impl Filesystem for IpcFuse {
         let nonblocking = flags.0 & libc::O_NONBLOCK != 0;
         let caller = caller(req);
         self.on("read", ino, caller, reply, move |fs, caller, reply| {
-            let waited = at.clone();
             let reply_with = move |reply: ReplyData, result: Result<Vec<u8>, Error>| match result {
                 Ok(data) => reply.data(&data),
-                Err(e) => reply.error(errno("read", &waited, e)),
+                Err(e) => reply.error(errno("read", at, e)),
             };
             match fs.read(fh.0, offset, size, nonblocking, caller) {
                 Ok(Outcome::Ready(data)) => data.lend(|bytes| match bytes {
                     Ok(bytes) => reply.data(bytes),
-                    Err(e) => reply.error(errno("read", &at, e)),
+                    Err(e) => reply.error(errno("read", at, e)),
                 }),
                 Ok(Outcome::Wait(wait)) => run_elsewhere(wait, reply, reply_with),
-                Err(e) => reply.error(errno("read", &at, e)),
+                Err(e) => reply.error(errno("read", at, e)),
             }
         });
     }
@@ -763,15 +769,14 @@ impl Filesystem for IpcFuse {
         let nonblocking = flags.0 & libc::O_NONBLOCK != 0;
         let caller = caller(req);
         self.on_bytes("write", ino, caller, data, reply, move |fs, caller, data, reply| {
-            let waited = at.clone();
             let reply_with = move |reply: ReplyWrite, result: Result<usize, Error>| match result {
                 Ok(n) => reply.written(n as u32),
-                Err(e) => reply.error(errno("write", &waited, e)),
+                Err(e) => reply.error(errno("write", at, e)),
             };
             match fs.write(fh.0, offset, data, nonblocking, caller) {
                 Ok(Outcome::Ready(n)) => reply.written(n as u32),
                 Ok(Outcome::Wait(wait)) => run_elsewhere(wait, reply, reply_with),
-                Err(e) => reply.error(errno("write", &at, e)),
+                Err(e) => reply.error(errno("write", at, e)),
             }
         });
     }
@@ -825,7 +830,7 @@ impl Filesystem for IpcFuse {
         self.on("opendir", ino, caller, reply, move |fs, caller, reply| {
             match fs.by_path(ino.0, fs.opendir(ino.0, caller)) {
                 Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
-                Err(e) => reply.error(errno("opendir", &at, e)),
+                Err(e) => reply.error(errno("opendir", at, e)),
             }
         });
     }
@@ -840,7 +845,7 @@ impl Filesystem for IpcFuse {
             };
             match fs.readdir(ino.0, fh.0, offset, false, caller, &mut add) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("readdir", &at, e)),
+                Err(e) => reply.error(errno("readdir", at, e)),
             }
         });
     }
@@ -854,7 +859,7 @@ impl Filesystem for IpcFuse {
             };
             match fs.readdir(ino.0, fh.0, offset, true, caller, &mut add) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("readdirplus", &at, e)),
+                Err(e) => reply.error(errno("readdirplus", at, e)),
             }
         });
     }
@@ -870,7 +875,7 @@ impl Filesystem for IpcFuse {
         let at = At::of(ino, req);
         self.on("statfs", ino, caller(req), reply, move |fs, _, reply| match fs.statfs() {
             Ok(s) => reply.statfs(s.blocks, s.bfree, s.bfree, s.files, s.ffree, s.bsize, s.namelen, s.bsize),
-            Err(e) => reply.error(errno("statfs", &at, e)),
+            Err(e) => reply.error(errno("statfs", at, e)),
         });
     }
 
@@ -884,23 +889,23 @@ impl Filesystem for IpcFuse {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        let at = At::of(ino, req).named(name);
+        let at = At::of(ino, req);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on_bytes("setxattr", ino, caller, value, reply, move |fs, caller, value, reply| {
             match fs.by_path(ino.0, fs.setxattr(ino.0, &name, Some(value), caller)) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("setxattr", &at, e)),
+                Err(e) => reply.error(errno("setxattr", at.named(&name), e)),
             }
         });
     }
 
     fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
-        let at = At::of(ino, req).named(name);
+        let at = At::of(ino, req);
         let name = name.to_os_string();
         self.on("getxattr", ino, caller(req), reply, move |fs, caller, reply| {
             match fs.by_path(ino.0, fs.getxattr(ino.0, &name, caller)) {
                 Ok(value) => reply_xattr(reply, size, value),
-                Err(e) => reply.error(errno("getxattr", &at, e)),
+                Err(e) => reply.error(errno("getxattr", at.named(&name), e)),
             }
         });
     }
@@ -910,18 +915,18 @@ impl Filesystem for IpcFuse {
         self.on("listxattr", ino, caller(req), reply, move |fs, _, reply| {
             match fs.by_path(ino.0, fs.listxattr(ino.0)) {
                 Ok(names) => reply_xattr(reply, size, names),
-                Err(e) => reply.error(errno("listxattr", &at, e)),
+                Err(e) => reply.error(errno("listxattr", at, e)),
             }
         });
     }
 
     fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let at = At::of(ino, req).named(name);
+        let at = At::of(ino, req);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on("removexattr", ino, caller, reply, move |fs, caller, reply| {
             match fs.by_path(ino.0, fs.setxattr(ino.0, &name, None, caller)) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("removexattr", &at, e)),
+                Err(e) => reply.error(errno("removexattr", at.named(&name), e)),
             }
         });
     }
@@ -932,7 +937,7 @@ impl Filesystem for IpcFuse {
         self.on("access", ino, caller, reply, move |fs, caller, reply| {
             match fs.by_path(ino.0, fs.access(ino.0, mask.bits(), caller)) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("access", &at, e)),
+                Err(e) => reply.error(errno("access", at, e)),
             }
         });
     }
@@ -947,14 +952,14 @@ impl Filesystem for IpcFuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let at = At::of(parent, req).named(name);
+        let at = At::of(parent, req);
         let (caller, name) = (caller(req), name.to_os_string());
         self.on("create", parent, caller, reply, move |fs, caller, reply| {
             match fs.by_path(parent.0, fs.create(parent.0, &name, mode & !umask, flags, caller)) {
                 Ok((e, o)) => {
                     reply.created(&e.ttl, &file_attr(&e.attr), Generation(0), FileHandle(o.fh), open_flags(o))
                 }
-                Err(e) => reply.error(errno("create", &at, e)),
+                Err(e) => reply.error(errno("create", at.named(&name), e)),
             }
         });
     }
@@ -993,7 +998,7 @@ impl Filesystem for IpcFuse {
         self.on("fallocate", ino, caller, reply, move |fs, caller, reply| {
             match fs.fallocate(fh.0, offset, length, mode, caller) {
                 Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("fallocate", &at, e)),
+                Err(e) => reply.error(errno("fallocate", at, e)),
             }
         });
     }

@@ -115,10 +115,7 @@ fn opening_for_writing_without_permission_fails_at_open_with_eacces() {
 
 #[test]
 fn a_failed_request_is_logged_with_its_inode_name_and_caller() {
-    let log = TempDir::new("log");
-    let file = log.0.join("daemon.log");
-    let redirect = format!("exec \"$@\" 2>>{}", q(&file));
-    let m = Mounted::with_wrapper(&["env", "RUST_LOG=ipcfs=debug", "sh", "-c", &redirect, "sh"], &[]);
+    let (m, log) = Mounted::with_log("ipcfs=debug");
     let probe = Command::new("/usr/bin/python3")
         .arg("-c")
         .arg("import os, sys\nprint(os.getpid())\ntry:\n    open(sys.argv[1])\nexcept OSError:\n    pass\n")
@@ -127,8 +124,7 @@ fn a_failed_request_is_logged_with_its_inode_name_and_caller() {
         .unwrap();
     let pid = String::from_utf8_lossy(&probe.stdout).trim().to_string();
     drop(m);
-    let text = std::fs::read_to_string(&file).unwrap_or_default();
-    let _ = std::fs::remove_file(&file);
+    let text = std::fs::read_to_string(&log.path).unwrap_or_default();
     let line = text.lines().find(|l| l.contains("lookup") && l.contains("\"987654\""));
     let line = line.unwrap_or_else(|| panic!("no log line for the failed lookup in:\n{text}"));
     assert!(line.contains(&format!("for pid {pid} uid 0")), "the caller is named: {line}");

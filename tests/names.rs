@@ -31,19 +31,16 @@ fn requests_since(log: &std::path::Path, from: usize) -> Vec<String> {
 
 #[test]
 fn a_stat_of_a_kept_segment_name_is_one_getattr() {
-    let log_dir = TempDir::new("log");
-    let log = log_dir.0.join("daemon.log");
-    let redirect = format!("exec \"$@\" 2>>{}", q(&log));
-    let m = Mounted::with_wrapper(&["env", "RUST_LOG=fuser=debug", "sh", "-c", &redirect, "sh"], &[]);
+    let (m, log) = Mounted::with_log("fuser=debug");
+    let log = &log.path;
     let id = create_segment(0x6f01, 4096, 0o600);
     let path = m.shm(id);
     fs::metadata(&path).unwrap();
-    let from = fs::metadata(&log).map(|md| md.len() as usize).unwrap_or(0);
+    let from = fs::metadata(log).map(|md| md.len() as usize).unwrap_or(0);
     for _ in 0..3 {
         fs::metadata(&path).unwrap();
     }
-    let requests = requests_since(&log, from);
-    let _ = fs::remove_file(&log);
+    let requests = requests_since(log, from);
     let lookups = requests.iter().filter(|l| l.contains(" LOOKUP ")).count();
     let getattrs = requests.iter().filter(|l| l.contains(" GETATTR")).count();
     assert_eq!((lookups, getattrs), (0, 3), "three stats of a kept name: {requests:#?}");

@@ -480,15 +480,13 @@ impl Snapshot {
         let room = usize::try_from(stat.cbytes).unwrap_or(usize::MAX);
         let mut charge = budgets.charge_bytes(caller.uid, room)?;
         let (mut bodies, mut starts, mut end) = (Vec::new(), Vec::new(), 0u64);
-        let mut held = 0usize;
         // No message is longer than all of them together, and their bytes
         // are what is charged.
         let mut peeker = msg::Peeker::new(room);
         for index in 0..stat.qnum {
             match peeker.message(ident.id, index) {
                 Ok(m) if mtype == 0 || m.mtype == mtype => {
-                    held += m.body.len();
-                    if held > room {
+                    if end + m.body.len() as u64 > stat.cbytes {
                         break;
                     }
                     starts.push(end);

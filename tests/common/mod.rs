@@ -518,3 +518,28 @@ pub fn fill_segment_with(id: ShmId, data: &[u8]) {
     assert_eq!(data.len() as u64, a.len(), "fill needs exactly the segment's size");
     assert_eq!(a.write_at(0, data).unwrap(), data.len());
 }
+
+/// The log file of a daemon started by [`Mounted::with_log`]; removed when dropped.
+pub struct DaemonLog {
+    pub path: PathBuf,
+    _dir: TempDir,
+}
+
+impl Drop for DaemonLog {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+impl Mounted {
+    /// Mounts with the daemon logging at `rust_log` (a RUST_LOG value) into
+    /// a file of its own, and no other options.
+    pub fn with_log(rust_log: &str) -> (Mounted, DaemonLog) {
+        let dir = TempDir::new("log");
+        let path = dir.0.join("daemon.log");
+        let redirect = format!("exec \"$@\" 2>>{}", q(&path));
+        let env = format!("RUST_LOG={rust_log}");
+        let mounted = Mounted::with_wrapper(&["env", &env, "sh", "-c", &redirect, "sh"], &[]);
+        (mounted, DaemonLog { path, _dir: dir })
+    }
+}
