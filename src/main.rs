@@ -222,11 +222,19 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
     // Normally someone unmounted it already; if the connection ended some
     // other way (aborted through /sys/fs/fuse), the mount goes too, if it
     // is still ours.
-    if let Err(e) = mounted.unmount(true) {
-        log::warn!("cannot unmount {}: {e}", mountpoint.display());
-    }
+    let still_mounted = match mounted.unmount(true) {
+        Ok(unmounted) => unmounted,
+        Err(e) => {
+            log::warn!("cannot unmount {}: {e}", mountpoint.display());
+            true
+        }
+    };
     match served {
         Ok(()) => ExitCode::SUCCESS,
+        // The kernel may end the connection of a mount that is already gone
+        // (detached, its last open file closed) by aborting it: the end of
+        // serving, not a failure.
+        Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) && !still_mounted => ExitCode::SUCCESS,
         Err(e) => fail(&format!("serving {} failed: {e}", mountpoint.display())),
     }
 }
