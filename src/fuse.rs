@@ -125,10 +125,9 @@ struct Backings {
 }
 
 struct Backing {
+    /// The kernel's reference to the segment's shmem file (the daemon's own
+    /// descriptor for it belongs to the open file it was registered from).
     id: BackingId,
-    _file: std::fs::File,
-    /// The descriptor, charged to the first opener (see `Spend::Descriptor`).
-    _charge: crate::fs::Charge,
     /// The open files using it.
     handles: HashSet<u64>,
 }
@@ -138,38 +137,31 @@ impl Backings {
     /// writing) with passthrough, or as a plain open if it cannot be had.
     /// Reads of a read-only open never reach the daemon; writes still do
     /// (FOPEN_DIRECT_IO), so that nothing can grow a segment.
-    fn open(&self, fs: &IpcFs, ino: u64, o: Opened, writes: bool, caller: &Caller, reply: ReplyOpen) {
+    fn open(&self, fs: &IpcFs, ino: u64, o: Opened, writes: bool, reply: ReplyOpen) {
         if !self.on.load(Ordering::Relaxed) {
             return reply.opened(FileHandle(o.fh), open_flags(o));
         }
         let mut by_inode = self.by_inode.lock().unwrap_or_else(|p| p.into_inner());
         let backing = match by_inode.entry(ino) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => {
-                let charged = fs.budgets().charge(caller.uid, Spend::Descriptor);
-                let file = match charged.and_then(|charge| Ok((fs.backing_file(ino)?, charge))) {
-                    Ok(file) => file,
-                    Err(e) => {
-                        log::debug!("segment inode {ino} is served through the daemon: {e}");
-                        return reply.opened(FileHandle(o.fh), open_flags(o));
-                    }
-                };
-                let (file, charge) = file;
-                match reply.open_backing(&file) {
-                    Ok(id) => v.insert(Backing { id, _file: file, _charge: charge, handles: HashSet::new() }),
-                    Err(e) => {
-                        if e.raw_os_error() == Some(libc::EPERM) {
-                            self.on.store(false, Ordering::Relaxed);
-                            log::info!(
-                                "the kernel refuses FUSE passthrough to this daemon ({e}): segment files are served through the daemon"
-                            );
-                        } else {
-                            log::debug!("segment inode {ino} is served through the daemon: {e}");
-                        }
-                        return reply.opened(FileHandle(o.fh), open_flags(o));
-                    }
+            std::collections::hash_map::Entry::Vacant(v) => match fs.with_segment_file(o.fh, |f| reply.open_backing(f)) {
+                Ok(Ok(id)) => v.insert(Backing { id, handles: HashSet::new() }),
+                Ok(Err(e)) if e.raw_os_error() == Some(libc::EPERM) => {
+                    self.on.store(false, Ordering::Relaxed);
+                    log::info!(
+                        "the kernel refuses FUSE passthrough to this daemon ({e}): segment files are served through the daemon"
+                    );
+                    return reply.opened(FileHandle(o.fh), open_flags(o));
                 }
-            }
+                Ok(Err(e)) => {
+                    log::debug!("segment inode {ino} is served through the daemon: {e}");
+                    return reply.opened(FileHandle(o.fh), open_flags(o));
+                }
+                Err(e) => {
+                    log::debug!("segment inode {ino} is served through the daemon: {e}");
+                    return reply.opened(FileHandle(o.fh), open_flags(o));
+                }
+            },
         };
         backing.handles.insert(o.fh);
         let flags = if writes {
@@ -491,7 +483,7 @@ fn reply_entry(reply: ReplyEntry, e: Entry) {
 /// A getattr or setattr by path (no file handle: stat, not fstat) goes
 /// through [`IpcFs::by_path`], so that a kept name whose id another object
 /// has taken is looked up again; through an open file it is what it is.
-fn stat_by<T>(fs: &IpcFs, ino: INodeNo, fh: Option<FileHandle>, result: Result<T, Error>) -> Result<T, Error> {
+fn stat_by(fs: &IpcFs, ino: INodeNo, fh: Option<FileHandle>, result: Result<Entry, Error>) -> Result<Entry, Error> {
     if fh.is_none() { fs.stat_by_path(ino.0, result) } else { result }
 }
 
@@ -715,7 +707,7 @@ impl Filesystem for IpcFuse {
         self.on_walk("open", ino, caller, reply, move |fs, caller, reply| {
             match fs.by_path(ino.0, fs.open(ino.0, flags.0, caller)) {
                 Ok(o) => match o.backing {
-                    Some(writes) => backings.open(fs, ino.0, o, writes, caller, reply),
+                    Some(writes) => backings.open(fs, ino.0, o, writes, reply),
                     None => reply.opened(FileHandle(o.fh), open_flags(o)),
                 },
                 Err(e) => reply.error(errno("open", at, e)),

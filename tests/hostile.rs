@@ -2382,16 +2382,41 @@ fn kernel_msgmnb() -> u64 {
     fs::read_to_string("/proc/sys/kernel/msgmnb").unwrap().trim().parse().unwrap()
 }
 
-/// Waits until no segment the model has let go of is left in the kernel. A
-/// segment removed while attached goes with its last detach, which follows
-/// the release of its last file — and the kernel sends that release after
-/// close(2) has returned.
-fn settle(model: &Kernel) {
+/// Waits until the daemon holds no segment's file beyond those the kept
+/// files hold. The kernel tells the daemon of a close after close(2) has
+/// returned, and until then a stat of a removed segment's name may be the
+/// open file's fstat, which shows it with no links (docs/ipcfs.md).
+fn settle(m: &Mounted, held: &[Option<Held>]) {
+    let kept = held.iter().flatten().filter(|h| h.family == Family::Shm).count();
+    let fds = format!("/proc/{}/fd", m.daemon_pid().expect("a running daemon"));
+    let segment_files = || {
+        let Ok(entries) = fs::read_dir(&fds) else { return 0 };
+        let targets = entries.filter_map(|e| fs::read_link(e.ok()?.path()).ok());
+        targets.filter(|t| t.to_string_lossy().starts_with("/SYSV")).count()
+    };
     let deadline = Instant::now() + LIMIT;
-    let lingers = || sysvipc::list_shm().unwrap().iter().any(|s| s.is_dest() && !model.segments.contains_key(&s.id.0));
-    while lingers() && Instant::now() < deadline {
+    while segment_files() > kept && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(1));
     }
+}
+
+/// The bytes a read of `room` at `offset` gets: fewer at the end, none past it.
+fn window(bytes: &[u8], offset: u64, room: usize) -> &[u8] {
+    let start = offset.min(bytes.len() as u64) as usize;
+    let end = offset.saturating_add(room as u64).min(bytes.len() as u64) as usize;
+    &bytes[start..end]
+}
+
+/// A write of `data` at `offset` to a segment's `bytes`: what fits, and
+/// ENOSPC at or past the end.
+fn write_within(bytes: &mut [u8], offset: u64, data: &[u8]) -> Want {
+    let size = bytes.len() as u64;
+    if offset >= size {
+        return Want::Err(libc::ENOSPC);
+    }
+    let n = data.len().min((size - offset) as usize);
+    bytes[offset as usize..offset as usize + n].copy_from_slice(&data[..n]);
+    Want::Ok(n as u64)
 }
 
 /// Each set's directory lists its semaphores, each queue's `any` and the
@@ -2447,6 +2472,10 @@ struct Run<'a> {
     born: BTreeMap<(Family, i32), u64>,
     /// Objects made so far (the last number given).
     made: u64,
+    /// The bytes of removed segments that kept files still reach (an open
+    /// file is no attachment: the segment is gone from the kernel at once),
+    /// by the number given at their creation.
+    unlinked: BTreeMap<u64, Vec<u8>>,
 }
 
 /// What a step found wrong.
@@ -2461,7 +2490,7 @@ impl<'a> Run<'a> {
     fn new(m: &'a Mounted, o: Objects, skip_known: bool) -> Run<'a> {
         let born =
             BTreeMap::from([((Family::Shm, o.seg.0), 1), ((Family::Sem, o.set.0), 2), ((Family::Msg, o.queue.0), 3)]);
-        Run { m, o, model: Kernel::now(), skip_known, held: Default::default(), born, made: 3 }
+        Run { m, o, model: Kernel::now(), skip_known, held: Default::default(), born, made: 3, unlinked: BTreeMap::new() }
     }
 
     fn at(&self, relative: impl AsRef<[u8]>) -> PathBuf {
@@ -2549,17 +2578,14 @@ impl<'a> Run<'a> {
         true
     }
 
-    /// The object was removed (IPC_RMID): gone, or — a segment the daemon
-    /// keeps attached for a kept file — marked for destruction, with its key
-    /// made private.
+    /// The object was removed (IPC_RMID): gone. A segment's kept files
+    /// still reach its bytes, as an unlinked file's open files do.
     fn removed(&mut self, family: Family, id: i32) {
         if family == Family::Shm && self.holds(family, id) {
-            let perm = &mut self.model.segments.get_mut(&id).expect("segment in the model").perm;
-            perm.mode |= shm::SHM_DEST;
-            perm.key = 0;
-        } else {
-            self.forget(family, id);
+            let born = self.born[&(family, id)];
+            self.unlinked.insert(born, self.model.segments[&id].bytes.0.clone());
         }
+        self.forget(family, id);
     }
 
     fn forget(&mut self, family: Family, id: i32) {
@@ -2572,22 +2598,14 @@ impl<'a> Run<'a> {
         self.born.remove(&(family, id));
     }
 
-    /// Closes the kept file; a segment marked for destruction goes with the
-    /// last one.
+    /// Closes the kept file; a removed segment's bytes go with the last one.
     fn release(&mut self, slot: usize) {
         let Some(h) = self.held[slot].take() else { return };
         drop(h.file);
-        let dest = self.model.segments.get(&h.id).is_some_and(|s| s.perm.mode & shm::SHM_DEST != 0);
-        if h.family == Family::Shm && dest && !self.holds(Family::Shm, h.id) {
-            self.forget(Family::Shm, h.id);
-            // The kernel tells the daemon of a close after close(2) returns;
-            // the segment goes when the daemon's attachment does. (A kept
-            // name, issue 16, would otherwise still open it for a moment.)
-            let id = ShmId(h.id);
-            wait_until("the daemon to detach a removed segment", Duration::from_secs(10), || {
-                shm::stat_any(id).is_err()
-            });
+        if !self.held.iter().flatten().any(|other| other.family == h.family && other.born == h.born) {
+            self.unlinked.remove(&h.born);
         }
+        settle(self.m, &self.held);
     }
 
     /// Runs `op`; checks its outcome (and what a read returned) against the
@@ -2700,8 +2718,17 @@ impl<'a> Run<'a> {
             Op::HeldRead { slot, offset, room } => self.with_held(*slot, |run, h| run.held_read(h, *offset, *room)),
             Op::HeldWrite { slot, offset, data } => self.with_held(*slot, |run, h| run.held_write(h, *offset, &data.0)),
             Op::HeldStat { slot } => self.with_held(*slot, |run, h| {
-                let want = if run.alive(h) { Want::Ok(0) } else { Want::OneOf(GONE) };
-                expect(want, errno(h.file.metadata()).map(|_| 0))
+                let got = errno(h.file.metadata()).map(|md| u64::from(md.nlink() > 0));
+                let want = match run.unlinked.get(&h.born) {
+                    // A removed segment's file: no links, as an unlinked
+                    // file; ESTALE once another segment has its id, as for a
+                    // stat by a path the kernel kept (docs/ipcfs.md).
+                    Some(_) if run.has(Family::Shm, h.id) => Want::Err(libc::ESTALE),
+                    Some(_) => Want::Ok(0),
+                    None if run.alive(h) => Want::Ok(1),
+                    None => Want::OneOf(GONE),
+                };
+                expect(want, got)
             }),
             Op::Release { slot } => {
                 self.release(*slot);
@@ -2712,14 +2739,9 @@ impl<'a> Run<'a> {
 
     /// A write of `data` at `offset` to the segment, which gave `got`.
     fn segment_write(&mut self, seg: ShmId, offset: u64, data: &[u8], got: Outcome) -> Result<(), String> {
-        let want = match self.segment_size(seg) {
+        let want = match self.model.segments.get_mut(&seg.0) {
             None => Want::Err(libc::ENOENT),
-            Some(size) if offset >= size => Want::Err(libc::ENOSPC),
-            Some(size) => {
-                let n = data.len().min((size - offset) as usize);
-                self.model.bytes(seg)[offset as usize..offset as usize + n].copy_from_slice(&data[..n]);
-                Want::Ok(n as u64)
-            }
+            Some(segment) => write_within(&mut segment.bytes.0, offset, data),
         };
         expect(want, got)
     }
@@ -2728,10 +2750,7 @@ impl<'a> Run<'a> {
         let Some(segment) = self.model.segments.get(&seg.0) else {
             return expect_read(Err(Want::Err(libc::ENOENT)), got);
         };
-        let bytes = &segment.bytes.0;
-        let start = offset.min(bytes.len() as u64) as usize;
-        let end = offset.saturating_add(room as u64).min(bytes.len() as u64) as usize;
-        expect_read(Ok(&bytes[start..end]), got)
+        expect_read(Ok(window(&segment.bytes.0, offset, room)), got)
     }
 
     fn semaphore_write(&mut self, set: SemId, num: u16, text: &[u8], got: Outcome) -> Result<(), String> {
@@ -2993,10 +3012,11 @@ impl<'a> Run<'a> {
         match h.what {
             HeldFile::Segment => {
                 let got = errno(h.file.read_at(&mut buf, offset)).map(|n| buf[..n].to_vec());
-                if !alive {
-                    return expect_read(Err(Want::OneOf(GONE)), got);
+                match self.unlinked.get(&h.born) {
+                    Some(bytes) => expect_read(Ok(window(bytes, offset, room)), got),
+                    None if !alive => expect_read(Err(Want::OneOf(GONE)), got),
+                    None => self.segment_read(ShmId(h.id), offset, room, got),
                 }
-                self.segment_read(ShmId(h.id), offset, room, got)
             }
             HeldFile::Semaphore(num) => {
                 let got = errno(h.file.read_at(&mut buf, offset)).map(|n| buf[..n].to_vec());
@@ -3040,10 +3060,11 @@ impl<'a> Run<'a> {
         match h.what {
             HeldFile::Segment => {
                 let got = errno(h.file.write_at(data, offset)).map(|n| n as u64);
-                if !alive {
-                    return expect(Want::OneOf(GONE), got);
+                match self.unlinked.get_mut(&h.born) {
+                    Some(bytes) => expect(write_within(bytes, offset, data), got),
+                    None if !alive => expect(Want::OneOf(GONE), got),
+                    None => self.segment_write(ShmId(h.id), offset, data, got),
                 }
-                self.segment_write(ShmId(h.id), offset, data, got)
             }
             HeldFile::Semaphore(num) => {
                 let got = errno(h.file.write(data)).map(|n| n as u64);
@@ -3142,7 +3163,7 @@ fn run_case(m: &Mounted, dog: &Watchdog, ops: &[Op], case: u64, skip_known: bool
         dog.guard(&format!("step {i}: {op:?}"));
         let outcome = run.step(op);
         dog.clear();
-        settle(&run.model);
+        settle(m, &run.held);
         let now = Kernel::now();
         serving(m, &now, dog).map_err(|e| Failure::Gone(format!("step {i}, {op:?}: {e}")))?;
         outcome.map_err(|e| Failure::Mismatch(format!("step {i}, {op:?}: {e}")))?;
@@ -3270,9 +3291,9 @@ fn regression_a_queue_given_a_removed_queues_id_can_be_used_after_a_file_open_du
 /// are removed — through the mount and behind its back — and new objects
 /// take the set's and the queue's ids (told apart by their keys): the kept
 /// set and queue files give ENOENT and never touch the new objects; the kept
-/// segment file still reaches its own segment, which stays listed, marked
-/// for destruction and without its by-key link, until that file is closed;
-/// then a new segment gets its id.
+/// segment file still reaches its own segment's bytes, while the segment is
+/// gone from the kernel and the listing at once (an open file is no
+/// attachment), as an unlinked file's open files do.
 #[test]
 fn regression_files_kept_open_on_removed_objects_never_reach_the_objects_that_take_their_ids() {
     replay(&[

@@ -102,21 +102,21 @@ fn a_recycled_id_is_a_new_inode_and_the_old_one_is_gone() {
 }
 
 #[test]
-fn open_attaches_and_release_detaches() {
+fn open_holds_the_segment_without_attaching_until_release() {
     isolate();
     let fs = IpcFs::new();
     let id = create_segment(0x400, 4096, 0o600);
     let ino = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string()), &root_caller()).unwrap().attr.ino;
     let opened = fs.open(ino, libc::O_RDWR, &root_caller()).unwrap();
     assert!(opened.direct_io);
-    assert_eq!(shm::stat(id).unwrap().nattch, 1);
+    assert_eq!(shm::stat(id).unwrap().nattch, 0, "an open file is no attachment");
     assert_eq!(write(&fs, opened.fh, 4090, b"0123456789").unwrap(), 6, "a write crossing the end is cut");
     assert_eq!(write(&fs, opened.fh, 4096, b"x").unwrap_err(), Error::NoSpace);
     let Outcome::Ready(tail) = fs.read(opened.fh, 4090, 100, false, &root_caller()).unwrap() else {
         panic!("a segment read waited")
     };
     assert_eq!(tail.to_vec().unwrap(), b"012345");
-    // The read's data keeps the segment attached until its reply is sent.
+    // The read's data keeps the segment's file until its reply is sent.
     drop(tail);
     fs.release(opened.fh);
     assert_eq!(fs.handle_count(), 0);
@@ -158,15 +158,16 @@ fn attributes_are_the_kernels() {
 }
 
 #[test]
-fn a_removed_segment_still_attached_keeps_its_inode() {
+fn a_removed_segment_still_open_keeps_its_inode_with_no_links() {
     isolate();
     let fs = IpcFs::new();
     let id = create_segment(0x700, 4096, 0o600);
     let ino = fs.lookup(SHM_DIR, OsStr::new(&id.0.to_string()), &root_caller()).unwrap().attr.ino;
     let opened = fs.open(ino, libc::O_RDONLY, &root_caller()).unwrap();
     shm::remove(id).unwrap();
-    let stat = shm::stat_any(id).unwrap();
-    assert!(stat.is_dest(), "{stat:?}");
-    assert_eq!(fs.getattr(ino, &root_caller()).unwrap().attr.size, 4096);
+    assert!(shm::stat_any(id).is_err(), "gone at once");
+    let attr = fs.getattr(ino, &root_caller()).unwrap().attr;
+    assert_eq!((attr.size, attr.nlink), (4096, 0), "as an unlinked file");
     fs.release(opened.fh);
+    assert_eq!(fs.getattr(ino, &root_caller()).unwrap_err(), Error::NotFound, "once closed");
 }

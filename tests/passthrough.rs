@@ -20,7 +20,6 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-use shm::Attachment;
 
 const PAGE: usize = 4096;
 
@@ -388,7 +387,7 @@ fn nothing_can_grow_a_segment_through_its_file() {
     // end while shm_segsz stays, which is why each check below looks at the
     // shmem file's size as well.
     let control = create_segment(0x7300, size as u64, 0o600);
-    let shmem = Attachment::shmem_file(control, size as u64).unwrap();
+    let shmem = shm::shmem_file(control, size as u64).unwrap();
     shmem.write_all_at(b"grown", size as u64).unwrap();
     assert_eq!(shm::stat(control).unwrap().segsz, size as u64, "shm_segsz does not follow the file");
     assert_eq!(shmem_file_size(control), size as u64 + 5, "the shmem file grew");

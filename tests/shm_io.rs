@@ -190,12 +190,14 @@ fn pwrite_at_an_offset_lands_in_the_live_segment() {
     assert_eq!(back, b"across a page boundary");
 
     // The segment is the same object, with the same size, written through
-    // the daemon's attachment (shm_lpid is the last process to shmat: the
-    // test attached before opening, so the daemon's open came later).
+    // its shmem file, which the daemon found by attaching for a moment
+    // (shm_lpid is the last process to shmat or shmdt: the test attached
+    // before opening, so the daemon's came later). Open files are no
+    // attachments.
     let stat = shm::stat(id).unwrap();
     assert_eq!(stat.segsz, size);
-    assert_eq!(Some(stat.lpid), m.daemon_pid(), "the daemon attached to serve the open files");
-    assert_eq!(stat.nattch, 3, "the test's attachment plus one per open file");
+    assert_eq!(Some(stat.lpid), m.daemon_pid(), "the daemon found the segment's file");
+    assert_eq!(stat.nattch, 1, "the test's attachment only");
     assert_eq!(std::fs::metadata(m.shm(id)).unwrap().len(), size);
 }
 
@@ -706,44 +708,56 @@ fn touch_alone_creates_nothing() {
     assert!(list(&m.path("shm")).is_empty());
 }
 
-// ---- 8. the daemon's attachments ----
+// ---- 8. what the daemon holds for open files ----
+
+/// The segments' shmem files (`/SYSV<key> (deleted)`) the daemon has open,
+/// and its SysV attachments (`/proc/PID/maps`).
+fn daemon_holds(m: &Mounted) -> (usize, usize) {
+    let pid = m.daemon_pid().expect("daemon");
+    let files = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .filter_map(|e| std::fs::read_link(e.unwrap().path()).ok())
+        .filter(|target| target.to_string_lossy().starts_with("/SYSV"))
+        .count();
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap();
+    (files, maps.lines().filter(|l| l.contains("/SYSV")).count())
+}
 
 #[test]
-fn an_open_file_holds_one_attachment_until_closed() {
+fn an_open_file_holds_the_segments_file_not_an_attachment() {
     let m = Mounted::new();
     let id = create_segment(0x1011, 4096, 0o600);
     let path = m.shm(id);
 
-    // Looking, listing and reading attributes attach nothing.
+    // Looking, listing and reading attributes hold nothing.
     std::fs::metadata(&path).unwrap();
     list(&m.path("shm"));
     sh_ok(&format!("ls -l {} >/dev/null", p(&m.path("shm"))));
     xattr(&path, "user.ipc.key").unwrap();
-    assert_eq!(nattch(id), 0, "no attachment without an open file");
+    assert_eq!(daemon_holds(&m), (0, 0), "nothing held without an open file");
 
     let first = File::open(&path).unwrap();
-    assert_eq!(nattch(id), 1, "one open file: one attachment");
-    assert_eq!(xattr(&path, "user.ipc.nattch").unwrap(), "1");
+    assert_eq!(daemon_holds(&m), (1, 0), "one open file: the segment's file, no attachment");
+    assert_eq!(nattch(id), 0, "an open file is no attachment");
+    assert_eq!(xattr(&path, "user.ipc.nattch").unwrap(), "0");
     let second = open_read_write(&path);
-    assert_eq!(nattch(id), 2, "two open files: two attachments");
+    assert_eq!(daemon_holds(&m).1, 0, "no attachment for a file open for writing either");
+    assert_eq!(nattch(id), 0);
     drop(first);
-    wait_for("the first close detaches", || nattch(id) == 1);
     drop(second);
-    wait_for("the second close detaches", || nattch(id) == 0);
+    wait_for("the closes let go of the segment's files", || daemon_holds(&m) == (0, 0));
 
-    // Alongside another process's attachment: +1 while open, back after.
+    // Alongside another process's attachment, which nattch counts alone.
     let other = attach(id);
-    assert_eq!(nattch(id), 1);
     let f = File::open(&path).unwrap();
-    assert_eq!(nattch(id), 2);
+    assert_eq!(nattch(id), 1);
     drop(f);
-    wait_for("close detaches, leaving the other process's attachment", || nattch(id) == 1);
     drop(other);
     assert_eq!(nattch(id), 0);
 
     // Shell tools leave nothing behind either.
     sh_ok(&format!("cat {} >/dev/null; echo x > {}", p(&path), p(&path)));
-    wait_for("the shell's files are released", || nattch(id) == 0);
+    wait_for("the shell's files are released", || daemon_holds(&m) == (0, 0));
 }
 
 #[test]
@@ -782,22 +796,35 @@ fn removing_a_segment_not_open_through_ipcfs_makes_it_disappear_at_once() {
 }
 
 #[test]
-fn a_segment_removed_while_open_through_ipcfs_goes_when_the_file_is_closed() {
+fn a_segment_removed_while_open_through_ipcfs_is_gone_at_once_and_its_files_keep_working() {
     let m = Mounted::new();
     let id = create_segment(0x1015, 4096, 0o600);
     let data = pseudo_random(4096, 19);
     fill_segment_with(id, &data);
     let f = File::open(m.shm(id)).unwrap();
+    let rw = open_read_write(&m.shm(id));
 
-    shm::remove(id).unwrap();
-    let stat = shm::stat_any(id).expect("still attached by the daemon, so only marked");
-    assert!(stat.is_dest());
+    // Like an unlinked file: gone from the tree, ipcs and the kernel at once.
+    sh_ok(&format!("rm {}", p(&m.shm(id))));
+    assert!(shm::stat_any(id).is_err(), "the kernel destroyed the object");
+    assert!(list(&m.path("shm")).is_empty(), "gone from ls");
+    assert!(!sh_ok("ipcs -m").contains("0x00001015"), "gone from ipcs");
+    assert_eq!(errno_of(&std::fs::metadata(m.shm(id)).unwrap_err()), libc::ENOENT);
+
+    // The open files still read and write the same bytes.
     let mut buf = vec![0u8; 4096];
     assert_eq!(f.read_at(&mut buf, 0).unwrap(), 4096);
     assert!(buf == data, "the open file still reads the segment");
+    rw.write_all_at(b"after rm", 100).unwrap();
+    assert_eq!(f.read_at(&mut buf[..8], 100).unwrap(), 8);
+    assert_eq!(&buf[..8], b"after rm", "a write through one open file shows through the other");
+    assert_eq!(errno_of(&rw.write_at(b"x", 4096).unwrap_err()), libc::ENOSPC, "and still never past the end");
+
+    // The memory goes with the last of them.
     drop(f);
-    wait_for("the kernel destroys the segment after the close", || shm::stat_any(id).is_err());
-    assert!(list(&m.path("shm")).is_empty());
+    assert_eq!(daemon_holds(&m).0, 1, "the other open file still holds it");
+    drop(rw);
+    wait_for("the last close lets go of the memory", || daemon_holds(&m) == (0, 0));
 }
 
 // ---- 9. the access mode of an open file ----

@@ -580,20 +580,29 @@ fn an_open_file_keeps_its_segment_and_never_reads_a_newer_one() {
     let mut old_file = File::open(m.shm(old)).unwrap();
     let old_ino = old_file.metadata().unwrap().ino();
 
+    // Removed: gone at once (an open file is no attachment), and the open
+    // file shows it as an unlinked file, with no links.
     shm::remove(old).unwrap();
-    assert!(kstat(old).is_dest(), "the open file keeps the segment attached");
+    assert!(shm::stat_any(old).is_err(), "the kernel destroyed the segment at once");
+    let md = old_file.metadata().unwrap();
+    assert_eq!((md.ino(), md.size(), md.nlink()), (old_ino, 4096, 0), "fstat of the removed segment's file");
+
+    // Replaced: the id is free at once, and a new segment takes it.
     request_next_id(old);
     let new = create_segment(0x8100, 8192, 0o600);
-    assert_ne!(new, old, "the kernel cannot give out an id still in use");
+    assert_eq!(new, old, "precondition: the kernel gave the id again");
     fill(new, b"NEW!NEW!");
+    let md = fs::metadata(m.shm(new)).unwrap();
+    assert_eq!(md.size(), 8192, "a stat by the path shows the new segment, never the old");
+    assert_ne!(md.ino(), old_ino);
 
-    let md = old_file.metadata().unwrap();
-    assert_eq!((md.ino(), md.size()), (old_ino, 4096), "fstat shows the old segment");
+    // The open file reads its own bytes, never the new segment's. Its fstat
+    // cannot be told from a stat by a kept path, which must not show the
+    // old segment: ESTALE (docs/ipcfs.md).
     let mut bytes = Vec::new();
     old_file.read_to_end(&mut bytes).unwrap();
     assert_eq!(bytes.len(), 4096);
     assert_eq!(&bytes[..8], b"OLD-OLD-");
-    assert_ne!(fs::metadata(m.shm(new)).unwrap().ino(), old_ino);
 }
 
 // ---- 9. errnos and other users ----

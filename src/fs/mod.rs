@@ -279,6 +279,16 @@ impl IpcFs {
         fh
     }
 
+    /// The attributes of the segment `ino` stood for, as a file of it still
+    /// open saw them, with no links: the segment is gone.
+    fn removed_segment_attr(&self, ino: u64) -> Option<Attr> {
+        let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        handles.values().filter(|held| held.ino == ino).find_map(|held| match &*held.handle {
+            Handle::Segment(open) => open.removed_attr(),
+            _ => None,
+        })
+    }
+
     /// Whether some file or directory is open on `ino`.
     fn is_open(&self, ino: u64) -> bool {
         self.open_inodes.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&ino)
@@ -371,13 +381,21 @@ impl IpcFs {
         }
     }
 
-    /// [`IpcFs::by_path`] for a getattr, which the kernel sends for fstat
-    /// as for stat: on an inode with files open, it may be an fstat, whose
-    /// object is just gone (ENOENT). (A path to such an inode is then kept
-    /// by the kernel beside the open file: only an object still open
-    /// somewhere can make a stat by path answer ENOENT for a taken id.)
-    pub fn stat_by_path<T>(&self, ino: u64, result: Result<T>) -> Result<T> {
-        if self.is_open(ino) { result } else { self.by_path(ino, result) }
+    /// [`IpcFs::by_path`] for a getattr or setattr, which the kernel sends
+    /// for fstat as for stat. On an inode with files open it may be an
+    /// fstat: a segment removed since answers with its attributes as its open
+    /// files last saw them and no links, as an unlinked file does. A stat
+    /// by a kept path to it may arrive the same way: if another segment has
+    /// taken the id since, the answer is ESTALE, and the kernel looks the
+    /// name up again.
+    pub fn stat_by_path(&self, ino: u64, result: Result<Entry>) -> Result<Entry> {
+        if !self.is_open(ino) {
+            return self.by_path(ino, result);
+        }
+        match result {
+            Ok(e) if e.attr.nlink == 0 && self.presence(ino) == Some(Presence::Replaced) => Err(Error::Stale),
+            other => other,
+        }
     }
 
     /// A creation name (`0x1234`, `0x1234:4`, `private`) used as a path in
@@ -482,6 +500,10 @@ impl IpcFs {
             Target::Dir(dir) => return Ok(self.dir_entry(dir)),
             Target::Node(node @ Node::QueueFile { .. }) => msg::attr_for(&node, caller)?,
             Target::Node(node @ Node::Semaphore(..)) => sem::attr_for(&node, caller)?,
+            Target::Node(node @ Node::Segment(_)) => match nodes::attr(&node) {
+                Err(Error::NotFound) => self.removed_segment_attr(ino).ok_or(Error::NotFound)?,
+                other => other?,
+            },
             Target::Node(node) => nodes::attr(&node)?,
             Target::Pending(pending) => pending.attr()?,
             Target::NamespaceRoot => return Err(Error::NotFound),
@@ -584,14 +606,17 @@ impl IpcFs {
         Ok(Opened { fh, direct_io: true, stream, backing })
     }
 
-    /// The shmem file of the segment inode `ino` stands for, for FUSE
-    /// passthrough: the adapter registers it with the kernel once per inode
-    /// and keeps it while the inode has opens (see `fuse::Backings`).
-    pub fn backing_file(&self, ino: u64) -> Result<std::fs::File> {
-        match self.target(ino)? {
-            Target::Node(Node::Segment(ident)) => shm::backing_file(ident),
-            _ => Err(Error::NotSupported),
-        }
+    /// Lends the shmem file through which the open segment file `fh` reads
+    /// and writes to `register`: for FUSE passthrough, the adapter registers
+    /// it with the kernel once per inode (see `fuse::Backings`).
+    /// `NotSupported` where the segment is attached instead (the daemon may
+    /// not open its file) or not created yet.
+    pub fn with_segment_file<R>(&self, fh: u64, register: impl FnOnce(&std::fs::File) -> R) -> Result<R> {
+        let Handle::Segment(open) = &*self.handle(fh)? else {
+            return Err(Error::NotSupported);
+        };
+        let memory = open.memory()?.ok_or(Error::NotSupported)?;
+        memory.file().map(register).ok_or(Error::NotSupported)
     }
 
     /// Reads; `nonblocking` is the file's O_NONBLOCK now. A read that must

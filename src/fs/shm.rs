@@ -1,7 +1,9 @@
 //! Segment files: `shm/<id>` and `by-key/shm/0x%08x`.
 //!
-//! - read/write go straight to the live segment through an attachment the
-//!   daemon holds only while a file is open on it.
+//! - read/write go straight to the live segment through its shmem file, which
+//!   the daemon holds only while a file is open on it (an attachment where it
+//!   may not open that file). Holding the file is not an attachment: `rm`
+//!   removes the segment at once, and open files keep its bytes until closed.
 //! - A segment's size is fixed: writes stop at its end, truncate zero-fills.
 //! - Creating: open `shm/0xKEY` (or `shm/private`) with O_CREAT, then give it a
 //!   size with ftruncate or fallocate; only then does `shmget` run, as the
@@ -17,7 +19,7 @@ use super::inode::{Node, ShmIdent};
 use super::names::{parse_canonical_key, parse_creation_key, parse_id};
 use super::{Attr, BLOCK_SIZE, Budgets, Charge, Data, FileKind, SetAttr, Spend, kernel_time};
 use crate::ipc::creds::{Identity, run_as};
-use crate::ipc::shm::{self, Attachment, ShmId, ShmStat};
+use crate::ipc::shm::{self, SegmentMemory, ShmId, ShmStat};
 use crate::ipc::{Errno, Key, sysvipc};
 
 /// The segment `ident` names, as the kernel has it now; `NotFound` if the id
@@ -107,8 +109,9 @@ pub fn access(ident: ShmIdent, want: Want, caller: &Caller) -> Result<()> {
     check_access(&stat.perm, caller, attach_want(want))
 }
 
-/// `rm shm/<id>`: IPC_RMID. A segment still attached is only marked for
-/// destruction by the kernel and stays listed until its last detach.
+/// `rm shm/<id>`: IPC_RMID. A segment a program still has attached is only
+/// marked for destruction by the kernel and stays listed until its last
+/// detach; open files of it are no attachments.
 pub fn remove(name: &str, caller: &Caller) -> Result<()> {
     let id = ShmId(parse_id(name).ok_or(Error::NotFound)?);
     let stat = shm::stat_any(id).map_err(Error::from_id_call)?;
@@ -137,11 +140,11 @@ pub fn setattr(
     if let Some(size) = change.size.filter(|&size| size < stat.segsz) {
         // ftruncate on a file opened for writing needs no further check;
         // truncate by path needs write permission, as for open.
-        match open.map(OpenSegment::writable_attachment).transpose()?.flatten() {
-            Some(attachment) => attachment.zero_from(size)?,
+        match open.map(OpenSegment::writable_memory).transpose()?.flatten() {
+            Some(memory) => memory.zero_from(size)?,
             None => {
                 check_access(&stat.perm, caller, Want::READ_WRITE)?;
-                Attached::new(ident, true, budgets, caller.uid)?.attachment.zero_from(size)?;
+                Held::new(ident, true, budgets, caller.uid)?.memory.zero_from(size)?;
             }
         }
     } else if change.size.is_some() && open.is_none() {
@@ -155,23 +158,27 @@ pub fn setattr(
     Ok(file_attr(&current(ident)?))
 }
 
-/// A segment attached for `uid`, with what it costs the daemon: a mapping,
-/// and a descriptor for large copies when the budget has one to spare.
-struct Attached {
-    attachment: Arc<Attachment>,
+/// A segment's bytes held for `uid`, with what they cost the daemon: a
+/// descriptor for its shmem file, or, where there is none to spare (or the
+/// daemon may not open the file), an attachment. A mapping is charged either
+/// way: a hugetlbfs file is written through one.
+struct Held {
+    memory: Arc<SegmentMemory>,
+    /// The segment as it was when it was held.
+    stat: ShmStat,
     _mapping: Charge,
     _descriptor: Option<Charge>,
 }
 
-impl Attached {
-    /// Attaches `ident` and makes sure the id was not recycled on the way.
-    fn new(ident: ShmIdent, writable: bool, budgets: &Arc<Budgets>, uid: u32) -> Result<Attached> {
+impl Held {
+    /// Holds `ident` and makes sure the id was not recycled on the way.
+    fn new(ident: ShmIdent, writable: bool, budgets: &Arc<Budgets>, uid: u32) -> Result<Held> {
         let mapping = budgets.charge(uid, Spend::Mapping)?;
         let descriptor = budgets.charge(uid, Spend::Descriptor).ok();
-        let attachment = Attachment::attach(ident.id, ident.segsz, writable).map_err(Error::from_id_call)?;
-        let attachment = if descriptor.is_some() { attachment } else { attachment.without_file() };
-        current(ident)?;
-        Ok(Attached { attachment: Arc::new(attachment), _mapping: mapping, _descriptor: descriptor })
+        let memory = SegmentMemory::open(ident.id, ident.segsz, writable, descriptor.is_some())
+            .map_err(Error::from_id_call)?;
+        let stat = current(ident)?;
+        Ok(Held { memory: Arc::new(memory), stat, _mapping: mapping, _descriptor: descriptor })
     }
 }
 
@@ -332,20 +339,13 @@ impl PendingSegment {
 
 // ---- open files ----
 
-/// The shmem file of the segment `ident` names, as the kernel has it now:
-/// what FUSE passthrough serves its file from.
-pub fn backing_file(ident: ShmIdent) -> Result<std::fs::File> {
-    let stat = current(ident)?;
-    shm::Attachment::shmem_file(ident.id, stat.segsz).map_err(Error::from_id_call)
-}
-
-/// An open segment file. An existing segment is attached when opened; a
-/// pending one once it has been created.
+/// An open segment file. An existing segment is held when opened; a pending
+/// one once it has been created.
 pub struct OpenSegment {
     target: OpenTarget,
     want: Want,
-    attached: Mutex<Option<Attached>>,
-    /// Whose budgets an attachment made later is charged to.
+    held: Mutex<Option<Held>>,
+    /// Whose budgets a segment held later is charged to.
     budgets: Arc<Budgets>,
     uid: u32,
 }
@@ -359,11 +359,11 @@ impl OpenSegment {
     pub fn open(ident: ShmIdent, want: Want, caller: &Caller, budgets: &Arc<Budgets>) -> Result<OpenSegment> {
         let stat = current(ident)?;
         check_access(&stat.perm, caller, attach_want(want))?;
-        let attached = Attached::new(ident, want.includes_write(), budgets, caller.uid)?;
+        let held = Held::new(ident, want.includes_write(), budgets, caller.uid)?;
         Ok(OpenSegment {
             target: OpenTarget::Existing,
             want,
-            attached: Mutex::new(Some(attached)),
+            held: Mutex::new(Some(held)),
             budgets: budgets.clone(),
             uid: caller.uid,
         })
@@ -378,7 +378,7 @@ impl OpenSegment {
         OpenSegment {
             target: OpenTarget::Pending(pending),
             want,
-            attached: Mutex::new(None),
+            held: Mutex::new(None),
             budgets: budgets.clone(),
             uid: caller.uid,
         }
@@ -394,47 +394,53 @@ impl OpenSegment {
         Ok(OpenSegment::pending(pending, want, caller, budgets))
     }
 
-    /// The attachment, attaching a segment created since the open; `None`
-    /// while a pending segment has no size yet.
-    fn attachment(&self) -> Result<Option<Arc<Attachment>>> {
-        let mut slot = self.attached.lock().unwrap_or_else(|p| p.into_inner());
+    /// The segment's bytes, held now if it was created since the open;
+    /// `None` while a pending segment has no size yet.
+    pub fn memory(&self) -> Result<Option<Arc<SegmentMemory>>> {
+        let mut slot = self.held.lock().unwrap_or_else(|p| p.into_inner());
         if slot.is_none() {
             if let OpenTarget::Pending(pending) = &self.target {
                 if let Some(ident) = pending.created() {
-                    *slot = Some(Attached::new(ident, self.want.includes_write(), &self.budgets, self.uid)?);
+                    *slot = Some(Held::new(ident, self.want.includes_write(), &self.budgets, self.uid)?);
                 }
             }
         }
-        Ok(slot.as_ref().map(|held| held.attachment.clone()))
+        Ok(slot.as_ref().map(|held| held.memory.clone()))
     }
 
-    fn writable_attachment(&self) -> Result<Option<Arc<Attachment>>> {
-        if self.want.includes_write() { self.attachment() } else { Ok(None) }
+    /// The segment's attributes as the file saw them when it was opened,
+    /// with no links: for an fstat once the segment is gone.
+    pub fn removed_attr(&self) -> Option<Attr> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.as_ref().map(|held| Attr { nlink: 0, ..file_attr(&held.stat) })
+    }
+
+    fn writable_memory(&self) -> Result<Option<Arc<SegmentMemory>>> {
+        if self.want.includes_write() { self.memory() } else { Ok(None) }
     }
 
     pub fn read(&self, offset: u64, size: usize) -> Result<Data> {
         if self.want.0 & Want::READ.0 == 0 {
             return Err(Error::BadHandle);
         }
-        Ok(match self.attachment()? {
-            Some(attachment) => Data::Segment(attachment.window(offset, size)),
+        Ok(match self.memory()? {
+            Some(memory) => Data::Segment(memory.window(offset, size)),
             None => Data::Bytes(Vec::new()),
         })
     }
 
     /// Writes what fits; a write that starts at or past the end is ENOSPC.
     pub fn write(&self, offset: u64, data: &[u8]) -> Result<usize> {
-        let attachment = self.writable_attachment()?;
-        let Some(attachment) = attachment else {
+        let Some(memory) = self.writable_memory()? else {
             return Err(if self.want.includes_write() { Error::NoSpace } else { Error::BadHandle });
         };
         if data.is_empty() {
             return Ok(0);
         }
-        if offset >= attachment.len() {
+        if offset >= memory.len() {
             return Err(Error::NoSpace);
         }
-        Ok(attachment.write_at(offset, data)?)
+        Ok(memory.write_at(offset, data)?)
     }
 
     /// fallocate: creates a pending segment with size `end`; on an existing
@@ -447,8 +453,8 @@ impl OpenSegment {
                     .map(drop);
             }
         }
-        match self.attachment()? {
-            Some(a) if end <= a.len() => Ok(()),
+        match self.memory()? {
+            Some(m) if end <= m.len() => Ok(()),
             _ => Err(Error::TooBig),
         }
     }

@@ -1,12 +1,15 @@
 //! Shared memory segments: `shmget`, `shmat`/`shmdt`, `shmctl`.
 //!
-//! An [`Attachment`] is the only way to reach a segment's bytes; it detaches
-//! when dropped, so the daemon holds a segment exactly as long as it holds the
-//! attachment and `shm_nattch` stays truthful.
+//! The daemon reaches a segment's bytes through its shmem file
+//! ([`SegmentMemory`]), which is not an attachment: `shm_nattch` counts only
+//! programs' attachments, and a segment removed while a file of it is open is
+//! gone at once, as an unlinked file is. Where the daemon may not open that
+//! file it attaches the segment instead, for as long as it needs the bytes.
 
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::mem::MaybeUninit;
+use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::ptr::NonNull;
 use std::sync::{Arc, OnceLock};
@@ -159,26 +162,21 @@ pub fn usage() -> Result<ShmUsage, Errno> {
     Ok(ShmUsage { used_ids: info.used_ids as u64, total_pages: info.shm_tot })
 }
 
-/// Copies of at least this many bytes go through the segment's file, or map
-/// their pages in first, in one call, where there is no file.
+/// Copies through a mapping of at least this many bytes map their pages in
+/// first, with one call.
 const LARGE: usize = 64 * 1024;
 const PAGE: usize = 4096;
 
-/// A segment attached to the daemon. Detaches on drop.
-///
-/// Small copies go through the mapping. Large ones go through the segment's
-/// own shmem file where the daemon may open it (`/proc/self/map_files/`,
-/// which needs CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE): `pread`/`pwrite`
-/// on it copy straight between the page cache and our buffers, as a tmpfs
-/// read does, with no page-table work in the daemon. Through the mapping,
-/// reading a 256 MiB segment once costs 65,536 page faults, and as many
-/// unmaps at the close. Without that file the mapping serves.
+/// Pages mapped into the daemon: a `shmat` attachment, or an `mmap` of a
+/// segment's file. Unmapped on drop.
 #[derive(Debug)]
-pub struct Attachment {
+struct Mapping {
     addr: NonNull<u8>,
+    /// The bytes that are the segment's (the mapping may be longer).
     len: usize,
     writable: bool,
-    file: OnceLock<Option<File>>,
+    /// `Some(length)` for an mmap, `None` for an attachment.
+    mmap_len: Option<usize>,
 }
 
 // SAFETY: the mapping belongs to the whole process, and the bytes are only
@@ -186,16 +184,14 @@ pub struct Attachment {
 // one reply, a `&[u8]` handed to writev (Window::lend). That slice is
 // formally an aliasing reference to memory other processes may change, as
 // with any shared mapping (memmap2 does the same); only the kernel reads it.
-// Sharing the attachment between threads is no different from sharing it
-// with the other processes attached to the segment.
-unsafe impl Send for Attachment {}
+// Sharing a mapping between threads is no different from sharing it with the
+// other processes attached to the segment.
+unsafe impl Send for Mapping {}
 // SAFETY: as for Send.
-unsafe impl Sync for Attachment {}
+unsafe impl Sync for Mapping {}
 
-impl Attachment {
-    /// `shmat` the segment; read-only unless `writable`. `len` must be the
-    /// segment's size (`shm_segsz`), which never changes.
-    pub fn attach(id: ShmId, len: u64, writable: bool) -> Result<Attachment, Errno> {
+impl Mapping {
+    fn attach(id: ShmId, len: u64, writable: bool) -> Result<Mapping, Errno> {
         let len = usize::try_from(len).map_err(|_| Errno::EFBIG)?;
         let flags = if writable { 0 } else { libc::SHM_RDONLY };
         // SAFETY: a null address lets the kernel choose where to map.
@@ -204,51 +200,33 @@ impl Attachment {
             return Err(Errno::last());
         }
         let addr = NonNull::new(addr.cast::<u8>()).ok_or(Errno::EFAULT)?;
-        Ok(Attachment { addr, len, writable, file: OnceLock::new() })
+        Ok(Mapping { addr, len, writable, mmap_len: None })
     }
 
-    /// The same attachment, never opening the segment's file: every copy
-    /// goes through the mapping (for when the daemon has no descriptor to spare).
-    pub fn without_file(self) -> Attachment {
-        let _ = self.file.set(None);
-        self
+    /// Maps all of `file` shared, for reading and writing; `len` of it are
+    /// the segment's bytes.
+    fn map_file(file: &File, len: usize) -> Result<Mapping, Errno> {
+        let whole = usize::try_from(file.metadata().map_err(io_errno)?.len()).map_err(|_| Errno::EFBIG)?;
+        if whole < len {
+            return Err(Errno::EINVAL);
+        }
+        let prot = libc::PROT_READ | libc::PROT_WRITE;
+        // SAFETY: a fresh shared mapping of a file we hold, at an address the
+        // kernel chooses; it changes no memory of ours.
+        let addr = unsafe { libc::mmap(std::ptr::null_mut(), whole, prot, libc::MAP_SHARED, file.as_raw_fd(), 0) };
+        if addr == libc::MAP_FAILED {
+            return Err(Errno::last());
+        }
+        let addr = NonNull::new(addr.cast::<u8>()).ok_or(Errno::EFAULT)?;
+        Ok(Mapping { addr, len, writable: true, mmap_len: Some(whole) })
     }
 
-    /// The segment's shmem file, opened on first use; `None` where the daemon
-    /// may not open it (without the capabilities, or a zero-sized segment).
-    fn file(&self) -> Option<&File> {
-        let open = || {
-            let start = self.addr.as_ptr() as usize;
-            let path = format!("/proc/self/map_files/{:x}-{:x}", start, start + self.len.next_multiple_of(PAGE));
-            OpenOptions::new().read(true).write(self.writable).open(path).ok()
-        };
-        self.file.get_or_init(open).as_ref()
-    }
-
-    /// The file, for a copy of `count` bytes large enough to be worth it.
-    fn file_for(&self, count: usize) -> Option<&File> {
-        if count >= LARGE { self.file() } else { None }
-    }
-
-    pub fn len(&self) -> u64 {
-        self.len as u64
-    }
-
-    /// The segment's own shmem file, open for reading and writing: what
-    /// FUSE passthrough serves a segment file from. It stays valid after the
-    /// attachment it was found through is gone.
-    pub fn shmem_file(id: ShmId, len: u64) -> Result<File, Errno> {
-        let mut attachment = Attachment::attach(id, len, true)?;
-        attachment.file();
-        attachment.file.take().flatten().ok_or(Errno::ENODEV)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
-    pub fn is_writable(&self) -> bool {
-        self.writable
+    /// The segment's shmem file, opened through this attachment (see
+    /// [`shmem_file`]).
+    fn open_file(&self) -> Result<File, Errno> {
+        let start = self.addr.as_ptr() as usize;
+        let path = format!("/proc/self/map_files/{:x}-{:x}", start, start + self.len.next_multiple_of(PAGE));
+        OpenOptions::new().read(true).write(true).open(path).map_err(io_errno)
     }
 
     /// Maps in the pages of `start..start+count` with one call, instead of a
@@ -267,9 +245,8 @@ impl Attachment {
         unsafe { libc::madvise(self.addr.as_ptr().add(first).cast(), start + count - first, advice) };
     }
 
-    /// Copies up to `len` bytes from `offset`; fewer at the end, none past it.
-    pub fn read_at(&self, offset: u64, len: usize) -> Vec<u8> {
-        let (start, count) = self.clamp(offset, len);
+    fn read_at(&self, offset: u64, len: usize) -> Vec<u8> {
+        let (start, count) = clamp(self.len, offset, len);
         self.populate(start, count);
         let mut out = Vec::with_capacity(count);
         // SAFETY: start..start+count lies inside the mapping (clamp), and out
@@ -281,11 +258,158 @@ impl Attachment {
         out
     }
 
+    fn write_at(&self, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+        if !self.writable {
+            return Err(Errno::EBADF);
+        }
+        let (start, count) = clamp(self.len, offset, data.len());
+        self.populate(start, count);
+        // SAFETY: start..start+count lies inside a writable mapping (clamp and
+        // the check above), and data holds at least count bytes.
+        unsafe { std::ptr::copy_nonoverlapping(data.as_ptr(), self.addr.as_ptr().add(start), count) };
+        Ok(count)
+    }
+
+    /// The bytes of `start..start+count` (inside the mapping), for the
+    /// kernel to copy (see [`Window::lend`]).
+    fn slice(&self, start: usize, count: usize) -> &[u8] {
+        assert!(start + count <= self.len);
+        self.populate(start, count);
+        // SAFETY: start..start+count lies inside the mapping (the assert),
+        // which lives as long as self. Concurrent changes by other processes
+        // are why the slice may only go to the kernel, which copies shared
+        // memory as it finds it.
+        unsafe { std::slice::from_raw_parts(self.addr.as_ptr().add(start), count) }
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        let ok = match self.mmap_len {
+            // SAFETY: addr came from a successful shmat and is detached only here.
+            None => (unsafe { libc::shmdt(self.addr.as_ptr().cast()) }) == 0,
+            // SAFETY: addr..addr+len came from a successful mmap, unmapped only here.
+            Some(len) => (unsafe { libc::munmap(self.addr.as_ptr().cast(), len) }) == 0,
+        };
+        if !ok {
+            log::warn!("unmapping a segment failed: {}", Errno::last());
+        }
+    }
+}
+
+/// The part of `offset..offset+len` inside `size` bytes, as (start, count).
+fn clamp(size: usize, offset: u64, len: usize) -> (usize, usize) {
+    let start = usize::try_from(offset).unwrap_or(usize::MAX).min(size);
+    (start, len.min(size - start))
+}
+
+/// A segment attached (`shmat`): counted in `shm_nattch` for as long as it
+/// lives, detached on drop. What a program that uses a segment holds.
+#[derive(Debug)]
+pub struct Attachment(Mapping);
+
+impl Attachment {
+    /// `shmat` the segment; read-only unless `writable`. `len` must be the
+    /// segment's size (`shm_segsz`), which never changes.
+    pub fn attach(id: ShmId, len: u64, writable: bool) -> Result<Attachment, Errno> {
+        Mapping::attach(id, len, writable).map(Attachment)
+    }
+
+    pub fn len(&self) -> u64 {
+        self.0.len as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.len == 0
+    }
+
+    /// Copies up to `len` bytes from `offset`; fewer at the end, none past it.
+    pub fn read_at(&self, offset: u64, len: usize) -> Vec<u8> {
+        self.0.read_at(offset, len)
+    }
+
+    /// Copies as much of `data` as fits from `offset`; returns the count.
+    pub fn write_at(&self, offset: u64, data: &[u8]) -> Result<usize, Errno> {
+        self.0.write_at(offset, data)
+    }
+}
+
+/// The segment's own shmem file (`/SYSV<key> (deleted)` in the kernel's
+/// internal tmpfs or hugetlbfs), open for reading and writing. Found by
+/// attaching the segment and opening the mapping's file through
+/// `/proc/self/map_files/`, which needs CAP_SYS_ADMIN (or
+/// CAP_CHECKPOINT_RESTORE); the attachment is gone when this returns.
+///
+/// Holding the file is not an attachment: `shm_nattch` does not count it, and
+/// IPC_RMID removes the segment at once. The memory stays, and the file
+/// keeps reading and writing it, until the file is closed: as with an
+/// unlinked tmpfs file. The file is not bounded: a write past its end grows
+/// it (and a later shmat would map the growth), so only [`SegmentMemory`]
+/// writes to it.
+pub fn shmem_file(id: ShmId, len: u64) -> Result<File, Errno> {
+    Mapping::attach(id, len, true)?.open_file()
+}
+
+/// A segment's bytes as the daemon holds them for an open file: its shmem
+/// file where the daemon may open it, else an attachment.
+///
+/// Through the file, `pread`/`pwrite` copy straight between the page cache
+/// and our buffers, as a tmpfs read does, and the segment is not attached
+/// (see [`shmem_file`]). A hugetlbfs file has no `write`: writes go through
+/// a mapping of the file, made at the first one.
+#[derive(Debug)]
+pub struct SegmentMemory {
+    len: usize,
+    writable: bool,
+    reach: Reach,
+}
+
+#[derive(Debug)]
+enum Reach {
+    File { file: File, mapped: OnceLock<Result<Mapping, Errno>> },
+    Attached(Mapping),
+}
+
+impl SegmentMemory {
+    /// Holds segment `id` of `len` bytes (its `shm_segsz`), for writing if
+    /// `writable`: through its shmem file if `use_file` and the daemon may
+    /// open it, else attached.
+    pub fn open(id: ShmId, len: u64, writable: bool, use_file: bool) -> Result<SegmentMemory, Errno> {
+        let attached = Mapping::attach(id, len, writable)?;
+        let size = attached.len;
+        let reach = match use_file.then(|| attached.open_file()) {
+            Some(Ok(file)) => Reach::File { file, mapped: OnceLock::new() },
+            _ => Reach::Attached(attached),
+        };
+        Ok(SegmentMemory { len: size, writable, reach })
+    }
+
+    pub fn len(&self) -> u64 {
+        self.len as u64
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The shmem file, where the segment is held through it.
+    pub fn file(&self) -> Option<&File> {
+        match &self.reach {
+            Reach::File { file, .. } => Some(file),
+            Reach::Attached(_) => None,
+        }
+    }
+
+    /// Whether the segment is attached (counted in `shm_nattch`).
+    pub fn is_attached(&self) -> bool {
+        matches!(self.reach, Reach::Attached(_))
+    }
+
     /// Up to `len` bytes from `offset` (fewer at the end, none past it), to
     /// be read when a reply is sent.
     pub fn window(self: &Arc<Self>, offset: u64, len: usize) -> Window {
-        let (start, count) = self.clamp(offset, len);
-        Window { attachment: self.clone(), start, count }
+        let (start, count) = clamp(self.len, offset, len);
+        Window { memory: self.clone(), start, count }
     }
 
     /// Copies as much of `data` as fits from `offset`; returns the count.
@@ -293,40 +417,29 @@ impl Attachment {
         if !self.writable {
             return Err(Errno::EBADF);
         }
-        let (start, count) = self.clamp(offset, data.len());
-        if let Some(file) = self.file_for(count) {
-            // A hugetlbfs file (SHM_HUGETLB) cannot be written: EINVAL, and
-            // the mapping serves instead.
-            match file.write_all_at(&data[..count], start as u64) {
-                Ok(()) => return Ok(count),
-                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-                Err(e) => return Err(io_errno(e)),
-            }
+        let (start, count) = clamp(self.len, offset, data.len());
+        match &self.reach {
+            Reach::Attached(mapping) => mapping.write_at(offset, data),
+            Reach::File { file, mapped } => match file.write_all_at(&data[..count], start as u64) {
+                Ok(()) => Ok(count),
+                // A hugetlbfs file (SHM_HUGETLB) has no write: map it.
+                Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {
+                    let mapping = mapped.get_or_init(|| Mapping::map_file(file, self.len));
+                    mapping.as_ref().map_err(|e| *e)?.write_at(offset, data)
+                }
+                Err(e) => Err(io_errno(e)),
+            },
         }
-        self.populate(start, count);
-        // SAFETY: start..start+count lies inside a writable mapping (clamp and
-        // the check above), and data holds at least count bytes.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.addr.as_ptr().add(start), count);
-        }
-        Ok(count)
     }
 
     /// Sets every byte from `offset` to the end to zero.
     pub fn zero_from(&self, offset: u64) -> Result<(), Errno> {
-        if !self.writable {
-            return Err(Errno::EBADF);
+        let zeros = vec![0; LARGE];
+        let (mut at, _) = clamp(self.len, offset, 0);
+        while at < self.len {
+            at += self.write_at(at as u64, &zeros[..LARGE.min(self.len - at)])?;
         }
-        let (start, count) = self.clamp(offset, self.len);
-        // SAFETY: start..start+count lies inside a writable mapping.
-        unsafe { std::ptr::write_bytes(self.addr.as_ptr().add(start), 0, count) };
         Ok(())
-    }
-
-    /// The part of `offset..offset+len` inside the segment, as (start, count).
-    fn clamp(&self, offset: u64, len: usize) -> (usize, usize) {
-        let start = usize::try_from(offset).unwrap_or(usize::MAX).min(self.len);
-        (start, len.min(self.len - start))
     }
 }
 
@@ -340,11 +453,11 @@ thread_local! {
     static REPLY_BUFFER: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
-/// Bytes of an attached segment, read when they are sent; the segment stays
-/// attached while the window lives.
+/// Bytes of a held segment, read when they are sent; the segment stays
+/// held while the window lives.
 #[derive(Debug)]
 pub struct Window {
-    attachment: Arc<Attachment>,
+    memory: Arc<SegmentMemory>,
     start: usize,
     count: usize,
 }
@@ -360,33 +473,18 @@ impl Window {
 
     /// Lends the bytes (or the errno of reading them) to `send`, which
     /// should only hand them to a system call or copy them, never look at
-    /// them twice: when they come straight from the mapping, other processes
+    /// them twice: when they come straight from a mapping, other processes
     /// attached to the segment may change them at any moment.
     pub fn lend<R>(&self, send: impl FnOnce(Result<&[u8], Errno>) -> R) -> R {
-        if let Some(file) = self.attachment.file_for(self.count) {
-            return REPLY_BUFFER.with_borrow_mut(|buffer| {
+        match &self.memory.reach {
+            Reach::Attached(mapping) => send(Ok(mapping.slice(self.start, self.count))),
+            Reach::File { file, .. } => REPLY_BUFFER.with_borrow_mut(|buffer| {
                 buffer.resize(buffer.len().max(self.count), 0);
                 match file.read_at(&mut buffer[..self.count], self.start as u64) {
                     Ok(n) => send(Ok(&buffer[..n])),
                     Err(e) => send(Err(io_errno(e))),
                 }
-            });
-        }
-        self.attachment.populate(self.start, self.count);
-        // SAFETY: start..start+count lies inside the mapping (clamp in
-        // Attachment::window), which stays attached while self.attachment
-        // lives. Concurrent changes by other processes are why the slice may
-        // only go to the kernel, which copies shared memory as it finds it.
-        let bytes = unsafe { std::slice::from_raw_parts(self.attachment.addr.as_ptr().add(self.start), self.count) };
-        send(Ok(bytes))
-    }
-}
-
-impl Drop for Attachment {
-    fn drop(&mut self) {
-        // SAFETY: addr came from a successful shmat and is detached only here.
-        if unsafe { libc::shmdt(self.addr.as_ptr().cast()) } != 0 {
-            log::warn!("shmdt failed: {}", Errno::last());
+            }),
         }
     }
 }
