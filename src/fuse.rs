@@ -42,7 +42,9 @@ pub struct IpcFuse {
 /// queue's directory entry (`msg/<id>`) and with it every unused name in it,
 /// so that one notification serves every name looked up there meanwhile.
 /// (The kernel asks again at the next use anyway: nothing is cached.) What
-/// waits here is bounded by the budget for names (`Spend::Name`).
+/// waits here is bounded by the budget for names (`Spend::Name`). It also
+/// drops the kept name of a segment removed behind the mount's back while a
+/// file of it is open (see `IpcFs::getattr`).
 #[derive(Clone)]
 pub struct Forgetter {
     notifier: Arc<OnceLock<Notifier>>,
@@ -528,7 +530,12 @@ impl Filesystem for IpcFuse {
         // Segment files from their shmem files: the kernel must offer it,
         // and a backing file may stack on nothing deeper than itself.
         if self.backings.on.load(Ordering::Relaxed) {
-            if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() {
+            if !crate::ipc::creds::is_host_admin() {
+                self.backings.on.store(false, Ordering::Relaxed);
+                log::info!(
+                    "FUSE passthrough needs CAP_SYS_ADMIN in the initial user namespace, which this daemon lacks: segment files are served through the daemon"
+                );
+            } else if config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok() {
                 let _ = config.set_max_stack_depth(1);
                 log::info!("segment files are served by FUSE passthrough");
             } else {
@@ -585,9 +592,15 @@ impl Filesystem for IpcFuse {
                 Err(e) => reply.error(errno("getattr", at, e)),
             });
         } else {
+            let forgetter = self.forgetter.clone();
             self.on_walk("getattr", ino, caller, reply, move |fs, caller, reply| {
                 match stat_by(fs, ino, fh, fs.getattr(ino.0, caller)) {
-                    Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
+                    Ok(e) => {
+                        reply.attr(&e.ttl, &file_attr(&e.attr));
+                        if let Some(name) = e.forget {
+                            forgetter.forget(name);
+                        }
+                    }
                     Err(e) => reply.error(errno("getattr", at, e)),
                 }
             });

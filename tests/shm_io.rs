@@ -822,7 +822,8 @@ fn a_segment_removed_while_open_through_ipcfs_is_gone_at_once_and_its_files_keep
 
     // The memory goes with the last of them.
     drop(f);
-    assert_eq!(daemon_holds(&m).0, 1, "the other open file still holds it");
+    wait_for("the first close is released", || daemon_holds(&m).0 == 1);
+    assert_eq!(rw.read_at(&mut buf[..8], 100).unwrap(), 8, "the other open file still reads it");
     drop(rw);
     wait_for("the last close lets go of the memory", || daemon_holds(&m) == (0, 0));
 }

@@ -500,8 +500,15 @@ impl IpcFs {
             Target::Dir(dir) => return Ok(self.dir_entry(dir)),
             Target::Node(node @ Node::QueueFile { .. }) => msg::attr_for(&node, caller)?,
             Target::Node(node @ Node::Semaphore(..)) => sem::attr_for(&node, caller)?,
-            Target::Node(node @ Node::Segment(_)) => match nodes::attr(&node) {
-                Err(Error::NotFound) => self.removed_segment_attr(ino).ok_or(Error::NotFound)?,
+            Target::Node(node @ Node::Segment(ident)) => match nodes::attr(&node) {
+                // Removed while a file of it is open: that file's fstat.
+                // The name the kernel may keep goes (a stat by it would
+                // arrive here too).
+                Err(Error::NotFound) => {
+                    let attr = self.removed_segment_attr(ino).ok_or(Error::NotFound)?;
+                    let forget = Some((self.base + Dir::Shm.ino(), ident.id.0));
+                    return Ok(Entry { forget, ..self.entry(Attr { ino, ..attr }) });
+                }
                 other => other?,
             },
             Target::Node(node) => nodes::attr(&node)?,

@@ -50,6 +50,8 @@ pub struct Entry {
     /// every one it was given, with its inode here, until memory runs low):
     /// the directory whose entry to drop for that, with everything in it,
     /// as (its parent's inode, its name). Several names go with one drop.
+    /// Also a removed segment's kept name (`shm/<id>`), when a getattr
+    /// finds it gone while a file of it is open.
     pub forget: Option<(u64, i32)>,
 }
 

@@ -6,6 +6,8 @@
 //! switch back always succeeds; if it ever did not, the thread would go on with
 //! the wrong identity, so the process aborts instead.
 
+use std::os::unix::fs::MetadataExt;
+
 use super::Errno;
 
 /// Who an operation runs as.
@@ -80,13 +82,32 @@ struct CapData {
 
 const CAPABILITY_VERSION_3: u32 = 0x2008_0522;
 
-/// Sets the calling thread's effective capabilities to `caps` (None: every
-/// permitted one), within its permitted set.
-fn set_effective_caps(caps: Option<u64>) -> Result<(), Errno> {
+/// The calling thread's capabilities (capget).
+fn capabilities() -> Result<[CapData; 2], Errno> {
     let mut header = CapHeader { version: CAPABILITY_VERSION_3, pid: 0 };
     let mut data = [CapData::default(); 2];
     // SAFETY: header and data are the version 3 structures capget fills.
     Errno::result(unsafe { libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) })?;
+    Ok(data)
+}
+
+/// Whether this process has CAP_SYS_ADMIN in the initial user namespace,
+/// which FUSE passthrough's backing files and /proc/self/map_files ask for
+/// (a daemon started rootless, or in a container's user namespace, has it
+/// only in its own). False when it cannot tell.
+pub fn is_host_admin() -> bool {
+    /// The initial user namespace's inode number (PROC_USER_INIT_INO).
+    const INITIAL_USER_NS: u64 = 0xEFFF_FFFD;
+    const CAP_SYS_ADMIN: u32 = 21;
+    let initial = std::fs::metadata("/proc/self/ns/user").is_ok_and(|m| m.ino() == INITIAL_USER_NS);
+    initial && capabilities().is_ok_and(|data| data[0].effective & (1 << CAP_SYS_ADMIN) != 0)
+}
+
+/// Sets the calling thread's effective capabilities to `caps` (None: every
+/// permitted one), within its permitted set.
+fn set_effective_caps(caps: Option<u64>) -> Result<(), Errno> {
+    let mut header = CapHeader { version: CAPABILITY_VERSION_3, pid: 0 };
+    let mut data = capabilities()?;
     let permitted = u64::from(data[0].permitted) | u64::from(data[1].permitted) << 32;
     let effective = caps.map_or(permitted, |caps| caps & permitted);
     data[0].effective = effective as u32;

@@ -370,14 +370,19 @@ impl Mounted {
     /// something up and then execs what follows it (such as
     /// `["prlimit", "--nofile=1024:4096", "--"]`), so that the daemon keeps
     /// the wrapper's pid; `args` as for [`Mounted::with_options`].
+    /// Every mount adds the options in `IPCFS_TEST_OPTIONS` (split at white
+    /// space): tests/run.sh runs the segment tests again with
+    /// `-o nopassthrough`, so that the daemon's path passes them too.
     pub fn with_wrapper(wrapper: &[&str], args: &[&str]) -> Mounted {
         isolate();
         let dir = TempDir::new("mnt");
+        let extra = std::env::var("IPCFS_TEST_OPTIONS").unwrap_or_default();
         let daemon = Command::new("setpriv")
             .args(["--pdeathsig", "KILL", "--"])
             .args(wrapper)
             .arg(ipcfs_bin())
             .arg("--foreground")
+            .args(extra.split_whitespace())
             .args(args)
             .arg(&dir.0)
             .stdin(Stdio::null())
