@@ -146,7 +146,8 @@ impl Backings {
         let mut by_inode = self.by_inode.lock().unwrap_or_else(|p| p.into_inner());
         let backing = match by_inode.entry(ino) {
             std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::hash_map::Entry::Vacant(v) => match fs.with_segment_file(o.fh, |f| reply.open_backing(f)) {
+            std::collections::hash_map::Entry::Vacant(v) => match fs.with_segment_file(o.fh, |f| reply.open_backing(f))
+            {
                 Ok(Ok(id)) => v.insert(Backing { id, handles: HashSet::new() }),
                 Ok(Err(e)) if e.raw_os_error() == Some(libc::EPERM) => {
                     self.on.store(false, Ordering::Relaxed);

@@ -2490,7 +2490,16 @@ impl<'a> Run<'a> {
     fn new(m: &'a Mounted, o: Objects, skip_known: bool) -> Run<'a> {
         let born =
             BTreeMap::from([((Family::Shm, o.seg.0), 1), ((Family::Sem, o.set.0), 2), ((Family::Msg, o.queue.0), 3)]);
-        Run { m, o, model: Kernel::now(), skip_known, held: Default::default(), born, made: 3, unlinked: BTreeMap::new() }
+        Run {
+            m,
+            o,
+            model: Kernel::now(),
+            skip_known,
+            held: Default::default(),
+            born,
+            made: 3,
+            unlinked: BTreeMap::new(),
+        }
     }
 
     fn at(&self, relative: impl AsRef<[u8]>) -> PathBuf {

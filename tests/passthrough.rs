@@ -20,7 +20,6 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
-
 const PAGE: usize = 4096;
 
 // ---- helpers ----
@@ -635,9 +634,7 @@ fn removing_a_segment_while_its_file_is_mapped_keeps_the_mapping_working() {
         Err(e) => assert_eq!(errno_of(&e), libc::ENOENT),
         Ok(md) => assert_eq!(md.nlink(), 0, "a stat by the kept name shows no links"),
     }
-    wait_for("the kept name is dropped", || {
-        std::fs::metadata(&path).is_err_and(|e| errno_of(&e) == libc::ENOENT)
-    });
+    wait_for("the kept name is dropped", || std::fs::metadata(&path).is_err_and(|e| errno_of(&e) == libc::ENOENT));
     assert_eq!(file.metadata().unwrap().nlink(), 0, "fstat of the open file: no links");
     assert_eq!(file.metadata().unwrap().len(), size as u64);
     assert!(pread(&file, 0, size) == expected, "the open file still reads the bytes");
@@ -722,8 +719,9 @@ impl HugePages {
         let guard = HugePages(before);
         std::fs::write(Self::KNOB, (total + n).to_string()).ok()?;
         let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
-        let free = meminfo.lines().find_map(|l| l.strip_prefix("HugePages_Free:")).map(|v| v.trim().parse::<u64>());
-        if free != Some(Ok(n)) && free.map_or(true, |f| f.map_or(true, |f| f < n)) {
+        let free: Option<u64> =
+            meminfo.lines().find_map(|l| l.strip_prefix("HugePages_Free:")).and_then(|v| v.trim().parse().ok());
+        if free.is_none_or(|free| free < n) {
             eprintln!("skipped: the kernel could not reserve {n} huge pages");
             return None;
         }
@@ -748,7 +746,8 @@ fn hugetlb_segments_are_served_through_the_daemon() {
     let m = Mounted::new();
     assert_eq!(xattr(m.root(), "user.ipcfs.segment_io").unwrap(), "passthrough");
     let size = 2 << 20;
-    let id = shm::get(Key(0x7901), size as u64, libc::IPC_CREAT | libc::SHM_HUGETLB | 0o600).expect("shmget SHM_HUGETLB");
+    let id =
+        shm::get(Key(0x7901), size as u64, libc::IPC_CREAT | libc::SHM_HUGETLB | 0o600).expect("shmget SHM_HUGETLB");
     let mut expected = pseudo_random(size, 13);
     fill_segment_with(id, &expected);
     let path = m.shm(id);

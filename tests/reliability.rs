@@ -1148,7 +1148,10 @@ fn objects_removed_or_replaced_under_load_are_never_confused() {
         fs::write("/proc/sys/kernel/shm_next_id", seg.0.to_string()).unwrap();
         let new_seg = create_segment(key + 6, 4096, 0o600);
         assert_eq!((new_queue, new_set), (queue, set), "precondition: the kernel gave the ids again");
-        assert_eq!(new_seg, seg, "precondition: the id again (open files are no attachments: rm destroyed the segment)");
+        assert_eq!(
+            new_seg, seg,
+            "precondition: the id again (open files are no attachments: rm destroyed the segment)"
+        );
         let new_messages: Vec<(i64, String)> = (0..50).map(|i| (1, format!("new-{i:06}"))).collect();
         for (t, body) in &new_messages {
             send(new_queue, *t, body.as_bytes());

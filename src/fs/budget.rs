@@ -17,14 +17,16 @@
 //!   receive under `.wait/`, a send to a full queue, a long walk of a queue).
 //!   Per user: `-o user_waits`; in all, an eighth of vm.max_map_count (a
 //!   thread costs the daemon about four mappings). EAGAIN beyond.
-//! - [`Spend::Mapping`]: a segment attached for an open file. In all, a
-//!   quarter of vm.max_map_count (ENOMEM beyond); per user, `user_files`
-//!   bounds it already.
-//! - [`Spend::Descriptor`]: a descriptor held for a while: a segment's own
-//!   file, kept open for large copies (beyond the budget, copies go through
-//!   the mapping instead: nothing is refused), or a waiting caller's /proc
-//!   status (a wait beyond it gets EAGAIN). In all, the descriptor limit less
-//!   a reserve for the daemon's own work.
+//! - [`Spend::Mapping`]: one for each open segment file, which may map the
+//!   segment (an attachment where the daemon cannot hold its file, or a
+//!   mapping of a hugetlb segment's file to write it). In all, a quarter of
+//!   vm.max_map_count (ENOMEM beyond); per user, `user_files` bounds it
+//!   already.
+//! - [`Spend::Descriptor`]: a descriptor held for a while: the shmem file an
+//!   open segment file reads and writes through (beyond the budget, that open
+//!   attaches the segment instead: nothing is refused), or a waiting caller's
+//!   /proc status (a wait beyond it gets EAGAIN). In all, the descriptor
+//!   limit less a reserve for the daemon's own work.
 //!
 //! - [`Spend::Memory`]: bytes the daemon holds for a caller: the snapshot of
 //!   a queue that reading a listed queue file shows. Per user 64 MiB, in all

@@ -175,8 +175,8 @@ impl Held {
     fn new(ident: ShmIdent, writable: bool, budgets: &Arc<Budgets>, uid: u32) -> Result<Held> {
         let mapping = budgets.charge(uid, Spend::Mapping)?;
         let descriptor = budgets.charge(uid, Spend::Descriptor).ok();
-        let memory = SegmentMemory::open(ident.id, ident.segsz, writable, descriptor.is_some())
-            .map_err(Error::from_id_call)?;
+        let memory =
+            SegmentMemory::open(ident.id, ident.segsz, writable, descriptor.is_some()).map_err(Error::from_id_call)?;
         let stat = current(ident)?;
         Ok(Held { memory: Arc::new(memory), stat, _mapping: mapping, _descriptor: descriptor })
     }
