@@ -9,8 +9,9 @@
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::mem::MaybeUninit;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, FromRawFd};
 use std::os::unix::fs::FileExt;
+use std::os::unix::fs::OpenOptionsExt;
 use std::ptr::NonNull;
 use std::sync::{Arc, OnceLock};
 
@@ -224,9 +225,30 @@ impl Mapping {
     /// The segment's shmem file, opened through this attachment (see
     /// [`shmem_file`]).
     fn open_file(&self) -> Result<File, Errno> {
+        /// This process's /proc/self/map_files/, opened once (it stays this
+        /// process's): each open of a segment's file is then one lookup
+        /// instead of a walk of four.
+        static MAP_FILES: OnceLock<Option<File>> = OnceLock::new();
         let start = self.addr.as_ptr() as usize;
-        let path = format!("/proc/self/map_files/{:x}-{:x}", start, start + self.len.next_multiple_of(PAGE));
-        OpenOptions::new().read(true).write(true).open(path).map_err(io_errno)
+        let name = format!("{:x}-{:x}", start, start + self.len.next_multiple_of(PAGE));
+        let dir = MAP_FILES.get_or_init(|| {
+            let flags = libc::O_PATH | libc::O_DIRECTORY;
+            OpenOptions::new().read(true).custom_flags(flags).open("/proc/self/map_files").ok()
+        });
+        let Some(dir) = dir else {
+            return OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open(format!("/proc/self/map_files/{name}"))
+                .map_err(io_errno);
+        };
+        let name = std::ffi::CString::new(name).map_err(|_| Errno::EINVAL)?;
+        // SAFETY: openat reads a NUL-terminated name; the descriptor it
+        // returns is new and owned by the File made from it.
+        let fd =
+            Errno::result(unsafe { libc::openat(dir.as_raw_fd(), name.as_ptr(), libc::O_RDWR | libc::O_CLOEXEC) })?;
+        // SAFETY: fd is a fresh descriptor nothing else owns.
+        Ok(unsafe { File::from_raw_fd(fd) })
     }
 
     /// Maps in the pages of `start..start+count` with one call, instead of a
