@@ -147,9 +147,10 @@ fn stat_file(tid: u32, fresh: bool) -> Option<Arc<File>> {
 /// a stat line, counting after the command name, which may hold anything.
 fn parse_stat(line: &[u8]) -> Signals {
     let Some(end_of_name) = line.iter().rposition(|&b| b == b')') else { return Signals::None };
-    let rest = String::from_utf8_lossy(&line[end_of_name + 1..]);
+    let number = |field: &[u8]| std::str::from_utf8(field).ok().and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
     // The first field after the name is field 3 (the state).
-    let mut fields = rest.split_ascii_whitespace().skip(31 - 3).map(|f| f.parse::<u64>().unwrap_or(0));
+    let fields = line[end_of_name + 1..].split(u8::is_ascii_whitespace).filter(|f| !f.is_empty());
+    let mut fields = fields.skip(31 - 3).map(number);
     let mut next = || fields.next().unwrap_or(0);
     let (pending, blocked, ignored, caught) = (next(), next(), next(), next());
     classify(pending, blocked, ignored, caught)
