@@ -8,10 +8,12 @@
 use std::sync::Mutex;
 
 use super::error::{Error, Result};
+use super::family;
 use super::inode::{Dir, Node, Reading, Target};
-use super::{
-    Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, limits, msg, namespaces, nodes, sem, shm,
-};
+use super::msg::Queues;
+use super::sem::Sets;
+use super::shm::Segments;
+use super::{Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, limits, msg, namespaces, nodes, sem};
 
 /// One directory entry of a listing, before it gets an inode number.
 #[derive(Clone, Debug)]
@@ -90,12 +92,12 @@ impl IpcFs {
                 let mut items = vec![fixed(".", *dir), fixed("..", dir.parent())];
                 items.extend(self.children(*dir).map(|(name, child)| fixed(name, child)));
                 let children = match dir {
-                    Dir::Shm => shm::list_segments()?,
-                    Dir::Sem => sem::list_sets()?,
-                    Dir::Msg => msg::list_queues()?,
-                    Dir::ByKeyShm => shm::list_key_links()?,
-                    Dir::ByKeySem => sem::list_key_links()?,
-                    Dir::ByKeyMsg => msg::list_key_links()?,
+                    Dir::Shm => family::list::<Segments>()?,
+                    Dir::Sem => family::list::<Sets>()?,
+                    Dir::Msg => family::list::<Queues>()?,
+                    Dir::ByKeyShm => family::list_key_links::<Segments>()?,
+                    Dir::ByKeySem => family::list_key_links::<Sets>()?,
+                    Dir::ByKeyMsg => family::list_key_links::<Queues>()?,
                     Dir::Limits => limits::list()
                         .into_iter()
                         .map(|(name, node)| Ok((name, node.clone(), nodes::attr(&node)?)))

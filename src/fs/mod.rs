@@ -24,6 +24,7 @@
 pub mod access;
 pub mod budget;
 pub mod error;
+mod family;
 pub mod inode;
 mod limits;
 use limits::Resource;
@@ -53,7 +54,9 @@ use listing::Listed;
 use msg::OpenQueueFile;
 pub use namespaces::Namespaces;
 use sem::OpenSemaphore;
-use shm::OpenSegment;
+use msg::Queues;
+use sem::Sets;
+use shm::{OpenSegment, Segments};
 pub use types::{
     Attr, Data, Entry, FileKind, LARGEST_REQUEST, Opened, Outcome, SetAttr, StatFs, Stop, Wait, Written, request_limit,
 };
@@ -304,12 +307,12 @@ impl IpcFs {
                     return Ok(self.dir_entry(child));
                 }
                 match dir {
-                    Dir::Shm => shm::lookup_segment(name)?,
-                    Dir::Sem => sem::lookup_set(name).or_else(|e| self.lookup_created(Dir::Sem, name, caller, e))?,
-                    Dir::Msg => msg::lookup_queue(name).or_else(|e| self.lookup_created(Dir::Msg, name, caller, e))?,
-                    Dir::ByKeyShm => shm::lookup_key_link(name)?,
-                    Dir::ByKeySem => sem::lookup_key_link(name)?,
-                    Dir::ByKeyMsg => msg::lookup_key_link(name)?,
+                    Dir::Shm => family::lookup::<Segments>(name)?,
+                    Dir::Sem => family::lookup::<Sets>(name).or_else(|e| self.lookup_created(Dir::Sem, name, caller, e))?,
+                    Dir::Msg => family::lookup::<Queues>(name).or_else(|e| self.lookup_created(Dir::Msg, name, caller, e))?,
+                    Dir::ByKeyShm => family::lookup_key_link::<Segments>(name)?,
+                    Dir::ByKeySem => family::lookup_key_link::<Sets>(name)?,
+                    Dir::ByKeyMsg => family::lookup_key_link::<Queues>(name)?,
                     Dir::Limits => {
                         let node = limits::lookup(name)?;
                         let attr = nodes::attr(&node)?;
@@ -409,8 +412,8 @@ impl IpcFs {
         };
         match key {
             None => Err(otherwise),
-            Some(key) if !key.is_private() && dir == Dir::Sem => sem::lookup_by_key(key),
-            Some(key) if !key.is_private() => msg::lookup_by_key(key),
+            Some(key) if !key.is_private() && dir == Dir::Sem => family::lookup_by_key::<Sets>(key),
+            Some(key) if !key.is_private() => family::lookup_by_key::<Queues>(key),
             Some(_) => {
                 let just_created = self.just_created.lock().unwrap_or_else(|p| p.into_inner());
                 let found = just_created.iter().rev().find(|c| {
@@ -743,7 +746,7 @@ impl IpcFs {
         self.writable()?;
         let name = name_str(name)?;
         match self.target(parent)? {
-            Target::Dir(Dir::Shm) => shm::remove(name, caller),
+            Target::Dir(Dir::Shm) => family::remove::<Segments>(name, caller).map(drop),
             Target::Node(Node::SemSet(ident)) => sem::unlink_semaphore(ident, name, caller),
             Target::Node(Node::Queue(ident) | Node::QueueSubDir(ident, _)) => msg::discard(ident, name, caller),
             Target::Dir(_) => Err(Error::NotPermitted),
@@ -787,14 +790,14 @@ impl IpcFs {
         // kernel.*_next_id or a wrapped id sequence) must not be given it.
         match self.target(parent)? {
             Target::Dir(Dir::Sem) => {
-                let gone = sem::remove_set(&self.id_name(Dir::Sem, name, caller)?, caller)?;
+                let gone = family::remove::<Sets>(&self.id_name(Dir::Sem, name, caller)?, caller)?;
                 self.inodes().retire(
                     |node| matches!(node, Node::SemSet(i) | Node::SemKeyLink(i) | Node::Semaphore(i, _) if *i == gone),
                 );
                 Ok(())
             }
             Target::Dir(Dir::Msg) => {
-                let gone = msg::remove_queue(&self.id_name(Dir::Msg, name, caller)?, caller)?;
+                let gone = family::remove::<Queues>(&self.id_name(Dir::Msg, name, caller)?, caller)?;
                 self.inodes().retire(|node| match node {
                     Node::Queue(i) | Node::QueueSubDir(i, _) | Node::MsgKeyLink(i) => *i == gone,
                     Node::QueueFile { ident, .. } => *ident == gone,

@@ -20,14 +20,15 @@ use std::collections::BTreeMap;
 use super::access::{Caller, Want, check_access, check_owner, chmod_chown_dir, dir_perm};
 use super::budget::{Budgets, Charge};
 use super::error::{Error, Result};
+use super::family::{self, Family};
 use super::inode::{MsgIdent, Node, Reading};
 use super::limits::Resource;
-use super::names::{parse_creation_key, parse_id};
+use super::names::parse_creation_key;
 use super::signals::{Signals, caller_dying};
 use super::waiting::watched;
 use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Stop, Wait, Written, kernel_time, request_limit};
 use crate::ipc::msg::{self, Message, MsgStat, MsqId};
-use crate::ipc::{Errno, Key, sysvipc};
+use crate::ipc::{Errno, IpcPerm, Key, sysvipc};
 
 /// The name of the file that receives any type.
 pub const ANY: &str = "any";
@@ -52,10 +53,55 @@ fn largest_message() -> usize {
 
 const PAGE: usize = 4096;
 
+/// The message queue family: queues (`msg/<id>/`).
+pub struct Queues;
+
+impl Family for Queues {
+    const DIR: &'static str = "msg";
+    type Stat = MsgStat;
+    type Ident = MsgIdent;
+
+    fn stat_any(id: i32) -> std::result::Result<MsgStat, Errno> {
+        msg::stat_any(MsqId(id))
+    }
+    fn get(key: Key) -> std::result::Result<i32, Errno> {
+        msg::get(key, 0).map(|id| id.0)
+    }
+    fn remove(id: i32) -> std::result::Result<(), Errno> {
+        msg::remove(MsqId(id))
+    }
+    fn list() -> Result<Vec<MsgStat>> {
+        Ok(sysvipc::list_msg()?)
+    }
+    fn id(stat: &MsgStat) -> i32 {
+        stat.id.0
+    }
+    fn perm(stat: &MsgStat) -> &IpcPerm {
+        &stat.perm
+    }
+    fn ident(stat: &MsgStat) -> MsgIdent {
+        MsgIdent::of(stat)
+    }
+    fn ident_id(ident: MsgIdent) -> i32 {
+        ident.id.0
+    }
+    fn is(ident: MsgIdent, stat: &MsgStat) -> bool {
+        MsgIdent::of(stat) == ident
+    }
+    fn object(ident: MsgIdent) -> Node {
+        Node::Queue(ident)
+    }
+    fn object_attr(stat: &MsgStat) -> Attr {
+        queue_attr(stat)
+    }
+    fn key_link(ident: MsgIdent) -> Node {
+        Node::MsgKeyLink(ident)
+    }
+}
+
 /// The queue `ident` names, as the kernel has it now.
 fn current(ident: MsgIdent) -> Result<MsgStat> {
-    let stat = msg::stat_any(ident.id).map_err(Error::from_id_call)?;
-    if MsgIdent::of(&stat) == ident { Ok(stat) } else { Err(Error::NotFound) }
+    family::current::<Queues>(ident)
 }
 
 /// Did a queue that took `ident`'s id give this daemon a message? The
@@ -124,16 +170,6 @@ fn file_attr(stat: &MsgStat, bytes: u64) -> Attr {
     }
 }
 
-fn link_text(id: MsqId) -> String {
-    format!("../../msg/{}", id.0)
-}
-
-fn link_attr(stat: &MsgStat) -> Attr {
-    Attr { kind: FileKind::Symlink, size: link_text(stat.id).len() as u64, perm: 0o777, nlink: 1, ..queue_attr(stat) }
-}
-
-/// The type a file name stands for: 0 for `any`, else a canonical decimal
-/// type of at least 1.
 fn parse_type(name: &str) -> Result<i64> {
     if name == ANY {
         return Ok(0);
@@ -200,12 +236,6 @@ fn type_bytes(ident: MsgIdent, stat: &MsgStat, mtype: i64, caller: &Caller) -> R
 
 // ---- names ----
 
-pub fn lookup_queue(name: &str) -> Result<(Node, Attr)> {
-    let id = parse_id(name).ok_or(Error::NotFound)?;
-    let stat = msg::stat_any(MsqId(id)).map_err(Error::from_id_call)?;
-    Ok((Node::Queue(MsgIdent::of(&stat)), queue_attr(&stat)))
-}
-
 /// A name in `msg/<id>/` (or its `.recv/` or `.wait/`): `any`, any type of
 /// at least 1 (listed or not, so that any type can be written), or (in the
 /// queue's own directory) `.recv` and `.wait`.
@@ -223,26 +253,6 @@ pub fn lookup_in_queue(ident: MsgIdent, reading: Reading, name: &str, caller: &C
     Ok((Node::QueueFile { ident, mtype, reading }, file_attr(&stat, bytes)))
 }
 
-/// A creation name used as a path (`mkdir -m` chmods by name after the
-/// mkdir): the queue with that key, not listed under that name.
-pub fn lookup_by_key(key: Key) -> Result<(Node, Attr)> {
-    let id = msg::get(key, 0).map_err(Error::from_id_call)?;
-    let stat = msg::stat_any(id).map_err(Error::from_id_call)?;
-    Ok((Node::Queue(MsgIdent::of(&stat)), queue_attr(&stat)))
-}
-
-pub fn lookup_key_link(name: &str) -> Result<(Node, Attr)> {
-    let key = super::names::parse_canonical_key(name).ok_or(Error::NotFound)?;
-    let id = msg::get(key, 0).map_err(Error::from_id_call)?;
-    let stat = msg::stat_any(id).map_err(Error::from_id_call)?;
-    Ok((Node::MsgKeyLink(MsgIdent::of(&stat)), link_attr(&stat)))
-}
-
-pub fn link_target(ident: MsgIdent) -> Result<Vec<u8>> {
-    current(ident)?;
-    Ok(link_text(ident.id).into_bytes())
-}
-
 /// Attributes; a queue file's size is its type's bytes only for
 /// [`attr_for`] a caller who may read them.
 pub fn attr(node: &Node) -> Result<Attr> {
@@ -252,7 +262,7 @@ pub fn attr(node: &Node) -> Result<Attr> {
             let stat = current(ident)?;
             Ok(file_attr(&stat, if mtype == 0 { stat.cbytes } else { 0 }))
         }
-        Node::MsgKeyLink(ident) => Ok(link_attr(&current(ident)?)),
+        Node::MsgKeyLink(ident) => family::attr::<Queues>(ident, true),
         _ => Err(Error::NotFound),
     }
 }
@@ -268,18 +278,6 @@ pub fn attr_for(node: &Node, caller: &Caller) -> Result<Attr> {
     }
 }
 
-pub fn list_queues() -> Result<Vec<(String, Node, Attr)>> {
-    Ok(list()?.iter().map(|q| (q.id.0.to_string(), Node::Queue(MsgIdent::of(q)), queue_attr(q))).collect())
-}
-
-pub fn list_key_links() -> Result<Vec<(String, Node, Attr)>> {
-    Ok(list()?
-        .iter()
-        .filter(|q| !q.perm.key.is_private())
-        .map(|q| (q.perm.key.to_string(), Node::MsgKeyLink(MsgIdent::of(q)), link_attr(q)))
-        .collect())
-}
-
 /// `any` and the types with messages queued. Listing needs read permission,
 /// as the directory's mode shows.
 pub fn list_files(ident: MsgIdent, reading: Reading, caller: &Caller) -> Result<Vec<(String, Node, Attr)>> {
@@ -290,10 +288,6 @@ pub fn list_files(ident: MsgIdent, reading: Reading, caller: &Caller) -> Result<
         .into_iter()
         .map(|(mtype, bytes)| (type_name(mtype), Node::QueueFile { ident, mtype, reading }, file_attr(&stat, bytes)));
     Ok(std::iter::once(any).chain(types).collect())
-}
-
-fn list() -> Result<Vec<MsgStat>> {
-    Ok(sysvipc::list_msg()?)
 }
 
 /// Queues longer than this are walked off the event loops: a walk of n
@@ -328,17 +322,7 @@ pub fn create_queue(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Att
     let key = parse_creation_key(name).ok_or(Error::Invalid)?;
     let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o666) as i32;
     let id = caller.act(|| msg::get(key, flags))?.map_err(Error::from_creation)?;
-    let stat = msg::stat_any(id).map_err(Error::from_id_call)?;
-    Ok((Node::Queue(MsgIdent::of(&stat)), queue_attr(&stat)))
-}
-
-/// `rmdir msg/<id>`: IPC_RMID, messages and all.
-pub fn remove_queue(name: &str, caller: &Caller) -> Result<MsgIdent> {
-    let id = MsqId(parse_id(name).ok_or(Error::NotFound)?);
-    let stat = msg::stat_any(id).map_err(Error::from_id_call)?;
-    check_owner(&stat.perm, caller)?;
-    msg::remove(id).map_err(Error::from_id_call)?;
-    Ok(MsgIdent::of(&stat))
+    family::created::<Queues>(id.0)
 }
 
 /// `rm msg/<id>/<type>` discards the messages of that type, `rm .../any`

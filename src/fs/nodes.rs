@@ -2,12 +2,17 @@
 
 use super::access::{Caller, Want};
 use super::error::{Error, Result};
+use super::family;
 use super::inode::Node;
+use super::msg::Queues;
+use super::sem::Sets;
+use super::shm::Segments;
 use super::{Attr, SetAttr, limits, msg, namespaces, sem, shm};
 
 pub fn attr(node: &Node) -> Result<Attr> {
     match node {
-        Node::Segment(_) | Node::ShmKeyLink(_) => shm::node_attr(node),
+        Node::Segment(ident) => family::attr::<Segments>(*ident, false),
+        Node::ShmKeyLink(ident) => family::attr::<Segments>(*ident, true),
         Node::SemSet(_) | Node::Semaphore(..) | Node::SemKeyLink(_) => sem::attr(node),
         Node::Queue(_) | Node::QueueSubDir(..) | Node::QueueFile { .. } | Node::MsgKeyLink(_) => msg::attr(node),
         Node::Limit(limit) => limits::attr(*limit),
@@ -17,9 +22,9 @@ pub fn attr(node: &Node) -> Result<Attr> {
 
 pub fn readlink(node: &Node, caller: &Caller) -> Result<Vec<u8>> {
     match *node {
-        Node::ShmKeyLink(ident) => shm::link_target(ident),
-        Node::SemKeyLink(ident) => sem::link_target(ident),
-        Node::MsgKeyLink(ident) => msg::link_target(ident),
+        Node::ShmKeyLink(ident) => family::link_target::<Segments>(ident),
+        Node::SemKeyLink(ident) => family::link_target::<Sets>(ident),
+        Node::MsgKeyLink(ident) => family::link_target::<Queues>(ident),
         Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => namespaces::link_target(node, caller),
         _ => Err(Error::Invalid),
     }

@@ -14,18 +14,64 @@ use std::sync::Mutex;
 
 use super::access::{Caller, Want, check_access, check_owner, chmod_chown_dir, dir_perm};
 use super::error::{Error, Result};
+use super::family::{self, Family};
 use super::inode::{Node, SemIdent};
 use super::names::{parse_creation_key, parse_id};
 use super::signals::{Signals, caller_dying};
 use super::waiting::watched;
 use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Stop, Wait, Written, kernel_time};
 use crate::ipc::sem::{self, Query, SEMVMX, SemId, SemStat};
-use crate::ipc::{Errno, Key, sysvipc};
+use crate::ipc::{Errno, IpcPerm, Key, sysvipc};
+
+/// The System V semaphore family: sets (`sem/<id>/`).
+pub struct Sets;
+
+impl Family for Sets {
+    const DIR: &'static str = "sem";
+    type Stat = SemStat;
+    type Ident = SemIdent;
+
+    fn stat_any(id: i32) -> std::result::Result<SemStat, Errno> {
+        sem::stat_any(SemId(id))
+    }
+    fn get(key: Key) -> std::result::Result<i32, Errno> {
+        sem::get(key, 0, 0).map(|id| id.0)
+    }
+    fn remove(id: i32) -> std::result::Result<(), Errno> {
+        sem::remove(SemId(id))
+    }
+    fn list() -> Result<Vec<SemStat>> {
+        Ok(sysvipc::list_sem()?)
+    }
+    fn id(stat: &SemStat) -> i32 {
+        stat.id.0
+    }
+    fn perm(stat: &SemStat) -> &IpcPerm {
+        &stat.perm
+    }
+    fn ident(stat: &SemStat) -> SemIdent {
+        SemIdent::of(stat)
+    }
+    fn ident_id(ident: SemIdent) -> i32 {
+        ident.id.0
+    }
+    fn is(ident: SemIdent, stat: &SemStat) -> bool {
+        SemIdent::of(stat) == ident
+    }
+    fn object(ident: SemIdent) -> Node {
+        Node::SemSet(ident)
+    }
+    fn object_attr(stat: &SemStat) -> Attr {
+        set_attr(stat)
+    }
+    fn key_link(ident: SemIdent) -> Node {
+        Node::SemKeyLink(ident)
+    }
+}
 
 /// The set `ident` names, as the kernel has it now.
 fn current(ident: SemIdent) -> Result<SemStat> {
-    let stat = sem::stat_any(ident.id).map_err(Error::from_id_call)?;
-    if SemIdent::of(&stat) == ident { Ok(stat) } else { Err(Error::NotFound) }
+    family::current::<Sets>(ident)
 }
 
 /// Has another set taken `ident`'s id? The identity check and the call by
@@ -81,14 +127,6 @@ fn semaphore_attr(stat: &SemStat, num: u16, caller: &Caller) -> Result<Attr> {
     })
 }
 
-fn link_text(id: SemId) -> String {
-    format!("../../sem/{}", id.0)
-}
-
-fn link_attr(stat: &SemStat) -> Attr {
-    Attr { kind: FileKind::Symlink, size: link_text(stat.id).len() as u64, perm: 0o777, nlink: 1, ..set_attr(stat) }
-}
-
 fn value_text(ident: SemIdent, num: u16) -> Result<String> {
     let value = sem::query(ident.id, num, Query::Value).map_err(Error::from_id_call)?;
     Ok(format!("{value}\n"))
@@ -100,12 +138,6 @@ fn parse_num(name: &str, nsems: u64) -> Result<u16> {
 }
 
 // ---- names ----
-
-pub fn lookup_set(name: &str) -> Result<(Node, Attr)> {
-    let id = parse_id(name).ok_or(Error::NotFound)?;
-    let stat = sem::stat_any(SemId(id)).map_err(Error::from_id_call)?;
-    Ok((Node::SemSet(SemIdent::of(&stat)), set_attr(&stat)))
-}
 
 pub fn lookup_semaphore(ident: SemIdent, name: &str, caller: &Caller) -> Result<(Node, Attr)> {
     let stat = current(ident)?;
@@ -122,33 +154,13 @@ pub fn parse_creation_name(name: &str) -> Result<(Key, i32)> {
     Ok((parse_creation_key(key).ok_or(Error::Invalid)?, nsems))
 }
 
-/// A creation name used as a path (`mkdir -m` chmods by name after the
-/// mkdir): the set with that key, not listed under that name.
-pub fn lookup_by_key(key: Key) -> Result<(Node, Attr)> {
-    let id = sem::get(key, 0, 0).map_err(Error::from_id_call)?;
-    let stat = sem::stat_any(id).map_err(Error::from_id_call)?;
-    Ok((Node::SemSet(SemIdent::of(&stat)), set_attr(&stat)))
-}
-
-pub fn lookup_key_link(name: &str) -> Result<(Node, Attr)> {
-    let key = super::names::parse_canonical_key(name).ok_or(Error::NotFound)?;
-    let id = sem::get(key, 0, 0).map_err(Error::from_id_call)?;
-    let stat = sem::stat_any(id).map_err(Error::from_id_call)?;
-    Ok((Node::SemKeyLink(SemIdent::of(&stat)), link_attr(&stat)))
-}
-
-pub fn link_target(ident: SemIdent) -> Result<Vec<u8>> {
-    current(ident)?;
-    Ok(link_text(ident.id).into_bytes())
-}
-
 /// Attributes; a semaphore file's size is its value's only for
 /// [`attr_for`] a caller who may read it.
 pub fn attr(node: &Node) -> Result<Attr> {
     match *node {
-        Node::SemSet(ident) => Ok(set_attr(&current(ident)?)),
+        Node::SemSet(ident) => family::attr::<Sets>(ident, false),
         Node::Semaphore(ident, _) => Ok(Attr { size: 0, ..set_attr(&current(ident)?) }),
-        Node::SemKeyLink(ident) => Ok(link_attr(&current(ident)?)),
+        Node::SemKeyLink(ident) => family::attr::<Sets>(ident, true),
         _ => Err(Error::NotFound),
     }
 }
@@ -159,18 +171,6 @@ pub fn attr_for(node: &Node, caller: &Caller) -> Result<Attr> {
         Node::Semaphore(ident, num) => semaphore_attr(&current(ident)?, num, caller),
         _ => attr(node),
     }
-}
-
-pub fn list_sets() -> Result<Vec<(String, Node, Attr)>> {
-    Ok(list()?.iter().map(|s| (s.id.0.to_string(), Node::SemSet(SemIdent::of(s)), set_attr(s))).collect())
-}
-
-pub fn list_key_links() -> Result<Vec<(String, Node, Attr)>> {
-    Ok(list()?
-        .iter()
-        .filter(|s| !s.perm.key.is_private())
-        .map(|s| (s.perm.key.to_string(), Node::SemKeyLink(SemIdent::of(s)), link_attr(s)))
-        .collect())
 }
 
 /// The semaphores of a set; listing needs read permission, as the
@@ -184,10 +184,6 @@ pub fn list_semaphores(ident: SemIdent, caller: &Caller) -> Result<Vec<(String, 
             Ok((num.to_string(), Node::Semaphore(ident, num), attr))
         })
         .collect()
-}
-
-fn list() -> Result<Vec<SemStat>> {
-    Ok(sysvipc::list_sem()?)
 }
 
 pub fn check_list(ident: SemIdent, caller: &Caller) -> Result<()> {
@@ -214,17 +210,7 @@ pub fn create_set(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Attr)
     // wherever read is granted.
     let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o666) as i32;
     let id = caller.act(|| sem::get(key, nsems, flags))?.map_err(Error::from_creation)?;
-    let stat = sem::stat_any(id).map_err(Error::from_id_call)?;
-    Ok((Node::SemSet(SemIdent::of(&stat)), set_attr(&stat)))
-}
-
-/// `rmdir sem/<id>` (and the last step of `rm -r`): IPC_RMID.
-pub fn remove_set(name: &str, caller: &Caller) -> Result<SemIdent> {
-    let id = SemId(parse_id(name).ok_or(Error::NotFound)?);
-    let stat = sem::stat_any(id).map_err(Error::from_id_call)?;
-    check_owner(&stat.perm, caller)?;
-    sem::remove(id).map_err(Error::from_id_call)?;
-    Ok(SemIdent::of(&stat))
+    family::created::<Sets>(id.0)
 }
 
 /// `rm sem/<id>/<n>`: a semaphore cannot leave its set, so this changes

@@ -15,18 +15,63 @@ use std::time::SystemTime;
 
 use super::access::{Caller, Want, check_access, check_owner};
 use super::error::{Error, Result};
+use super::family::{self, Family};
 use super::inode::{Node, ShmIdent};
-use super::names::{parse_canonical_key, parse_creation_key, parse_id};
+use super::names::parse_creation_key;
 use super::{Attr, BLOCK_SIZE, Budgets, Charge, Data, FileKind, SetAttr, Spend, kernel_time};
 use crate::ipc::creds::{Identity, run_as};
 use crate::ipc::shm::{self, SegmentMemory, ShmId, ShmStat};
-use crate::ipc::{Errno, Key, sysvipc};
+use crate::ipc::{Errno, IpcPerm, Key, sysvipc};
 
-/// The segment `ident` names, as the kernel has it now; `NotFound` if the id
-/// is gone or now names another segment.
+/// The shared memory family: segments (`shm/<id>`).
+pub struct Segments;
+
+impl Family for Segments {
+    const DIR: &'static str = "shm";
+    type Stat = ShmStat;
+    type Ident = ShmIdent;
+
+    fn stat_any(id: i32) -> std::result::Result<ShmStat, Errno> {
+        shm::stat_any(ShmId(id))
+    }
+    fn get(key: Key) -> std::result::Result<i32, Errno> {
+        shm::get(key, 0, 0).map(|id| id.0)
+    }
+    fn remove(id: i32) -> std::result::Result<(), Errno> {
+        shm::remove(ShmId(id))
+    }
+    fn list() -> Result<Vec<ShmStat>> {
+        Ok(sysvipc::list_shm()?)
+    }
+    fn id(stat: &ShmStat) -> i32 {
+        stat.id.0
+    }
+    fn perm(stat: &ShmStat) -> &IpcPerm {
+        &stat.perm
+    }
+    fn ident(stat: &ShmStat) -> ShmIdent {
+        ShmIdent::of(stat)
+    }
+    fn ident_id(ident: ShmIdent) -> i32 {
+        ident.id.0
+    }
+    fn is(ident: ShmIdent, stat: &ShmStat) -> bool {
+        ident.is(stat)
+    }
+    fn object(ident: ShmIdent) -> Node {
+        Node::Segment(ident)
+    }
+    fn object_attr(stat: &ShmStat) -> Attr {
+        file_attr(stat)
+    }
+    fn key_link(ident: ShmIdent) -> Node {
+        Node::ShmKeyLink(ident)
+    }
+}
+
+/// The segment `ident` names, as the kernel has it now.
 fn current(ident: ShmIdent) -> Result<ShmStat> {
-    let stat = shm::stat_any(ident.id).map_err(Error::from_id_call)?;
-    if ident.is(&stat) { Ok(stat) } else { Err(Error::NotFound) }
+    family::current::<Segments>(ident)
 }
 
 fn file_attr(stat: &ShmStat) -> Attr {
@@ -46,58 +91,6 @@ fn file_attr(stat: &ShmStat) -> Attr {
     }
 }
 
-fn link_attr(stat: &ShmStat) -> Attr {
-    Attr { kind: FileKind::Symlink, size: link_text(stat.id).len() as u64, perm: 0o777, ..file_attr(stat) }
-}
-
-fn link_text(id: ShmId) -> String {
-    format!("../../shm/{}", id.0)
-}
-
-pub fn lookup_segment(name: &str) -> Result<(Node, Attr)> {
-    let id = parse_id(name).ok_or(Error::NotFound)?;
-    let stat = shm::stat_any(ShmId(id)).map_err(Error::from_id_call)?;
-    Ok((Node::Segment(ShmIdent::of(&stat)), file_attr(&stat)))
-}
-
-pub fn lookup_key_link(name: &str) -> Result<(Node, Attr)> {
-    let key = parse_canonical_key(name).ok_or(Error::NotFound)?;
-    // shmget without IPC_CREAT and with no mode bits finds the id by key
-    // (no permission is needed for that); the key is never IPC_PRIVATE here.
-    let id = shm::get(key, 0, 0).map_err(Error::from_id_call)?;
-    let stat = shm::stat_any(id).map_err(Error::from_id_call)?;
-    Ok((Node::ShmKeyLink(ShmIdent::of(&stat)), link_attr(&stat)))
-}
-
-pub fn link_target(ident: ShmIdent) -> Result<Vec<u8>> {
-    current(ident)?;
-    Ok(link_text(ident.id).into_bytes())
-}
-
-pub fn node_attr(node: &Node) -> Result<Attr> {
-    match node {
-        Node::Segment(ident) => Ok(file_attr(&current(*ident)?)),
-        Node::ShmKeyLink(ident) => Ok(link_attr(&current(*ident)?)),
-        _ => Err(Error::NotFound),
-    }
-}
-
-pub fn list_segments() -> Result<Vec<(String, Node, Attr)>> {
-    Ok(list()?.iter().map(|stat| (stat.id.0.to_string(), Node::Segment(ShmIdent::of(stat)), file_attr(stat))).collect())
-}
-
-pub fn list_key_links() -> Result<Vec<(String, Node, Attr)>> {
-    Ok(list()?
-        .iter()
-        .filter(|stat| !stat.perm.key.is_private())
-        .map(|stat| (stat.perm.key.to_string(), Node::ShmKeyLink(ShmIdent::of(stat)), link_attr(stat)))
-        .collect())
-}
-
-fn list() -> Result<Vec<ShmStat>> {
-    Ok(sysvipc::list_shm()?)
-}
-
 /// What attaching needs: shmat for writing maps the segment read-write, so
 /// the kernel asks for read and write permission both.
 fn attach_want(want: Want) -> Want {
@@ -107,16 +100,6 @@ fn attach_want(want: Want) -> Want {
 pub fn access(ident: ShmIdent, want: Want, caller: &Caller) -> Result<()> {
     let stat = current(ident)?;
     check_access(&stat.perm, caller, attach_want(want))
-}
-
-/// `rm shm/<id>`: IPC_RMID. A segment a program still has attached is only
-/// marked for destruction by the kernel and stays listed until its last
-/// detach; open files of it are no attachments.
-pub fn remove(name: &str, caller: &Caller) -> Result<()> {
-    let id = ShmId(parse_id(name).ok_or(Error::NotFound)?);
-    let stat = shm::stat_any(id).map_err(Error::from_id_call)?;
-    check_owner(&stat.perm, caller)?;
-    shm::remove(id).map_err(Error::from_id_call)
 }
 
 /// chmod, chown and truncate on an existing segment. Everything is checked
