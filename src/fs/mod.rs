@@ -55,9 +55,9 @@ pub use error::{Error, Result};
 use inode::{Dir, InodeTable, Node, Reading, Target};
 use listing::Listed;
 use msg::OpenQueueFile;
+use msg::Queues;
 pub use namespaces::Namespaces;
 use sem::OpenSemaphore;
-use msg::Queues;
 use sem::Sets;
 use shm::{OpenSegment, Segments};
 pub use types::{
