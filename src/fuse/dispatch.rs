@@ -61,6 +61,30 @@ impl IpcFuse {
         }
     }
 
+    /// unlink and rmdir: `remove` the name in `parent`, on a thread of its
+    /// own if it may `walk` a long queue (see [`IpcFuse::on_walk`]).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn remove_name(
+        &self,
+        op: &'static str,
+        walk: bool,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        reply: ReplyEmpty,
+        remove: fn(&IpcFs, u64, &OsStr, &Caller) -> Result<(), Error>,
+    ) {
+        let at = At::of(parent, req);
+        let (caller, name) = (caller(req), name.to_os_string());
+        let job = move |fs: &IpcFs, caller: &Caller, reply: ReplyEmpty| match fs
+            .by_path(parent.0, remove(fs, parent.0, &name, caller))
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(op, at.named(&name), e)),
+        };
+        if walk { self.on_walk(op, parent, caller, reply, job) } else { self.on(op, parent, caller, reply, job) }
+    }
+
     /// Refuses what ipcfs never does (mknod, symlink, rename, link) with
     /// EPERM, or with what a kept name of an object that has gone answers
     /// ([`IpcFs::by_path`]).

@@ -220,25 +220,12 @@ impl Filesystem for IpcFuse {
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let at = At::of(parent, req);
-        let (caller, name) = (caller(req), name.to_os_string());
-        self.on_walk("unlink", parent, caller, reply, move |fs, caller, reply| {
-            match fs.by_path(parent.0, fs.unlink(parent.0, &name, caller)) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("unlink", at.named(&name), e)),
-            }
-        });
+        // Discarding a queue's messages may walk a long queue.
+        self.remove_name("unlink", true, req, parent, name, reply, IpcFs::unlink);
     }
 
     fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let at = At::of(parent, req);
-        let (caller, name) = (caller(req), name.to_os_string());
-        self.on("rmdir", parent, caller, reply, move |fs, caller, reply| {
-            match fs.by_path(parent.0, fs.rmdir(parent.0, &name, caller)) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("rmdir", at.named(&name), e)),
-            }
-        });
+        self.remove_name("rmdir", false, req, parent, name, reply, IpcFs::rmdir);
     }
 
     fn symlink(&self, req: &Request, parent: INodeNo, name: &OsStr, _target: &Path, reply: ReplyEntry) {
