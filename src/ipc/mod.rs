@@ -1,12 +1,29 @@
-//! The kernel layer: thin, typed wrappers over the System V IPC system calls.
+//! The kernel layer: thin, typed wrappers over the system calls ipcfs makes
+//! and the files of /proc it reads and writes.
 //!
-//! This is the only place in ipcfs with `unsafe` code. Every function makes one
-//! system call, checks its result at once and returns plain Rust values; nothing
-//! here caches or remembers anything, because the kernel holds all IPC state.
+//! This is the only place in ipcfs with `unsafe` code, and the only one that
+//! names `libc` or opens a path under /proc: the rest of ipcfs sees plain Rust
+//! values, typed flags and [`Errno`]. Every function makes one system call
+//! (or one read of a /proc file), checks its result at once and returns;
+//! parsers of /proc text are pure functions, tested on fixtures. Nothing here
+//! remembers IPC state, which the kernel holds; the only things kept are
+//! open /proc files a caller's signals are read through again and again
+//! ([`proc`]), and descriptors opened once.
 //!
-//! The calls act in the IPC namespace of the calling thread.
+//! - System V IPC, one module per family ([`shm`], [`sem`], [`msg`]) over
+//!   what they share, written once ([`family`]); every object at once from
+//!   /proc/sysvipc ([`sysvipc`]); typed flags ([`flags`]).
+//! - The caller's process: /proc/PID/status and /proc/TID/stat ([`proc`]),
+//!   acting as the caller ([`creds`]), waking a thread ([`wake`]).
+//! - Namespaces: joining, telling apart, finding through /proc ([`ns`]).
+//! - Sysctls: /proc/sys read and written ([`sysctl`]), the daemon's own
+//!   limits ([`limits`]), the daemon's process ([`daemon`]), mounting ([`mount`]).
+//!
+//! The IPC calls act in the IPC namespace of the calling thread.
 
 pub mod creds;
+mod family;
+pub mod flags;
 pub mod limits;
 pub mod mount;
 pub mod msg;
@@ -58,6 +75,17 @@ impl IpcPerm {
     fn from_raw(p: &libc::ipc_perm) -> IpcPerm {
         IpcPerm { key: Key(p.__key), uid: p.uid, gid: p.gid, cuid: p.cuid, cgid: p.cgid, mode: u32::from(p.mode) }
     }
+}
+
+/// The errno an I/O error carries; EIO for one made up in Rust (such as
+/// text that is not UTF-8).
+pub fn io_errno(e: std::io::Error) -> Errno {
+    errno_or(&e, Errno::EIO)
+}
+
+/// The errno an I/O error carries, or `otherwise` for one that carries none.
+pub fn errno_or(e: &std::io::Error, otherwise: Errno) -> Errno {
+    e.raw_os_error().map_or(otherwise, Errno::from_raw)
 }
 
 /// The kernel splits an id into a slot index (low bits) and a sequence number.

@@ -1,9 +1,9 @@
 //! Message queues: `msgget`, `msgsnd`, `msgrcv` (with `MSG_COPY` to look
 //! without taking), `msgctl`.
 
-use std::mem::MaybeUninit;
-
-use super::{Errno, IpcPerm, Key, id_to_indexes};
+use super::family::{self, IdDs};
+use super::flags::GetFlags;
+use super::{Errno, IpcPerm, Key};
 
 /// Not exported by the libc crate for Linux; value from <linux/msg.h>.
 const MSG_STAT_ANY: libc::c_int = 13;
@@ -28,10 +28,10 @@ pub struct MsgStat {
 }
 
 impl MsgStat {
-    fn from_raw(id: MsqId, ds: &libc::msqid_ds) -> MsgStat {
+    fn from_raw(id: libc::c_int, perm: IpcPerm, ds: &libc::msqid_ds) -> MsgStat {
         MsgStat {
-            id,
-            perm: IpcPerm::from_raw(&ds.msg_perm),
+            id: MsqId(id),
+            perm,
             stime: ds.msg_stime,
             rtime: ds.msg_rtime,
             ctime: ds.msg_ctime,
@@ -44,6 +44,17 @@ impl MsgStat {
     }
 }
 
+// SAFETY: msqid_ds is plain old data with its ipc_perm first, and msgctl takes it
+// as its buffer.
+unsafe impl IdDs for libc::msqid_ds {
+    const STAT_ANY: libc::c_int = MSG_STAT_ANY;
+
+    unsafe fn ctl(id: libc::c_int, cmd: libc::c_int, buf: *mut Self) -> libc::c_int {
+        // SAFETY: the caller passes a buffer fit for cmd (IdDs::ctl).
+        unsafe { libc::msgctl(id, cmd, buf) }
+    }
+}
+
 /// One message: its type and body.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Message {
@@ -52,54 +63,26 @@ pub struct Message {
 }
 
 /// `msgget(key, flags)`: find or create a queue.
-pub fn get(key: Key, flags: i32) -> Result<MsqId, Errno> {
+pub fn get(key: Key, flags: impl Into<GetFlags>) -> Result<MsqId, Errno> {
     // SAFETY: msgget takes no pointers.
-    let id = Errno::result(unsafe { libc::msgget(key.0, flags) })?;
+    let id = Errno::result(unsafe { libc::msgget(key.0, flags.into().bits()) })?;
     Ok(MsqId(id))
 }
 
 /// The queue with this id, whoever may read it (`MSG_STAT_ANY`). `ENOENT`
 /// when no queue has the id.
 pub fn stat_any(id: MsqId) -> Result<MsgStat, Errno> {
-    if id.0 < 0 {
-        return Err(Errno::ENOENT);
-    }
-    for index in id_to_indexes(id.0) {
-        let mut ds = MaybeUninit::<libc::msqid_ds>::uninit();
-        // SAFETY: ds points to writable memory of the right type for MSG_STAT_ANY.
-        let found = unsafe { libc::msgctl(index, MSG_STAT_ANY, ds.as_mut_ptr()) };
-        match Errno::result(found) {
-            Ok(found) if found == id.0 => {
-                // SAFETY: MSG_STAT_ANY succeeded, so the kernel filled in ds.
-                let ds = unsafe { ds.assume_init_ref() };
-                return Ok(MsgStat::from_raw(id, ds));
-            }
-            Ok(_) | Err(Errno::EINVAL) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Errno::ENOENT)
+    family::stat_any(id.0, MsgStat::from_raw)
 }
 
 /// `msgctl(IPC_SET)`: owner, group, permission bits and the byte limit.
 pub fn set(id: MsqId, uid: u32, gid: u32, mode: u32, qbytes: u64) -> Result<(), Errno> {
-    let mut ds = MaybeUninit::<libc::msqid_ds>::zeroed();
-    // SAFETY: msqid_ds is plain old data, for which all-zero bytes are valid.
-    let ds = unsafe { ds.assume_init_mut() };
-    ds.msg_perm.uid = uid;
-    ds.msg_perm.gid = gid;
-    ds.msg_perm.mode = (mode & 0o777) as u16;
-    ds.msg_qbytes = qbytes;
-    // SAFETY: ds is a valid msqid_ds that IPC_SET only reads.
-    Errno::result(unsafe { libc::msgctl(id.0, libc::IPC_SET, ds) })?;
-    Ok(())
+    family::set(id.0, uid, gid, mode, |ds: &mut libc::msqid_ds| ds.msg_qbytes = qbytes)
 }
 
 /// `msgctl(IPC_RMID)`: remove the queue and its messages; waiters wake with EIDRM.
 pub fn remove(id: MsqId) -> Result<(), Errno> {
-    // SAFETY: IPC_RMID takes no buffer.
-    Errno::result(unsafe { libc::msgctl(id.0, libc::IPC_RMID, std::ptr::null_mut()) })?;
-    Ok(())
+    family::remove::<libc::msqid_ds>(id.0)
 }
 
 /// A `struct msgbuf` of room for `len` body bytes: the type (a long) then

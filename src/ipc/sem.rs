@@ -1,9 +1,10 @@
 //! Semaphore sets: `semget`, `semctl`, `semtimedop`.
 
-use std::mem::MaybeUninit;
 use std::time::Duration;
 
-use super::{Errno, IpcPerm, Key, id_to_indexes};
+use super::family::{self, IdDs};
+use super::flags::GetFlags;
+use super::{Errno, IpcPerm, Key};
 
 /// Not exported by the libc crate for Linux; value from <linux/sem.h>.
 const SEM_STAT_ANY: libc::c_int = 20;
@@ -25,65 +26,43 @@ pub struct SemStat {
 }
 
 impl SemStat {
-    fn from_raw(id: SemId, ds: &libc::semid_ds) -> SemStat {
-        SemStat {
-            id,
-            perm: IpcPerm::from_raw(&ds.sem_perm),
-            nsems: ds.sem_nsems,
-            otime: ds.sem_otime,
-            ctime: ds.sem_ctime,
-        }
+    fn from_raw(id: libc::c_int, perm: IpcPerm, ds: &libc::semid_ds) -> SemStat {
+        SemStat { id: SemId(id), perm, nsems: ds.sem_nsems, otime: ds.sem_otime, ctime: ds.sem_ctime }
+    }
+}
+
+// SAFETY: semid_ds is plain old data with its ipc_perm first, and semctl takes it
+// as its buffer.
+unsafe impl IdDs for libc::semid_ds {
+    const STAT_ANY: libc::c_int = SEM_STAT_ANY;
+
+    unsafe fn ctl(id: libc::c_int, cmd: libc::c_int, buf: *mut Self) -> libc::c_int {
+        // SAFETY: the caller passes a buffer fit for cmd (IdDs::ctl).
+        unsafe { libc::semctl(id, 0, cmd, buf) }
     }
 }
 
 /// `semget(key, nsems, flags)`: find or create a set.
-pub fn get(key: Key, nsems: i32, flags: i32) -> Result<SemId, Errno> {
+pub fn get(key: Key, nsems: i32, flags: impl Into<GetFlags>) -> Result<SemId, Errno> {
     // SAFETY: semget takes no pointers.
-    let id = Errno::result(unsafe { libc::semget(key.0, nsems, flags) })?;
+    let id = Errno::result(unsafe { libc::semget(key.0, nsems, flags.into().bits()) })?;
     Ok(SemId(id))
 }
 
 /// The set with this id, whoever may read it (`SEM_STAT_ANY`). `ENOENT`
 /// when no set has the id.
 pub fn stat_any(id: SemId) -> Result<SemStat, Errno> {
-    if id.0 < 0 {
-        return Err(Errno::ENOENT);
-    }
-    for index in id_to_indexes(id.0) {
-        let mut ds = MaybeUninit::<libc::semid_ds>::uninit();
-        // SAFETY: SEM_STAT_ANY writes a semid_ds through the pointer argument.
-        let found = unsafe { libc::semctl(index, 0, SEM_STAT_ANY, ds.as_mut_ptr()) };
-        match Errno::result(found) {
-            Ok(found) if found == id.0 => {
-                // SAFETY: SEM_STAT_ANY succeeded, so the kernel filled in ds.
-                let ds = unsafe { ds.assume_init_ref() };
-                return Ok(SemStat::from_raw(id, ds));
-            }
-            Ok(_) | Err(Errno::EINVAL) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Errno::ENOENT)
+    family::stat_any(id.0, SemStat::from_raw)
 }
 
 /// `semctl(IPC_SET)`: set owner, group and permission bits.
 pub fn set(id: SemId, uid: u32, gid: u32, mode: u32) -> Result<(), Errno> {
-    let mut ds = MaybeUninit::<libc::semid_ds>::zeroed();
-    // SAFETY: semid_ds is plain old data, for which all-zero bytes are valid.
-    let ds = unsafe { ds.assume_init_mut() };
-    ds.sem_perm.uid = uid;
-    ds.sem_perm.gid = gid;
-    ds.sem_perm.mode = (mode & 0o777) as u16;
-    // SAFETY: ds is a valid semid_ds that IPC_SET only reads.
-    Errno::result(unsafe { libc::semctl(id.0, 0, libc::IPC_SET, ds as *mut libc::semid_ds) })?;
-    Ok(())
+    family::set::<libc::semid_ds>(id.0, uid, gid, mode, |_| {})
 }
 
 /// `semctl(IPC_RMID)`: remove the set; waiters wake with EIDRM.
 pub fn remove(id: SemId) -> Result<(), Errno> {
-    // SAFETY: IPC_RMID takes no argument.
-    Errno::result(unsafe { libc::semctl(id.0, 0, libc::IPC_RMID) })?;
-    Ok(())
+    family::remove::<libc::semid_ds>(id.0)
 }
 
 /// One of the per-semaphore queries of `semctl`.

@@ -15,7 +15,9 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::ptr::NonNull;
 use std::sync::{Arc, OnceLock};
 
-use super::{Errno, IpcPerm, Key, id_to_indexes};
+use super::family::{self, IdDs};
+use super::flags::GetFlags;
+use super::{Errno, IpcPerm, Key, io_errno};
 
 // Not (all) exported by the libc crate for Linux; values from <linux/shm.h>.
 const SHM_STAT_ANY: libc::c_int = 15;
@@ -44,10 +46,10 @@ pub struct ShmStat {
 }
 
 impl ShmStat {
-    fn from_raw(id: ShmId, ds: &libc::shmid_ds) -> ShmStat {
+    fn from_raw(id: libc::c_int, perm: IpcPerm, ds: &libc::shmid_ds) -> ShmStat {
         ShmStat {
-            id,
-            perm: IpcPerm::from_raw(&ds.shm_perm),
+            id: ShmId(id),
+            perm,
             segsz: ds.shm_segsz as u64,
             atime: ds.shm_atime,
             dtime: ds.shm_dtime,
@@ -68,64 +70,39 @@ impl ShmStat {
     }
 }
 
+// SAFETY: shmid_ds is plain old data with its ipc_perm first, and shmctl takes it
+// as its buffer.
+unsafe impl IdDs for libc::shmid_ds {
+    const STAT_ANY: libc::c_int = SHM_STAT_ANY;
+
+    unsafe fn ctl(id: libc::c_int, cmd: libc::c_int, buf: *mut Self) -> libc::c_int {
+        // SAFETY: the caller passes a buffer fit for cmd (IdDs::ctl).
+        unsafe { libc::shmctl(id, cmd, buf) }
+    }
+}
+
 /// `shmget(key, size, flags)`: find or create a segment.
-pub fn get(key: Key, size: u64, flags: i32) -> Result<ShmId, Errno> {
+pub fn get(key: Key, size: u64, flags: impl Into<GetFlags>) -> Result<ShmId, Errno> {
     let size = usize::try_from(size).map_err(|_| Errno::EINVAL)?;
     // SAFETY: shmget takes no pointers.
-    let id = Errno::result(unsafe { libc::shmget(key.0, size, flags) })?;
+    let id = Errno::result(unsafe { libc::shmget(key.0, size, flags.into().bits()) })?;
     Ok(ShmId(id))
 }
 
 /// `shmctl(IPC_STAT)`: needs read permission on the segment.
 pub fn stat(id: ShmId) -> Result<ShmStat, Errno> {
-    let mut ds = MaybeUninit::<libc::shmid_ds>::uninit();
-    // SAFETY: ds points to writable memory of the right type for IPC_STAT.
-    Errno::result(unsafe { libc::shmctl(id.0, libc::IPC_STAT, ds.as_mut_ptr()) })?;
-    // SAFETY: IPC_STAT succeeded, so the kernel filled in ds.
-    Ok(ShmStat::from_raw(id, unsafe { ds.assume_init_ref() }))
+    family::stat(id.0, ShmStat::from_raw)
 }
 
 /// The segment with this id, whoever may read it (`SHM_STAT_ANY`, as
 /// /proc/sysvipc/shm shows every segment). `ENOENT` when no segment has the id.
 pub fn stat_any(id: ShmId) -> Result<ShmStat, Errno> {
-    if id.0 < 0 {
-        return Err(Errno::ENOENT);
-    }
-    for index in id_to_indexes(id.0) {
-        let mut ds = MaybeUninit::<libc::shmid_ds>::uninit();
-        // SAFETY: ds points to writable memory of the right type for SHM_STAT_ANY.
-        let found = unsafe { libc::shmctl(index, SHM_STAT_ANY, ds.as_mut_ptr()) };
-        match Errno::result(found) {
-            Ok(found) if found == id.0 => {
-                // SAFETY: SHM_STAT_ANY succeeded, so the kernel filled in ds.
-                let ds = unsafe { ds.assume_init_ref() };
-                return Ok(ShmStat::from_raw(id, ds));
-            }
-            Ok(_) | Err(Errno::EINVAL) => continue,
-            Err(e) => return Err(e),
-        }
-    }
-    Err(Errno::ENOENT)
+    family::stat_any(id.0, ShmStat::from_raw)
 }
 
 /// `shmctl(IPC_SET)`: set owner, group and permission bits.
 pub fn set(id: ShmId, uid: u32, gid: u32, mode: u32) -> Result<(), Errno> {
-    let mut ds = MaybeUninit::<libc::shmid_ds>::zeroed();
-    // SAFETY: shmid_ds is plain old data, for which all-zero bytes are valid.
-    let ds = unsafe { ds.assume_init_mut() };
-    ds.shm_perm.uid = uid;
-    ds.shm_perm.gid = gid;
-    ds.shm_perm.mode = (mode & 0o777) as u16;
-    // SAFETY: ds is a valid shmid_ds that IPC_SET only reads.
-    Errno::result(unsafe { libc::shmctl(id.0, libc::IPC_SET, ds) })?;
-    Ok(())
-}
-
-/// `shmctl(IPC_RMID)`: destroy now, or mark for destruction while attached.
-pub fn remove(id: ShmId) -> Result<(), Errno> {
-    // SAFETY: IPC_RMID takes no buffer.
-    Errno::result(unsafe { libc::shmctl(id.0, libc::IPC_RMID, std::ptr::null_mut()) })?;
-    Ok(())
+    family::set::<libc::shmid_ds>(id.0, uid, gid, mode, |_| {})
 }
 
 /// `shmctl(SHM_LOCK)` / `shmctl(SHM_UNLOCK)`: keep the segment in memory.
@@ -134,6 +111,11 @@ pub fn set_locked(id: ShmId, locked: bool) -> Result<(), Errno> {
     // SAFETY: SHM_LOCK and SHM_UNLOCK take no buffer.
     Errno::result(unsafe { libc::shmctl(id.0, cmd, std::ptr::null_mut()) })?;
     Ok(())
+}
+
+/// `shmctl(IPC_RMID)`: destroy now, or mark for destruction while attached.
+pub fn remove(id: ShmId) -> Result<(), Errno> {
+    family::remove::<libc::shmid_ds>(id.0)
 }
 
 /// System-wide usage, from `shmctl(SHM_INFO)` (`struct shm_info`).
@@ -463,10 +445,6 @@ impl SegmentMemory {
         }
         Ok(())
     }
-}
-
-fn io_errno(e: std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
 }
 
 thread_local! {

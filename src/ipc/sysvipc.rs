@@ -14,82 +14,53 @@ use super::{IpcPerm, Key};
 
 /// Every segment of the calling thread's IPC namespace.
 pub fn list_shm() -> io::Result<Vec<ShmStat>> {
-    // The kernel shows the namespace of the thread that opens the file.
-    let text = std::fs::read_to_string("/proc/sysvipc/shm")?;
-    parse_shm(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    read_table("shm", parse_shm)
 }
 
 /// Every semaphore set of the calling thread's IPC namespace.
 pub fn list_sem() -> io::Result<Vec<SemStat>> {
-    let text = std::fs::read_to_string("/proc/sysvipc/sem")?;
-    parse_sem(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
-}
-
-/// Parses the text of /proc/sysvipc/sem.
-pub fn parse_sem(text: &str) -> Result<Vec<SemStat>, String> {
-    let table = Table::new(text)?;
-    table
-        .rows()
-        .map(|row| {
-            Ok(SemStat {
-                id: SemId(row.get("semid")?),
-                perm: row.perm()?,
-                nsems: row.get("nsems")?,
-                otime: row.get("otime")?,
-                ctime: row.get("ctime")?,
-            })
-        })
-        .collect()
+    read_table("sem", parse_sem)
 }
 
 /// Every message queue of the calling thread's IPC namespace.
 pub fn list_msg() -> io::Result<Vec<MsgStat>> {
-    let text = std::fs::read_to_string("/proc/sysvipc/msg")?;
-    parse_msg(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+    read_table("msg", parse_msg)
+}
+
+/// Reads and parses /proc/sysvipc/`family`. The kernel shows the namespace
+/// of the thread that opens the file.
+fn read_table<T>(family: &str, parse: fn(&str) -> Result<Vec<T>, String>) -> io::Result<Vec<T>> {
+    let text = std::fs::read_to_string(format!("/proc/sysvipc/{family}"))?;
+    parse(&text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+/// Parses the text of /proc/sysvipc/shm.
+pub fn parse_shm(text: &str) -> Result<Vec<ShmStat>, String> {
+    Table::new(text)?.parse("shmid", |id, perm, row| {
+        let [segsz, nattch] = row.numbers(["size", "nattch"])?;
+        let [atime, dtime, ctime] = row.numbers(["atime", "dtime", "ctime"])?;
+        let [cpid, lpid] = row.numbers(["cpid", "lpid"])?;
+        Ok(ShmStat { id: ShmId(id), perm, segsz, atime, dtime, ctime, cpid, lpid, nattch })
+    })
+}
+
+/// Parses the text of /proc/sysvipc/sem.
+pub fn parse_sem(text: &str) -> Result<Vec<SemStat>, String> {
+    Table::new(text)?.parse("semid", |id, perm, row| {
+        let [otime, ctime] = row.numbers(["otime", "ctime"])?;
+        Ok(SemStat { id: SemId(id), perm, nsems: row.get("nsems")?, otime, ctime })
+    })
 }
 
 /// Parses the text of /proc/sysvipc/msg. (It has no qbytes column: that one
 /// comes only from IPC_STAT, and is 0 here.)
 pub fn parse_msg(text: &str) -> Result<Vec<MsgStat>, String> {
-    let table = Table::new(text)?;
-    table
-        .rows()
-        .map(|row| {
-            Ok(MsgStat {
-                id: MsqId(row.get("msqid")?),
-                perm: row.perm()?,
-                stime: row.get("stime")?,
-                rtime: row.get("rtime")?,
-                ctime: row.get("ctime")?,
-                cbytes: row.get("cbytes")?,
-                qnum: row.get("qnum")?,
-                qbytes: 0,
-                lspid: row.get("lspid")?,
-                lrpid: row.get("lrpid")?,
-            })
-        })
-        .collect()
-}
-
-/// Parses the text of /proc/sysvipc/shm.
-pub fn parse_shm(text: &str) -> Result<Vec<ShmStat>, String> {
-    let table = Table::new(text)?;
-    table
-        .rows()
-        .map(|row| {
-            Ok(ShmStat {
-                id: ShmId(row.get("shmid")?),
-                perm: row.perm()?,
-                segsz: row.get("size")?,
-                atime: row.get("atime")?,
-                dtime: row.get("dtime")?,
-                ctime: row.get("ctime")?,
-                cpid: row.get("cpid")?,
-                lpid: row.get("lpid")?,
-                nattch: row.get("nattch")?,
-            })
-        })
-        .collect()
+    Table::new(text)?.parse("msqid", |id, perm, row| {
+        let [stime, rtime, ctime] = row.numbers(["stime", "rtime", "ctime"])?;
+        let [cbytes, qnum] = row.numbers(["cbytes", "qnum"])?;
+        let [lspid, lrpid] = row.numbers(["lspid", "lrpid"])?;
+        Ok(MsgStat { id: MsqId(id), perm, stime, rtime, ctime, cbytes, qnum, qbytes: 0, lspid, lrpid })
+    })
 }
 
 struct Table<'a> {
@@ -105,11 +76,16 @@ impl<'a> Table<'a> {
         Ok(Table { columns, lines })
     }
 
-    fn rows(&self) -> impl Iterator<Item = Row<'_>> {
-        self.lines
-            .clone()
-            .filter(|l| !l.trim().is_empty())
-            .map(|line| Row { columns: &self.columns, fields: line.split_whitespace().collect() })
+    /// Each row that is not blank, through `stat`, which gets the id
+    /// (column `id_column`) and permission block that every table has.
+    fn parse<T>(
+        &self,
+        id_column: &str,
+        stat: impl Fn(i32, IpcPerm, &Row) -> Result<T, String>,
+    ) -> Result<Vec<T>, String> {
+        let stat_of = |row: Row| stat(row.get(id_column)?, row.perm()?, &row);
+        let rows = self.lines.clone().filter(|l| !l.trim().is_empty());
+        rows.map(|line| stat_of(Row { columns: &self.columns, fields: line.split_whitespace().collect() })).collect()
     }
 }
 
@@ -127,6 +103,18 @@ impl Row<'_> {
     fn get<T: std::str::FromStr>(&self, name: &str) -> Result<T, String> {
         let text = self.field(name)?;
         text.parse().map_err(|_| format!("bad {name}: {text:?}"))
+    }
+
+    /// The columns `names`, of one type.
+    fn numbers<T: std::str::FromStr + Default + Copy, const N: usize>(
+        &self,
+        names: [&str; N],
+    ) -> Result<[T; N], String> {
+        let mut values = [T::default(); N];
+        for (value, name) in values.iter_mut().zip(names) {
+            *value = self.get(name)?;
+        }
+        Ok(values)
     }
 
     fn perm(&self) -> Result<IpcPerm, String> {
