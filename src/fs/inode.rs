@@ -6,12 +6,10 @@
 //! forgets it, so the table only holds what the kernel holds.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 
 use super::budget::Charge;
 use super::error::{Error, Result};
 use super::limits::Limit;
-use super::shm::PendingSegment;
 use crate::ipc::Key;
 use crate::ipc::msg::{MsgStat, MsqId};
 use crate::ipc::sem::{SemId, SemStat};
@@ -218,20 +216,22 @@ impl Node {
     }
 }
 
-/// What an inode number resolves to.
+/// What an inode number resolves to. `P` is what a file being created
+/// stands for until its object exists (the model's pending segment): the
+/// table itself knows no family.
 #[derive(Clone, Debug)]
-pub enum Target {
+pub enum Target<P> {
     Dir(Dir),
     Node(Node),
-    /// A segment being created (see [`PendingSegment`]).
-    Pending(Arc<PendingSegment>),
+    /// An object being created.
+    Pending(P),
     /// `ns/<inode>/`: the root of another namespace's tree, whose inode
     /// number belongs to that tree (only ever in listings and lookups).
     NamespaceRoot,
 }
 
-struct Slot {
-    target: Target,
+struct Slot<P> {
+    target: Target<P>,
     /// Open files for writing (files whose writes may wait only).
     writers: usize,
     /// The caller thread last told to look this inode up again (see
@@ -243,26 +243,31 @@ struct Slot {
     _charge: Option<Charge>,
 }
 
-#[derive(Default)]
-pub struct InodeTable {
+pub struct InodeTable<P> {
     /// The first inode number of this tree (see `namespaces::SLOT_SHIFT`).
     base: u64,
     next: u64,
-    slots: HashMap<u64, Slot>,
+    slots: HashMap<u64, Slot<P>>,
     by_node: HashMap<Node, u64>,
 }
 
-impl InodeTable {
-    pub fn new() -> InodeTable {
+impl<P: Clone> Default for InodeTable<P> {
+    fn default() -> Self {
+        InodeTable::new()
+    }
+}
+
+impl<P: Clone> InodeTable<P> {
+    pub fn new() -> InodeTable<P> {
         InodeTable::starting_at(0)
     }
 
     /// A table whose numbers start at `base`.
-    pub fn starting_at(base: u64) -> InodeTable {
-        InodeTable { base, next: base + FIRST_DYNAMIC, ..Default::default() }
+    pub fn starting_at(base: u64) -> InodeTable<P> {
+        InodeTable { base, next: base + FIRST_DYNAMIC, slots: HashMap::new(), by_node: HashMap::new() }
     }
 
-    pub fn get(&self, ino: u64) -> Option<Target> {
+    pub fn get(&self, ino: u64) -> Option<Target<P>> {
         if let Some(dir) = ino.checked_sub(self.base).and_then(Dir::from_ino) {
             return Some(Target::Dir(dir));
         }
@@ -344,15 +349,15 @@ impl InodeTable {
         ino
     }
 
-    pub fn remember_pending(&mut self, pending: Arc<PendingSegment>) -> u64 {
+    pub fn remember_pending(&mut self, pending: P) -> u64 {
         self.insert(Target::Pending(pending), 1)
     }
 
-    fn insert(&mut self, target: Target, lookups: u64) -> u64 {
+    fn insert(&mut self, target: Target<P>, lookups: u64) -> u64 {
         self.insert_charged(target, lookups, None)
     }
 
-    fn insert_charged(&mut self, target: Target, lookups: u64, charge: Option<Charge>) -> u64 {
+    fn insert_charged(&mut self, target: Target<P>, lookups: u64, charge: Option<Charge>) -> u64 {
         let ino = self.next;
         self.next += 1;
         self.slots.insert(ino, Slot { target, lookups, writers: 0, refused: None, _charge: charge });
@@ -414,7 +419,7 @@ mod tests {
 
     #[test]
     fn same_node_same_inode_until_forgotten() {
-        let mut table = InodeTable::new();
+        let mut table = InodeTable::<()>::new();
         let a = table.remember(&seg(5, 1));
         assert_eq!(table.remember(&seg(5, 1)), a);
         table.forget(a, 1);
@@ -428,7 +433,7 @@ mod tests {
 
     #[test]
     fn recycled_id_is_a_new_inode() {
-        let mut table = InodeTable::new();
+        let mut table = InodeTable::<()>::new();
         let old = table.remember(&seg(5, 1));
         let new = table.remember(&seg(5, 2));
         assert_ne!(old, new);
@@ -462,7 +467,7 @@ mod tests {
 
     #[test]
     fn a_semaphore_file_keeps_its_inode_unless_open_for_writing() {
-        let mut table = InodeTable::new();
+        let mut table = InodeTable::<()>::new();
         let ident = SemIdent { id: SemId(1), key: Key(2), cuid: 0, cgid: 0, nsems: 1 };
         let node = Node::Semaphore(ident, 0);
         let a = table.remember(&node);
@@ -486,7 +491,7 @@ mod tests {
 
     #[test]
     fn a_retired_node_gets_a_new_inode_and_the_old_one_lives_until_forgotten() {
-        let mut table = InodeTable::new();
+        let mut table = InodeTable::<()>::new();
         let old = table.remember(&seg(5, 1));
         table.retire(|node| *node == seg(5, 1));
         let new = table.remember(&seg(5, 1));
@@ -500,17 +505,17 @@ mod tests {
     #[test]
     fn a_table_starting_higher_keeps_to_its_own_numbers() {
         let base = 3 << 40;
-        let mut table = InodeTable::starting_at(base);
+        let mut table = InodeTable::<()>::starting_at(base);
         assert!(matches!(table.get(base + Dir::Shm.ino()), Some(Target::Dir(Dir::Shm))));
         assert!(table.get(Dir::Shm.ino()).is_none(), "another tree's fixed directory");
         let a = table.remember(&seg(5, 1));
         assert!(a >= base + FIRST_DYNAMIC && a < base + (1 << 40), "{a:#x}");
-        assert!(InodeTable::new().get(base + Dir::Shm.ino()).is_none());
+        assert!(InodeTable::<()>::new().get(base + Dir::Shm.ino()).is_none());
     }
 
     #[test]
     fn forgetting_unknown_or_too_much_is_harmless() {
-        let mut table = InodeTable::new();
+        let mut table = InodeTable::<()>::new();
         table.forget(12345, 3);
         let a = table.remember(&seg(1, 1));
         table.forget(a, 10);

@@ -7,9 +7,10 @@
 
 use std::sync::Mutex;
 
+use super::Target;
 use super::error::{Error, Result};
 use super::family;
-use super::inode::{Dir, Node, Reading, Target};
+use super::inode::{Dir, Node, Reading};
 use super::msg::Queues;
 use super::sem::Sets;
 use super::shm::Segments;

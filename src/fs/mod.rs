@@ -52,14 +52,18 @@ use crate::ipc::Errno;
 pub use access::{Caller, Want};
 pub use budget::{Budgets, Charge, Spend, UserBudget};
 pub use error::{Error, Result};
-use inode::{Dir, InodeTable, Node, Reading, Target};
+use inode::{Dir, Node, Reading};
 use listing::Listed;
 use msg::OpenQueueFile;
 use msg::Queues;
 pub use namespaces::Namespaces;
 use sem::OpenSemaphore;
 use sem::Sets;
-use shm::{OpenSegment, Segments};
+use shm::{OpenSegment, PendingSegment, Segments};
+
+/// What an inode number resolves to, in this model.
+type Target = inode::Target<Arc<PendingSegment>>;
+type InodeTable = inode::InodeTable<Arc<PendingSegment>>;
 pub use types::{
     Attr, Data, Entry, FileKind, LARGEST_REQUEST, Opened, Outcome, SetAttr, StatFs, Stop, Wait, Written, request_limit,
 };

@@ -29,9 +29,10 @@ use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::Target;
 use super::access::Caller;
 use super::error::{Error, Result};
-use super::inode::{Dir, Node, Target};
+use super::inode::{Dir, Node};
 use super::{Attr, Budgets, FileKind, IpcFs};
 use crate::ipc::ns::{Kind, Namespace, ProcessWatch, current_inode};
 

@@ -32,8 +32,8 @@ mod forgetter;
 mod reply;
 
 use backings::Backings;
-pub use forgetter::Forgetter;
 use dispatch::{WAITER_STACK, run_elsewhere};
+pub use forgetter::Forgetter;
 use reply::*;
 
 /// Largest read and write the kernel sends in one request.
@@ -61,7 +61,6 @@ impl IpcFuse {
     pub fn forgetter(&self) -> Forgetter {
         self.forgetter.clone()
     }
-
 }
 
 impl Filesystem for IpcFuse {
