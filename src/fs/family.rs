@@ -10,7 +10,7 @@ use super::access::{Caller, check_owner};
 use super::error::{Error, Result};
 use super::inode::Node;
 use super::names::{parse_canonical_key, parse_id};
-use super::{Attr, FileKind};
+use super::types::{Attr, FileKind};
 use crate::ipc::{Errno, IpcPerm, Key};
 
 /// One family of System V IPC objects, as the model sees it.

@@ -24,6 +24,7 @@
 pub mod access;
 pub mod budget;
 pub mod error;
+mod attr;
 mod family;
 mod files;
 pub mod inode;
@@ -46,11 +47,12 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::ipc::Errno;
 pub use access::{Caller, Want};
 pub use budget::{Budgets, Charge, Spend, UserBudget};
+pub use attr::BLOCK_SIZE;
 pub use error::{Error, Result};
 use inode::{Dir, Node, Reading};
 use listing::Listed;
@@ -90,8 +92,6 @@ enum Presence {
 const NAME_TTL: Duration = Duration::from_secs(3600);
 /// The longest `-o attr_timeout` allowed.
 pub const LONGEST_ATTR_TIMEOUT: Duration = Duration::from_secs(3600);
-/// st_blksize: large, so that cat, cp and dd pick big buffers.
-pub const BLOCK_SIZE: u32 = 1 << 20;
 const NAME_MAX: usize = 255;
 
 enum Handle {
@@ -322,8 +322,3 @@ fn page_size() -> u32 {
     nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u32
 }
 
-/// A kernel time in seconds; 0 (never set) shows as `fallback`.
-fn kernel_time(seconds: i64, fallback: i64) -> SystemTime {
-    let seconds = if seconds == 0 { fallback } else { seconds };
-    UNIX_EPOCH + Duration::from_secs(seconds.max(0) as u64)
-}

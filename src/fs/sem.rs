@@ -13,13 +13,14 @@
 use std::sync::Mutex;
 
 use super::access::{Caller, Want, check_access, check_owner, chmod_chown_dir, dir_perm};
+use super::attr::{BLOCK_SIZE, kernel_time};
 use super::error::{Error, Result};
 use super::family::{self, Family};
 use super::inode::{Node, SemIdent};
 use super::names::{parse_creation_key, parse_id};
 use super::signals::{Signals, caller_dying};
+use super::types::{Attr, FileKind, Outcome, SetAttr, Stop, Wait, Written};
 use super::waiting::watched;
-use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Stop, Wait, Written, kernel_time};
 use crate::ipc::sem::{self, Query, SEMVMX, SemId, SemStat};
 use crate::ipc::{Errno, IpcPerm, Key, sysvipc};
 

@@ -14,11 +14,13 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use super::access::{Caller, Want, check_access, check_owner};
+use super::attr::{BLOCK_SIZE, kernel_time};
+use super::budget::{Budgets, Charge, Spend};
 use super::error::{Error, Result};
 use super::family::{self, Family};
 use super::inode::{Node, ShmIdent};
 use super::names::parse_creation_key;
-use super::{Attr, BLOCK_SIZE, Budgets, Charge, Data, FileKind, SetAttr, Spend, kernel_time};
+use super::types::{Attr, Data, FileKind, SetAttr};
 use crate::ipc::creds::{Identity, run_as};
 use crate::ipc::shm::{self, SegmentMemory, ShmId, ShmStat};
 use crate::ipc::{Errno, IpcPerm, Key, sysvipc};

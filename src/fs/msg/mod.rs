@@ -21,6 +21,7 @@ pub use open::OpenQueueFile;
 use std::collections::BTreeMap;
 
 use super::access::{Caller, Want, check_access, check_owner, chmod_chown_dir, dir_perm};
+use super::attr::{BLOCK_SIZE, kernel_time};
 use super::budget::{Budgets, Charge};
 use super::error::{Error, Result};
 use super::family::{self, Family};
@@ -28,8 +29,8 @@ use super::inode::{MsgIdent, Node, Reading};
 use super::limits::Resource;
 use super::names::parse_creation_key;
 use super::signals::{Signals, caller_dying};
+use super::types::{Attr, FileKind, Outcome, SetAttr, Stop, Wait, Written, request_limit};
 use super::waiting::watched;
-use super::{Attr, BLOCK_SIZE, FileKind, Outcome, SetAttr, Stop, Wait, Written, kernel_time, request_limit};
 use crate::ipc::msg::{self, Message, MsgStat, MsqId};
 use crate::ipc::{Errno, IpcPerm, Key, sysvipc};
 
