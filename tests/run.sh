@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of ipcfs: unit tests, and mounted tests that start the real
 # binary in IPC and mount namespaces of their own (so whatever the host has
-# mounted, /mnt/ipc included, changes nothing). Every test binary runs even
-# when one fails; the last line sums them all up.
+# mounted, /mnt/ipc included, changes nothing): the library's unit tests,
+# then tests/it, one binary with a module per area. Every test runs even when
+# one fails; the last line sums them all up.
 #
 # Needs root (mounts, namespaces, acting as other users) and /dev/fuse. The
 # tests drive the tools users use; any that are missing are installed here.
@@ -38,10 +39,12 @@ set +e
 cargo test --no-fail-fast "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
 # The segment tests again, on the daemon's path (what a kernel without FUSE
-# passthrough, or a daemon without CAP_SYS_ADMIN, gets).
+# passthrough, or a daemon without CAP_SYS_ADMIN, gets): the test binary
+# tests/it filtered to their modules.
 if (($# == 0)); then
     echo "tests/run.sh: the segment tests again with -o nopassthrough"
-    IPCFS_TEST_OPTIONS="-o nopassthrough" cargo test --no-fail-fast --test shm_io --test shm_meta --test names 2>&1 | tee -a "$log"
+    IPCFS_TEST_OPTIONS="-o nopassthrough" cargo test --no-fail-fast --test it -- shm_io:: shm_meta:: names:: 2>&1 |
+        tee -a "$log"
     ((PIPESTATUS[0] == 0)) || status=1
 fi
 set -e

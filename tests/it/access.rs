@@ -5,12 +5,10 @@
 //! the objects afterwards (what was refused changed nothing, what was allowed
 //! did the same thing).
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use common::*;
+use crate::common::*;
 use ipcfs::ipc::creds::{Identity, run_as};
 use ipcfs::ipc::msg::{self, MsqId};
 use ipcfs::ipc::sem::{self, Query, SemId};

@@ -18,8 +18,7 @@
 //! Other tests make namespaces of their own at the same time, so no test
 //! counts the entries of `ns/`: each looks for the namespaces it made.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::HashMap;
 use std::fs::{self, File};

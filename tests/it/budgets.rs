@@ -32,8 +32,7 @@
 //! fixed pauses are measurement intervals (CPU ticks over 2 idle seconds);
 //! everything else waits for what it can observe, with a deadline.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::fs;
 use std::path::Path;

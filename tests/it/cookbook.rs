@@ -15,8 +15,7 @@
 //! conditions (the kernel's waiter counts, the daemon's waiting threads),
 //! never for a fixed time.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
@@ -31,7 +30,7 @@ use ipcfs::ipc::msg::{self, MsqId};
 use ipcfs::ipc::sem::{self, Query, SemId};
 use ipcfs::ipc::shm::Attachment;
 
-const COOKBOOK: &str = include_str!("../docs/cookbook.md");
+const COOKBOOK: &str = include_str!("../../docs/cookbook.md");
 /// The mount point the cookbook's recipes use.
 const EXAMPLE_MOUNT: &str = "/mnt/ipc";
 /// The user the cookbook's examples name, and another one without a passwd
@@ -973,7 +972,7 @@ impl Drop for Container {
 fn shm_per_namespace_adds_up_each_containers_bytes() {
     let m = Mounted::with_options(&["-A"]);
     create_segment(0x3201, 65536, 0o600);
-    let name = format!("db-{}", std::process::id());
+    let name = format!("db-{}", unique_tag());
     let db = Container::start(&name, "ipcmk -M 1048576 >/dev/null && ipcmk -M 4096 >/dev/null");
     let out = recipe("shm-per-namespace").on(&m).run_ok();
     let ours = ns_at("/proc/thread-self/ns/ipc").unwrap();
@@ -988,7 +987,7 @@ fn shm_per_namespace_adds_up_each_containers_bytes() {
 fn objects_of_a_process_are_those_of_its_namespace() {
     let m = Mounted::with_options(&["-A"]);
     create_segment(0x3301, 12288, 0o600);
-    let web = Container::start(&format!("web-{}", std::process::id()), "ipcmk -M 8192 >/dev/null");
+    let web = Container::start(&format!("web-{}", unique_tag()), "ipcmk -M 8192 >/dev/null");
     let script = recipe("objects-of-process").on(&m).with("pid=1234", &format!("pid={}", web.0.id()));
     let out = script.run_ok();
     assert!(out.contains(" 8192 "), "the container's segment: {out}");

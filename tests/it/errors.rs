@@ -2,8 +2,7 @@
 //! object has, a name that is no message type, a bad size, a key alias, a
 //! refused open, and what the daemon's log says about a failed request.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::fs::OpenOptions;
 use std::process::Command;

@@ -9,8 +9,6 @@
 //! directory and put the installed helper there, and a tmpfs over /run, so
 //! that the /run/mount/utab libmount keeps is the test's own too.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -19,7 +17,7 @@ use std::process::{Child, Command, Output, Stdio};
 
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 
-use common::*;
+use crate::common::*;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const INSTALLER_VARS: [&str; 5] = ["DESTDIR", "PREFIX", "SBINDIR", "UNITDIR", "BINARY"];

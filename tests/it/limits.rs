@@ -3,12 +3,10 @@
 //! for root only, and bad input changes nothing. Every test runs in its own
 //! IPC namespace, so the limits it sets are its own.
 
-mod common;
-
 use std::collections::HashMap;
 use std::fs;
 
-use common::*;
+use crate::common::*;
 
 const RESOURCES: [&str; 12] = [
     "msgmni", "msgmax", "msgmnb", "shmmni", "shmall", "shmmax", "shmmin", "semmni", "semmns", "semmsl", "semopm",

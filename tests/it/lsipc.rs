@@ -4,14 +4,12 @@
 //! lsipc 2.38 has no `-o ALL`, so the columns are named: all of those its
 //! `--help` lists for each family.
 
-mod common;
-
 use std::collections::HashMap;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use ipcfs::ipc::{msg, sem};
 
 const GENERIC: &str = "KEY,ID,OWNER,PERMS,CUID,CUSER,CGID,CGROUP,UID,USER,GID,GROUP,CTIME";

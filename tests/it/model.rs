@@ -1,11 +1,9 @@
 //! The filesystem model without a mount: calls as the FUSE adapter makes
 //! them, against the real kernel in a namespace of the test's own.
 
-mod common;
-
 use std::ffi::OsStr;
 
-use common::*;
+use crate::common::*;
 use ipcfs::fs::access::ProcStatus;
 use ipcfs::fs::{Caller, Error, FileKind, IpcFs, Outcome, SetAttr};
 

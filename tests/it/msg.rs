@@ -14,8 +14,7 @@
 //! seen (the child's state in /proc, the queue's counters), never by fixed
 //! sleeps; whatever may hang is bounded.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};

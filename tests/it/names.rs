@@ -5,8 +5,7 @@
 //! reused) or recreated behind the mount's back: stat, open and `ls -l` see
 //! the kernel's state at once.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;

@@ -3,12 +3,10 @@
 //! containers of `-A` by host name. Each test makes its namespaces with
 //! `unshare --ipc`, held by a process that dies with the test.
 
-mod common;
-
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// A process alone in a new IPC namespace; killed when dropped.
 struct Holder(Child);
@@ -173,7 +171,7 @@ fn names(m: &Mounted) -> std::collections::BTreeMap<String, String> {
 /// name) name nothing, nor stand in the way of root's.
 #[test]
 fn containers_are_found_by_host_name() {
-    let tag = std::process::id();
+    let tag = unique_tag();
     let (web, dup) = (format!("web-{tag}"), format!("dup-{tag}"));
     let a = Holder::named(&web);
     let user = ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--"];
@@ -232,7 +230,7 @@ fn a_namespace_kept_by_a_bind_mount_can_be_served() {
 /// learn which container every process of the host is in.)
 #[test]
 fn by_pid_and_by_name_show_a_user_only_the_processes_it_may_see() {
-    let tag = std::process::id();
+    let tag = unique_tag();
     let web = format!("seen-{tag}");
     let container = Holder::named(&web);
     let user = ["setpriv", "--reuid=1000", "--regid=1000", "--clear-groups", "--"];

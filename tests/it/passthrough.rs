@@ -10,8 +10,7 @@
 //! As in shm_io.rs, every check of a segment's bytes goes through the
 //! kernel's own calls (an attachment of the test's own, or a fresh one), so
 //! that a file which merely looks right is not enough to pass.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;

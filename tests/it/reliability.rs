@@ -35,8 +35,7 @@
 //!
 //! Tests with random moments print their seed; `IPCFS_SEED=<seed>` replays it.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File, OpenOptions};

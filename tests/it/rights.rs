@@ -23,8 +23,7 @@
 //! Everything that may wait is bounded and synchronised on what can be seen
 //! (a process's state in /proc, the kernel's counters), never on sleeps.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};

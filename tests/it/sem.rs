@@ -16,8 +16,7 @@
 //! error: <strerror>"); dash, /bin/sh here, says "I/O error" for every
 //! failed write, so it only starts waiters whose success or failure counts.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};

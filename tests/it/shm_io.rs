@@ -6,8 +6,7 @@
 //! Every test checks the segment behind the file with the kernel's own calls
 //! (`shmget`, `shmctl`, an attachment of the test's own playing "another
 //! process"), so a file that merely looks right is not enough to pass.
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -10,8 +10,7 @@
 //! FUSE sends RELEASE asynchronously, so the daemon may still be attached for
 //! a moment after close(2) returns.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};

@@ -12,8 +12,7 @@
 //! Every command runs under `timeout 20`, so a daemon that wrongly waits
 //! fails a test instead of hanging it; nothing sleeps to synchronise.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;

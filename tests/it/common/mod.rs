@@ -41,18 +41,22 @@ pub fn isolate() {
         .expect("make / private");
 }
 
+/// A tag no other test of any run on this machine has at the same time:
+/// the process id and a counter. Every test runs in this one process, so a
+/// name made of the process id alone (a container's host name, a temporary
+/// directory) would be the same for two tests running side by side.
+pub fn unique_tag() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed))
+}
+
 /// A temporary directory, removed on drop.
 pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(tag: &str) -> TempDir {
-        use std::sync::atomic::{AtomicU32, Ordering};
-        static N: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "ipcfs-test-{tag}-{}-{}",
-            std::process::id(),
-            N.fetch_add(1, Ordering::Relaxed)
-        ));
+        let dir = std::env::temp_dir().join(format!("ipcfs-test-{tag}-{}", unique_tag()));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
     }

@@ -26,8 +26,7 @@
 //! [`LIMIT`]: every pending call then returns at once, and the test fails
 //! saying which operation hung instead of stalling the suite.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
