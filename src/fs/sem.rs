@@ -21,6 +21,7 @@ use super::names::{parse_creation_key, parse_id};
 use super::signals::{Signals, caller_dying};
 use super::types::{Attr, FileKind, Outcome, SetAttr, Stop, Wait, Written};
 use super::waiting::watched;
+use crate::ipc::flags::{GetFlags, OpenFlags};
 use crate::ipc::sem::{self, Query, SEMVMX, SemId, SemStat};
 use crate::ipc::{Errno, IpcPerm, Key, sysvipc};
 
@@ -209,7 +210,7 @@ pub fn create_set(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Attr)
     let (key, nsems) = parse_creation_name(name)?;
     // mkdir's x bits mean nothing for a set: the directory shows search
     // wherever read is granted.
-    let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o666) as i32;
+    let flags = GetFlags::create_exclusive(mode & 0o666);
     let id = caller.act(|| sem::get(key, nsems, flags))?.map_err(Error::from_creation)?;
     family::created::<Sets>(id.0)
 }
@@ -358,7 +359,7 @@ impl OpenSemaphore {
         if want.includes_write() && check_access(&stat.perm, caller, Want::WRITE).is_err() {
             check_access(&stat.perm, caller, Want::READ)?;
         }
-        Ok(OpenSemaphore { ident, num, nonblocking: flags & libc::O_NONBLOCK != 0, snapshot: Mutex::new(Vec::new()) })
+        Ok(OpenSemaphore { ident, num, nonblocking: OpenFlags::from_raw(flags).is_nonblocking(), snapshot: Mutex::new(Vec::new()) })
     }
 
     /// Reads as a sysfs attribute reads: a read at offset 0 takes the value

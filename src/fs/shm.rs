@@ -21,6 +21,7 @@ use super::family::{self, Family};
 use super::inode::{Node, ShmIdent};
 use super::names::parse_creation_key;
 use super::types::{Attr, Data, FileKind, SetAttr};
+use crate::ipc::flags::GetFlags;
 use crate::ipc::creds::{Identity, run_as};
 use crate::ipc::shm::{self, SegmentMemory, ShmId, ShmStat};
 use crate::ipc::{Errno, IpcPerm, Key, sysvipc};
@@ -313,7 +314,7 @@ impl PendingSegment {
         if let Some(ident) = *created {
             return Ok(file_attr(&current(ident)?));
         }
-        let flags = libc::IPC_CREAT | libc::IPC_EXCL | self.mode() as i32;
+        let flags = GetFlags::create_exclusive(self.mode());
         let id = run_as(&self.creator, || shm::get(self.key, size, flags))?.map_err(Error::from_creation)?;
         let stat = shm::stat_any(id).map_err(Error::from_id_call)?;
         *created = Some(ShmIdent::of(&stat));

@@ -31,6 +31,7 @@ use super::names::parse_creation_key;
 use super::signals::{Signals, caller_dying};
 use super::types::{Attr, FileKind, Outcome, SetAttr, Stop, Wait, Written, request_limit};
 use super::waiting::watched;
+use crate::ipc::flags::{GetFlags, OpenFlags};
 use crate::ipc::msg::{self, Message, MsgStat, MsqId};
 use crate::ipc::{Errno, IpcPerm, Key, sysvipc};
 
@@ -285,7 +286,7 @@ pub fn access(ident: MsgIdent, node: &Node, want: Want, caller: &Caller) -> Resu
 /// or `private`.
 pub fn create_queue(name: &str, mode: u32, caller: &Caller) -> Result<(Node, Attr)> {
     let key = parse_creation_key(name).ok_or(Error::Invalid)?;
-    let flags = libc::IPC_CREAT | libc::IPC_EXCL | (mode & 0o666) as i32;
+    let flags = GetFlags::create_exclusive(mode & 0o666);
     let id = caller.act(|| msg::get(key, flags))?.map_err(Error::from_creation)?;
     family::created::<Queues>(id.0)
 }

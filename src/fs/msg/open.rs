@@ -96,7 +96,7 @@ impl OpenQueueFile {
             Reading::Browse if reads => Some(Snapshot::take(ident, mtype, caller, budgets)?),
             _ => None,
         };
-        Ok(OpenQueueFile { ident, mtype, reading, nonblocking: flags & libc::O_NONBLOCK != 0, snapshot })
+        Ok(OpenQueueFile { ident, mtype, reading, nonblocking: OpenFlags::from_raw(flags).is_nonblocking(), snapshot })
     }
 
     /// Whether reads show a snapshot (a listed file open for reading): the
