@@ -12,13 +12,13 @@ use std::process::{Command, ExitCode, Stdio};
 use std::sync::Arc;
 
 use clap::Parser;
-use nix::sys::signal::{SigSet, Signal};
 
 use ipcfs::fs::{Budgets, IpcFs, Namespaces};
 use ipcfs::fuse::IpcFuse;
 use ipcfs::ipc::Errno;
+use ipcfs::ipc::daemon::{self, StopSignals};
 use ipcfs::ipc::mount::{self, FuseMount};
-use ipcfs::ipc::ns::{Kind, Namespace};
+use ipcfs::ipc::ns::{self, Kind, Namespace};
 use ipcfs::options::{self, MountOptions};
 
 /// Event loops serving the kernel (the machine this was tuned on has 2 cores).
@@ -83,7 +83,7 @@ fn main() -> ExitCode {
         Ok(p) => match std::fs::metadata(&p) {
             Ok(m) if m.is_dir() => p,
             Ok(_) => return fail(&format!("{}: not a directory", p.display())),
-            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            Err(e) if e.raw_os_error() == Some(Errno::ENOTCONN as i32) => {
                 return fail(&format!(
                     "{0}: {e}: a FUSE filesystem whose daemon is gone is mounted there; run umount -l {0} first",
                     p.display()
@@ -93,7 +93,7 @@ fn main() -> ExitCode {
         },
         Err(e) => return fail(&format!("{}: {e}", cli.mountpoint.display())),
     };
-    let namespace = cli.ipc_ns.or(cli.pid.map(|pid| PathBuf::from(format!("/proc/{pid}/ns/ipc"))));
+    let namespace = cli.ipc_ns.or(cli.pid.map(|pid| ns::process_path(pid, Kind::Ipc)));
     let serving = cli.foreground || cli.daemon;
     if let Some(path) = namespace {
         // Before any thread starts: threads made later share the namespace.
@@ -162,13 +162,10 @@ fn start_daemon(mountpoint: &Path) -> ExitCode {
 fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
     // Block the stop signals before any thread starts, so that every thread
     // inherits the mask and only the watcher below receives them.
-    let mut stop = SigSet::empty();
-    for signal in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
-        stop.add(signal);
-    }
-    if let Err(e) = stop.thread_block() {
-        return fail(&format!("cannot block signals: {e}"));
-    }
+    let stop = match StopSignals::block() {
+        Ok(stop) => stop,
+        Err(e) => return fail(&format!("cannot block signals: {e}")),
+    };
     // Before any budget is drawn from it: systemd starts services with a
     // soft limit of 1,024 descriptors, far below what the kernel allows.
     if let Err(e) = ipcfs::ipc::limits::raise_open_files() {
@@ -234,7 +231,7 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
         // The kernel may end the connection of a mount that is already gone
         // (detached, its last open file closed) by aborting it: the end of
         // serving, not a failure.
-        Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) && !still_mounted => ExitCode::SUCCESS,
+        Err(e) if e.raw_os_error() == Some(Errno::ECONNABORTED as i32) && !still_mounted => ExitCode::SUCCESS,
         Err(e) => fail(&format!("serving {} failed: {e}", mountpoint.display())),
     }
 }
@@ -246,22 +243,14 @@ fn detach() -> std::io::Result<()> {
     let mut out = std::io::stdout();
     writeln!(out, "{READY}")?;
     out.flush()?;
-    nix::unistd::setsid()?;
-    std::env::set_current_dir("/")?;
-    let null = std::fs::OpenOptions::new().read(true).write(true).open("/dev/null")?;
-    nix::unistd::dup2_stdin(&null)?;
-    nix::unistd::dup2_stdout(&null)?;
-    if std::env::var_os("RUST_LOG").is_none() {
-        nix::unistd::dup2_stderr(&null)?;
-    }
-    Ok(())
+    daemon::leave_terminal(std::env::var_os("RUST_LOG").is_some())
 }
 
 /// The first SIGINT/SIGTERM/SIGHUP unmounts (lazily if files are still open,
 /// in which case the daemon serves them until they close, but every waiting
 /// operation ends, with EINTR and nothing taken); a second one ends the
 /// daemon at once.
-fn unmount_on_signal(stop: SigSet, mounted: &FuseMount, fs: &IpcFs) {
+fn unmount_on_signal(stop: StopSignals, mounted: &FuseMount, fs: &IpcFs) {
     if let Ok(signal) = stop.wait() {
         let path = mounted.path.display();
         log::info!("{signal}: unmounting {path}");

@@ -5,8 +5,8 @@
 
 use std::time::Duration;
 
+use crate::ipc::mount::MsFlags;
 use fuser::{Config, MountOption, SessionACL};
-use nix::mount::MsFlags;
 
 use crate::fs::{LONGEST_ATTR_TIMEOUT, UserBudget};
 

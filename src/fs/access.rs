@@ -9,6 +9,9 @@ use std::sync::OnceLock;
 
 use super::error::{Error, Result};
 use crate::ipc::creds::{Identity, run_as_with_caps};
+use crate::ipc::flags::{Access, OpenFlags};
+use crate::ipc::ns::{self, Kind};
+use crate::ipc::proc::Status;
 use crate::ipc::{Errno, IpcPerm};
 
 const CAP_IPC_OWNER: u32 = 15;
@@ -42,11 +45,7 @@ impl Want {
 
     /// From open(2) flags.
     pub fn from_open_flags(flags: i32) -> Want {
-        match flags & libc::O_ACCMODE {
-            libc::O_WRONLY => Want::WRITE,
-            libc::O_RDWR => Want::READ_WRITE,
-            _ => Want::READ,
-        }
+        Want::from(OpenFlags::from_raw(flags).access())
     }
 
     /// From access(2)'s mask (R_OK, W_OK, X_OK have the same values).
@@ -65,6 +64,16 @@ impl Want {
     /// On a set or queue directory, search (x) means read, as its mode shows.
     pub fn search_as_read(self) -> Want {
         if self.0 & 1 != 0 { Want((self.0 & !1) | Want::READ.0) } else { self }
+    }
+}
+
+impl From<Access> for Want {
+    fn from(access: Access) -> Want {
+        match access {
+            Access::Read => Want::READ,
+            Access::Write => Want::WRITE,
+            Access::ReadWrite => Want::READ_WRITE,
+        }
     }
 }
 
@@ -150,8 +159,8 @@ fn read_status(pid: u32) -> Result<ProcStatus> {
     if pid == 0 {
         return Err(Error::Unverifiable(Errno::ESRCH));
     }
-    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).map_err(Error::unverifiable)?;
-    let mut status = parse_status(&text);
+    let status = Status::read(pid).map_err(Error::Unverifiable)?;
+    let mut status = ProcStatus { groups: status.groups, cap_eff: status.cap_eff };
     // CapEff counts in the caller's own user namespace, and anyone may make
     // one (`unshare -U`) and hold every capability there. Only the daemon's
     // counts. (Read after the status: no process can move back up to it.)
@@ -188,30 +197,14 @@ pub fn check_owner(perm: &IpcPerm, caller: &Caller) -> Result<()> {
 /// either cannot be read.
 fn in_daemons_user_namespace(pid: u32) -> Result<bool> {
     static DAEMONS: OnceLock<u64> = OnceLock::new();
-    let user_ns = |path: &str| {
-        std::fs::metadata(path).map(|m| std::os::unix::fs::MetadataExt::ino(&m)).map_err(Error::unverifiable)
-    };
     let daemons = match DAEMONS.get() {
         Some(&ino) => ino,
         None => {
-            let ino = user_ns("/proc/self/ns/user")?;
+            let ino = ns::daemon_inode(Kind::User).map_err(Error::Unverifiable)?;
             *DAEMONS.get_or_init(|| ino)
         }
     };
-    Ok(user_ns(&format!("/proc/{pid}/ns/user"))? == daemons)
-}
-
-/// Parses the `Groups:` and `CapEff:` lines of /proc/<pid>/status.
-pub fn parse_status(text: &str) -> ProcStatus {
-    let mut status = ProcStatus::default();
-    for line in text.lines() {
-        if let Some(groups) = line.strip_prefix("Groups:") {
-            status.groups = groups.split_whitespace().filter_map(|g| g.parse().ok()).collect();
-        } else if let Some(caps) = line.strip_prefix("CapEff:") {
-            status.cap_eff = u64::from_str_radix(caps.trim(), 16).unwrap_or(0);
-        }
-    }
-    status
+    Ok(ns::process_inode(pid, Kind::User).map_err(Error::Unverifiable)? == daemons)
 }
 
 #[cfg(test)]
@@ -263,14 +256,5 @@ mod tests {
         assert!(check_owner(&p, &user(1000, 1, &[])).is_ok());
         assert!(check_owner(&p, &user(2000, 1, &[])).is_ok());
         assert_eq!(check_owner(&p, &user(3000, 100, &[100, 200])), Err(Error::NotPermitted));
-    }
-
-    #[test]
-    fn parses_proc_status() {
-        let text = "Name:\tcat\nUid:\t0\t0\t0\t0\nGroups:\t4 24 27 \nCapEff:\t000001ffffffffff\n";
-        let s = parse_status(text);
-        assert_eq!(s.groups, vec![4, 24, 27]);
-        assert_eq!(s.cap_eff, 0x1ff_ffff_ffff);
-        assert_eq!(parse_status("Groups:\n").groups, Vec::<u32>::new());
     }
 }

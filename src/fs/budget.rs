@@ -224,10 +224,10 @@ mod tests {
     fn a_user_is_refused_beyond_its_share_and_others_are_not() {
         let budgets = Budgets::with_totals(UserBudget { files: 2, waits: 1 }, 100, 100, 100);
         let a = [budgets.charge(1, Spend::File).unwrap(), budgets.charge(1, Spend::File).unwrap()];
-        assert_eq!(budgets.charge(1, Spend::File).unwrap_err().errno(), libc::EMFILE);
+        assert_eq!(budgets.charge(1, Spend::File).unwrap_err().errno(), Errno::EMFILE as i32);
         let _b = budgets.charge(2, Spend::File).expect("another user");
         let _w = budgets.charge(1, Spend::Wait).unwrap();
-        assert_eq!(budgets.charge(1, Spend::Wait).unwrap_err().errno(), libc::EAGAIN);
+        assert_eq!(budgets.charge(1, Spend::Wait).unwrap_err().errno(), Errno::EAGAIN as i32);
         drop(a);
         assert_eq!(budgets.used_by(1, Spend::File), 0);
         assert!(budgets.charge(1, Spend::File).is_ok(), "given back on drop");
@@ -237,22 +237,22 @@ mod tests {
     fn totals_bound_everyone_together() {
         let budgets = Budgets::with_totals(UserBudget { files: 10, waits: 10 }, 2, 1, 0);
         let _m = [budgets.charge(1, Spend::Mapping).unwrap(), budgets.charge(2, Spend::Mapping).unwrap()];
-        assert_eq!(budgets.charge(3, Spend::Mapping).unwrap_err().errno(), libc::ENOMEM);
+        assert_eq!(budgets.charge(3, Spend::Mapping).unwrap_err().errno(), Errno::ENOMEM as i32);
         assert!(budgets.charge(3, Spend::Descriptor).is_err());
         let _w = budgets.charge(1, Spend::Wait).unwrap();
-        assert_eq!(budgets.charge(2, Spend::Wait).unwrap_err().errno(), libc::EAGAIN);
+        assert_eq!(budgets.charge(2, Spend::Wait).unwrap_err().errno(), Errno::EAGAIN as i32);
     }
 
     #[test]
     fn memory_is_charged_in_bytes() {
         let budgets = Budgets::with_totals(UserBudget::default(), 1, 1, 1);
         let a = budgets.charge_bytes(1, USER_MEMORY - 10).unwrap();
-        assert_eq!(budgets.charge_bytes(1, 11).unwrap_err().errno(), libc::ENOMEM);
+        assert_eq!(budgets.charge_bytes(1, 11).unwrap_err().errno(), Errno::ENOMEM as i32);
         let _b = budgets.charge_bytes(1, 10).expect("up to the share");
         assert!(budgets.charge_bytes(2, 100).is_ok(), "another user");
         drop(a);
         assert_eq!(budgets.used_by(1, Spend::Memory), 10);
-        assert_eq!(budgets.charge_bytes(3, usize::MAX).unwrap_err().errno(), libc::ENOMEM);
+        assert_eq!(budgets.charge_bytes(3, usize::MAX).unwrap_err().errno(), Errno::ENOMEM as i32);
         let mut c = budgets.charge_bytes(4, 1000).unwrap();
         c.shrink_to(10);
         assert_eq!(budgets.used_by(4, Spend::Memory), 10, "shrunk to what is kept");

@@ -3,7 +3,7 @@
 //! The match in [`Error::errno`] has no catch-all arm on purpose: a new variant
 //! must decide its errno.
 
-use crate::ipc::Errno;
+use crate::ipc::{Errno, io_errno};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -60,34 +60,40 @@ pub enum Error {
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 impl Error {
+    /// The errno the caller sees, as fuser takes it.
     pub fn errno(self) -> i32 {
+        self.to_errno() as i32
+    }
+
+    /// The errno the caller sees.
+    pub fn to_errno(self) -> Errno {
         match self {
-            Error::NotFound => libc::ENOENT,
-            Error::Exists => libc::EEXIST,
-            Error::AccessDenied => libc::EACCES,
-            Error::NotPermitted => libc::EPERM,
-            Error::NoSpace => libc::ENOSPC,
-            Error::Invalid => libc::EINVAL,
-            Error::TooBig => libc::EFBIG,
-            Error::NoAttribute => libc::ENODATA,
-            Error::OutOfRange => libc::ERANGE,
-            Error::TooLong => libc::E2BIG,
-            Error::Interrupted => libc::EINTR,
-            Error::WouldBlock => libc::EAGAIN,
-            Error::NotSupported => libc::EOPNOTSUPP,
-            Error::IsDirectory => libc::EISDIR,
-            Error::NotDirectory => libc::ENOTDIR,
-            Error::BadHandle => libc::EBADF,
-            Error::NameTooLong => libc::ENAMETOOLONG,
-            Error::Removed => libc::EIDRM,
-            Error::ReadOnly => libc::EROFS,
-            Error::Stale => libc::ESTALE,
+            Error::NotFound => Errno::ENOENT,
+            Error::Exists => Errno::EEXIST,
+            Error::AccessDenied => Errno::EACCES,
+            Error::NotPermitted => Errno::EPERM,
+            Error::NoSpace => Errno::ENOSPC,
+            Error::Invalid => Errno::EINVAL,
+            Error::TooBig => Errno::EFBIG,
+            Error::NoAttribute => Errno::ENODATA,
+            Error::OutOfRange => Errno::ERANGE,
+            Error::TooLong => Errno::E2BIG,
+            Error::Interrupted => Errno::EINTR,
+            Error::WouldBlock => Errno::EAGAIN,
+            Error::NotSupported => Errno::EOPNOTSUPP,
+            Error::IsDirectory => Errno::EISDIR,
+            Error::NotDirectory => Errno::ENOTDIR,
+            Error::BadHandle => Errno::EBADF,
+            Error::NameTooLong => Errno::ENAMETOOLONG,
+            Error::Removed => Errno::EIDRM,
+            Error::ReadOnly => Errno::EROFS,
+            Error::Stale => Errno::ESTALE,
             // A check that could not be made refuses: with the errno of a
             // resource the daemon ran short of, else as a permission refusal.
-            Error::Unverifiable(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::EAGAIN)) => e as i32,
-            Error::Unverifiable(_) => libc::EACCES,
-            Error::Budget(e) | Error::NoRoom(e) => e as i32,
-            Error::Kernel(e) => e as i32,
+            Error::Unverifiable(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::EAGAIN)) => e,
+            Error::Unverifiable(_) => Errno::EACCES,
+            Error::Budget(e) | Error::NoRoom(e) => e,
+            Error::Kernel(e) => e,
         }
     }
 
@@ -117,7 +123,7 @@ impl Error {
 
     /// A read that a check needed failed: the check refuses.
     pub fn unverifiable(e: std::io::Error) -> Error {
-        Error::Unverifiable(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+        Error::Unverifiable(io_errno(e))
     }
 
     /// Whether a failure is part of normal use (logged at debug) rather than a
@@ -130,7 +136,7 @@ impl Error {
 /// Reading a /proc table failed.
 impl From<std::io::Error> for Error {
     fn from(e: std::io::Error) -> Error {
-        Error::Kernel(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
+        Error::Kernel(io_errno(e))
     }
 }
 
@@ -146,12 +152,12 @@ mod tests {
 
     #[test]
     fn errnos_are_the_ones_users_expect() {
-        assert_eq!(Error::NotFound.errno(), libc::ENOENT);
-        assert_eq!(Error::AccessDenied.errno(), libc::EACCES);
-        assert_eq!(Error::NotPermitted.errno(), libc::EPERM);
-        assert_eq!(Error::NoSpace.errno(), libc::ENOSPC);
-        assert_eq!(Error::Exists.errno(), libc::EEXIST);
-        assert_eq!(Error::Kernel(Errno::ENOMEM).errno(), libc::ENOMEM);
+        assert_eq!(Error::NotFound.errno(), Errno::ENOENT as i32);
+        assert_eq!(Error::AccessDenied.errno(), Errno::EACCES as i32);
+        assert_eq!(Error::NotPermitted.errno(), Errno::EPERM as i32);
+        assert_eq!(Error::NoSpace.errno(), Errno::ENOSPC as i32);
+        assert_eq!(Error::Exists.errno(), Errno::EEXIST as i32);
+        assert_eq!(Error::Kernel(Errno::ENOMEM).errno(), Errno::ENOMEM as i32);
     }
 
     #[test]

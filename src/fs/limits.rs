@@ -10,7 +10,8 @@ use super::access::{Caller, Want};
 use super::error::{Error, Result};
 use super::inode::Node;
 use super::{Attr, BLOCK_SIZE, FileKind, SetAttr};
-use crate::ipc::{shm, sysvipc};
+use crate::ipc::sysctl::{self, Sysctl};
+use crate::ipc::{Errno, shm, sysvipc};
 
 /// One file of `limits/`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -39,9 +40,9 @@ pub enum Resource {
 
 /// Where a limit's value lives.
 enum Source {
-    /// /proc/sys/kernel/<name>
+    /// kernel.<name>
     Sysctl(&'static str),
-    /// A field of /proc/sys/kernel/sem: SEMMSL SEMMNS SEMOPM SEMMNI.
+    /// A field of kernel.sem: SEMMSL SEMMNS SEMOPM SEMMNI.
     SemField(usize),
     /// Built into the kernel.
     Fixed(u64),
@@ -145,8 +146,8 @@ impl Resource {
     }
 }
 
-fn read_sysctl(name: &str) -> Result<String> {
-    Ok(std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))?)
+fn read_sysctl(name: &'static str) -> Result<String> {
+    Sysctl::Kernel(name).read().map_err(Error::Kernel)
 }
 
 fn parse_number(text: &str) -> Result<u64> {
@@ -155,10 +156,7 @@ fn parse_number(text: &str) -> Result<u64> {
 
 /// kernel.sem: SEMMSL SEMMNS SEMOPM SEMMNI.
 fn sem_fields() -> Result<[u64; 4]> {
-    let text = read_sysctl("sem")?;
-    let fields: Vec<u64> =
-        text.split_whitespace().map(|f| f.parse().map_err(|_| Error::Invalid)).collect::<Result<_>>()?;
-    fields.try_into().map_err(|_| Error::Invalid)
+    sysctl::parse_sem(&read_sysctl("sem")?).ok_or(Error::Invalid)
 }
 
 // ---- names and attributes ----
@@ -211,12 +209,12 @@ pub fn access(limit: Limit, want: Want, caller: &Caller) -> Result<()> {
         return Ok(());
     }
     let Limit::Resource(resource) = limit else { return Err(Error::AccessDenied) };
-    let path = match resource.source() {
-        Source::Sysctl(name) => format!("/proc/sys/kernel/{name}"),
-        Source::SemField(_) => "/proc/sys/kernel/sem".into(),
+    let file = match resource.source() {
+        Source::Sysctl(name) => Sysctl::Kernel(name),
+        Source::SemField(_) => Sysctl::Kernel("sem"),
         Source::Fixed(_) => return Err(Error::AccessDenied),
     };
-    caller.act(|| std::fs::OpenOptions::new().write(true).open(&path).map(drop))?.map_err(refusal)?;
+    caller.act(|| file.open_for_writing())?.map_err(refusal)?;
     Ok(())
 }
 
@@ -288,22 +286,22 @@ pub fn write(limit: Limit, data: &[u8], caller: &Caller) -> Result<usize> {
         Source::SemField(field) => {
             let mut fields = sem_fields()?;
             fields[field] = value;
-            ("sem", fields.map(|f| f.to_string()).join(" "))
+            ("sem", sysctl::format_sem(fields))
         }
         Source::Fixed(_) => return Err(Error::AccessDenied),
     };
-    caller.act(|| std::fs::write(format!("/proc/sys/kernel/{name}"), &new))?.map_err(refusal)?;
+    caller.act(|| Sysctl::Kernel(name).write(&new))?.map_err(refusal)?;
     Ok(data.len())
 }
 
 /// What the kernel's answer to a sysctl write means: who may not, or a
 /// value it does not take, are part of normal use.
-fn refusal(e: std::io::Error) -> Error {
-    match e.raw_os_error() {
-        Some(libc::EACCES) => Error::AccessDenied,
-        Some(libc::EPERM) => Error::NotPermitted,
-        Some(libc::EINVAL) => Error::Invalid,
-        _ => Error::from(e),
+fn refusal(e: Errno) -> Error {
+    match e {
+        Errno::EACCES => Error::AccessDenied,
+        Errno::EPERM => Error::NotPermitted,
+        Errno::EINVAL => Error::Invalid,
+        other => Error::Kernel(other),
     }
 }
 

@@ -23,8 +23,7 @@
 //! in anymore (a process can leave a namespace without ending).
 
 use std::collections::{BTreeMap, HashMap};
-use std::os::fd::{AsFd, OwnedFd};
-use std::os::unix::fs::MetadataExt;
+use std::os::fd::AsFd;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant, SystemTime};
@@ -34,7 +33,9 @@ use super::access::Caller;
 use super::error::{Error, Result};
 use super::inode::{Dir, Node};
 use super::{Attr, Budgets, FileKind, IpcFs};
-use crate::ipc::ns::{Kind, Namespace, ProcessWatch, current_inode};
+use crate::ipc::ns::{self, Kind, Namespace, ProcessWatch, Stopper, current_inode};
+use crate::ipc::proc::{Process, ProcessDir};
+use crate::ipc::{Errno, errno_or, sysctl};
 
 /// Inode numbers of a member start at `slot << SLOT_SHIFT` (slot 0 is the
 /// mount's own namespace): 2^40 inodes per namespace, 2^24 namespaces.
@@ -96,8 +97,8 @@ pub struct Member {
     /// The host name it saw when last asked.
     last_name: Mutex<Option<String>>,
     joined_at: Instant,
-    /// Its watcher stops when this, the writing end of its pipe, is closed.
-    watcher_stop: Mutex<Option<OwnedFd>>,
+    /// Its watcher stops when this is dropped.
+    watcher_stop: Mutex<Option<Stopper>>,
     /// None once retired.
     jobs: Mutex<Option<Sender<Job>>>,
 }
@@ -137,9 +138,9 @@ impl Member {
     fn ask_host_name(&self) -> mpsc::Receiver<Option<String>> {
         let (answer, asked) = mpsc::sync_channel(1);
         self.run(Box::new(move |fs| {
-            // /proc/sys/kernel/hostname shows the reading thread's UTS namespace.
-            let name = fs.ok().and_then(|_| std::fs::read_to_string("/proc/sys/kernel/hostname").ok());
-            let _ = answer.send(name.map(|n| n.trim_end_matches('\n').to_string()));
+            // kernel.hostname is the reading thread's UTS namespace's.
+            let name = fs.ok().and_then(|_| sysctl::hostname().ok());
+            let _ = answer.send(name);
         }));
         asked
     }
@@ -344,8 +345,8 @@ impl Namespaces {
                     }
                 }
             })
-            .map_err(|e| Error::Kernel(crate::ipc::Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN))))?;
-        entered.recv().unwrap_or(Err(crate::ipc::Errno::EAGAIN)).map_err(Error::Kernel)?;
+            .map_err(|e| Error::Kernel(errno_or(&e, Errno::EAGAIN)))?;
+        entered.recv().unwrap_or(Err(Errno::EAGAIN)).map_err(Error::Kernel)?;
         Ok(Arc::new(Member {
             ns,
             slot,
@@ -364,7 +365,7 @@ impl Namespaces {
     /// It also stops when the member is retired otherwise.
     fn start_watcher(&self, member: &Member, first: ProcessWatch) {
         let (ns, slot) = (member.ns, member.slot);
-        let (stopped, stop) = match nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC) {
+        let (stop, stopped) = match ns::stopper() {
             Ok(pipe) => pipe,
             Err(e) => {
                 log::warn!("cannot watch IPC namespace {ns}: {e}; it goes when a listing of ns/ no longer finds it");
@@ -479,9 +480,9 @@ pub(super) fn link_target(node: &Node, caller: &Caller) -> Result<Vec<u8>> {
 
 pub(super) fn link_attr(node: &Node) -> Result<Attr> {
     match node {
-        Node::OwnNamespace => process_link_attr("self", 2),
+        Node::OwnNamespace => process_link_attr(Process::Daemon, 2),
         Node::PidLink(pid) => pid_link_attr(*pid),
-        Node::NameLink { ns, .. } => process_link_attr("self", format!("../{ns}").len()),
+        Node::NameLink { ns, .. } => process_link_attr(Process::Daemon, format!("../{ns}").len()),
         _ => Err(Error::Invalid),
     }
 }
@@ -492,22 +493,22 @@ fn pid_link_target(pid: u32) -> Result<String> {
 
 /// A process's link: owned by the process's user, dated when it started.
 fn pid_link_attr(pid: u32) -> Result<Attr> {
-    process_link_attr(&pid.to_string(), pid_link_target(pid)?.len())
+    process_link_attr(Process::Pid(pid), pid_link_target(pid)?.len())
 }
 
-/// A link `len` bytes long owned by process `/proc/<process>`'s user and
-/// dated when it started (the daemon's, `self`, for the links it makes up).
-fn process_link_attr(process: &str, len: usize) -> Result<Attr> {
-    let process = std::fs::metadata(format!("/proc/{process}")).map_err(|_| Error::NotFound)?;
-    let time = process.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+/// A link `len` bytes long owned by `process`'s user and dated when it
+/// started (the daemon's for the links it makes up).
+fn process_link_attr(process: Process, len: usize) -> Result<Attr> {
+    let process = ProcessDir::read(process).map_err(|_| Error::NotFound)?;
+    let time = process.modified.unwrap_or(SystemTime::UNIX_EPOCH);
     Ok(Attr {
         ino: 0,
         kind: FileKind::Symlink,
         size: len as u64,
         perm: 0o777,
         nlink: 1,
-        uid: process.uid(),
-        gid: process.gid(),
+        uid: process.uid,
+        gid: process.gid,
         atime: time,
         mtime: time,
         ctime: time,
@@ -524,31 +525,14 @@ fn seen_by(caller: &Caller) -> BTreeMap<u64, Vec<u32>> {
 }
 
 /// Every IPC namespace a process is in, with its processes (ascending);
-/// None if /proc cannot be read. Only thread-group leaders count, as in `lsns`.
+/// None if /proc cannot be read.
 fn scan() -> Option<BTreeMap<u64, Vec<u32>>> {
-    let mut found: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-    let proc = std::fs::read_dir("/proc").ok()?;
-    for entry in proc.flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
-        if let Some(ns) = namespace_of(pid) {
-            found.entry(ns).or_default().push(pid);
-        }
-    }
-    for pids in found.values_mut() {
-        pids.sort_unstable();
-    }
-    Some(found)
+    ns::processes_by_namespace(Kind::Ipc)
 }
 
 /// The IPC namespace process `pid` is in now.
 fn namespace_of(pid: u32) -> Option<u64> {
-    let link = std::fs::read_link(format!("/proc/{pid}/ns/ipc")).ok()?;
-    parse_ns_link(link.to_str()?)
-}
-
-/// `ipc:[4026531839]` → 4026531839.
-fn parse_ns_link(link: &str) -> Option<u64> {
-    link.strip_prefix("ipc:[")?.strip_suffix(']')?.parse().ok()
+    ns::namespace_of(pid, Kind::Ipc)
 }
 
 /// A process still in namespace `ns`, watched.
@@ -573,26 +557,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn namespace_links_parse() {
-        assert_eq!(parse_ns_link("ipc:[4026531839]"), Some(4026531839));
-        assert_eq!(parse_ns_link("net:[4026531839]"), None);
-        assert_eq!(parse_ns_link("ipc:[x]"), None);
-    }
-
-    #[test]
     fn names_are_canonical_numbers() {
-        assert_eq!(parse_number("42"), Some(42));
-        assert_eq!(parse_number("0"), Some(0));
-        for bad in ["", "042", "+1", "-1", "1x", "by-pid", "99999999999999999999999"] {
-            assert_eq!(parse_number(bad), None, "{bad}");
+        let good = [("42", 42), ("0", 0), ("4026531839", 4026531839)];
+        let bad = ["", "042", "+1", "-1", "1x", "by-pid", "99999999999999999999999"];
+        let cases = good.map(|(name, n)| (name, Some(n))).into_iter().chain(bad.map(|name| (name, None)));
+        for (name, number) in cases {
+            assert_eq!(parse_number(name), number, "{name:?}");
         }
-    }
-
-    #[test]
-    fn this_process_is_found_in_its_namespace() {
-        let found = scan().unwrap();
-        let own = current_inode(Kind::Ipc).unwrap();
-        assert!(found.get(&own).is_some_and(|pids| pids.contains(&std::process::id())));
-        assert_eq!(namespace_of(std::process::id()), Some(own));
     }
 }

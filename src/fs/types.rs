@@ -7,6 +7,7 @@ use std::time::{Duration, SystemTime};
 use super::budget::Charge;
 use super::error::{Error, Result};
 use crate::ipc::shm;
+use crate::ipc::sysctl::Sysctl;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FileKind {
@@ -73,10 +74,9 @@ pub struct SetAttr {
 pub fn request_limit() -> usize {
     static LIMIT: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
     *LIMIT.get_or_init(|| {
-        let pages: Option<usize> =
-            std::fs::read_to_string("/proc/sys/fs/fuse/max_pages_limit").ok().and_then(|t| t.trim().parse().ok());
+        let pages = Sysctl::FuseMaxPagesLimit.read_number().ok().and_then(|p| usize::try_from(p).ok());
         let page = 4096;
-        pages.map_or(LARGEST_REQUEST, |p| (p * page).min(LARGEST_REQUEST))
+        pages.map_or(LARGEST_REQUEST, |p| p.saturating_mul(page).min(LARGEST_REQUEST))
     })
 }
 

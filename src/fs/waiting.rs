@@ -12,15 +12,15 @@
 //! With nothing waiting, the watcher sleeps.
 
 use std::collections::BTreeMap;
-use std::fs::File;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
 use super::signals::{Signals, signals_in};
 use super::types::Stop;
-use crate::ipc::Errno;
+use crate::ipc::proc::StatusFile;
 use crate::ipc::wake::{self, Tid};
+use crate::ipc::{Errno, errno_or};
 
 /// How often waiting callers are looked at: an interrupted wait ends within this.
 pub const SLICE: Duration = Duration::from_millis(100);
@@ -32,7 +32,7 @@ const WATCHER_STACK: usize = 64 * 1024;
 struct Waiter {
     /// The caller's /proc/<tid>/status; None when the caller cannot be seen
     /// (pid 0: outside the daemon's pid namespace), whose signals are unknown.
-    status: Option<File>,
+    status: Option<StatusFile>,
     stop: Stop,
     /// Under one lock, so that the thread is never woken after it has left
     /// its call (its id could then belong to another thread).
@@ -103,7 +103,7 @@ impl Watcher {
             std::thread::Builder::new().name("ipcfs-watch".into()).stack_size(WATCHER_STACK).spawn(|| self.watch());
         if let Err(e) = spawned {
             self.started.store(false, Ordering::SeqCst);
-            return Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EAGAIN)));
+            return Err(errno_or(&e, Errno::EAGAIN));
         }
         Ok(())
     }
@@ -152,12 +152,10 @@ pub fn start_watcher() -> Result<(), Errno> {
 pub fn watched<T>(tid: u32, stop: &Stop, call: impl FnOnce() -> Result<T, Errno>) -> (Result<T, Errno>, Signals) {
     let status = match tid {
         0 => None,
-        tid => match File::open(format!("/proc/{tid}/status")) {
+        tid => match StatusFile::open(tid) {
             Ok(file) => Some(file),
-            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ESRCH)) => {
-                return (Err(Errno::EINTR), Signals::Fatal);
-            }
-            Err(e) => return (Err(Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))), Signals::None),
+            Err(Errno::ENOENT | Errno::ESRCH) => return (Err(Errno::EINTR), Signals::Fatal),
+            Err(e) => return (Err(e), Signals::None),
         },
     };
     wake::install();

@@ -38,7 +38,7 @@ impl Backings {
             std::collections::hash_map::Entry::Vacant(v) => match fs.with_segment_file(o.fh, |f| reply.open_backing(f))
             {
                 Ok(Ok(id)) => v.insert(Backing { id, handles: HashSet::new() }),
-                Ok(Err(e)) if e.raw_os_error() == Some(libc::EPERM) => {
+                Ok(Err(e)) if e.raw_os_error() == Some(crate::ipc::Errno::EPERM as i32) => {
                     self.on.store(false, Ordering::Relaxed);
                     log::info!(
                         "the kernel refuses FUSE passthrough to this daemon ({e}): segment files are served through the daemon"

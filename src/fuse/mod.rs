@@ -276,7 +276,7 @@ impl Filesystem for IpcFuse {
         reply: ReplyData,
     ) {
         let at = At::of(ino, req);
-        let nonblocking = flags.0 & libc::O_NONBLOCK != 0;
+        let nonblocking = crate::ipc::flags::OpenFlags::from_raw(flags.0).is_nonblocking();
         let caller = caller(req);
         self.on("read", ino, caller, reply, move |fs, caller, reply| {
             let reply_with = move |reply: ReplyData, result: Result<Vec<u8>, Error>| match result {
@@ -307,7 +307,7 @@ impl Filesystem for IpcFuse {
         reply: ReplyWrite,
     ) {
         let at = At::of(ino, req);
-        let nonblocking = flags.0 & libc::O_NONBLOCK != 0;
+        let nonblocking = crate::ipc::flags::OpenFlags::from_raw(flags.0).is_nonblocking();
         let caller = caller(req);
         self.on_bytes("write", ino, caller, data, reply, move |fs, caller, data, reply| {
             let reply_with = move |reply: ReplyWrite, result: Result<usize, Error>| match result {

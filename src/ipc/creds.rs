@@ -6,9 +6,8 @@
 //! switch back always succeeds; if it ever did not, the thread would go on with
 //! the wrong identity, so the process aborts instead.
 
-use std::os::unix::fs::MetadataExt;
-
 use super::Errno;
+use super::ns::{self, Kind};
 
 /// Who an operation runs as.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +15,11 @@ pub struct Identity {
     pub uid: u32,
     pub gid: u32,
     pub groups: Vec<u32>,
+}
+
+/// The daemon's effective user and group.
+pub fn effective_ids() -> (u32, u32) {
+    (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw())
 }
 
 /// Runs `f` with the thread's effective ids set to `who`. When the daemon is
@@ -99,7 +103,7 @@ pub fn is_host_admin() -> bool {
     /// The initial user namespace's inode number (PROC_USER_INIT_INO).
     const INITIAL_USER_NS: u64 = 0xEFFF_FFFD;
     const CAP_SYS_ADMIN: u32 = 21;
-    let initial = std::fs::metadata("/proc/self/ns/user").is_ok_and(|m| m.ino() == INITIAL_USER_NS);
+    let initial = ns::daemon_inode(Kind::User) == Ok(INITIAL_USER_NS);
     initial && capabilities().is_ok_and(|data| data[0].effective & (1 << CAP_SYS_ADMIN) != 0)
 }
 

@@ -1,7 +1,11 @@
 //! The daemon's own limits: descriptors (RLIMIT_NOFILE) and mappings
-//! (vm.max_map_count), which budgets are drawn from.
+//! (vm.max_map_count), which budgets are drawn from; and the machine's page
+//! size and memory.
+
+use nix::unistd::{SysconfVar, sysconf};
 
 use super::Errno;
+use super::sysctl::Sysctl;
 
 fn nofile() -> Result<libc::rlimit, Errno> {
     let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
@@ -29,7 +33,15 @@ pub fn open_files() -> Result<u64, Errno> {
 
 /// vm.max_map_count: how many mappings a process may have.
 pub fn max_map_count() -> Result<u64, Errno> {
-    let text = std::fs::read_to_string("/proc/sys/vm/max_map_count")
-        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
-    text.trim().parse().map_err(|_| Errno::EINVAL)
+    Sysctl::MaxMapCount.read_number()
+}
+
+/// The size of a page of memory (4096 if the system will not say).
+pub fn page_size() -> u32 {
+    sysconf(SysconfVar::PAGE_SIZE).ok().flatten().map_or(4096, |size| size as u32)
+}
+
+/// How many pages of physical memory the machine has, if it says.
+pub fn physical_pages() -> Option<u64> {
+    sysconf(SysconfVar::_PHYS_PAGES).ok().flatten().map(|pages| pages.max(0) as u64)
 }

@@ -22,14 +22,17 @@
 //! The IPC calls act in the IPC namespace of the calling thread.
 
 pub mod creds;
+pub mod daemon;
 mod family;
 pub mod flags;
 pub mod limits;
 pub mod mount;
 pub mod msg;
 pub mod ns;
+pub mod proc;
 pub mod sem;
 pub mod shm;
+pub mod sysctl;
 pub mod sysvipc;
 pub mod wake;
 

@@ -14,10 +14,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use nix::mount::{MntFlags, MsFlags};
+use nix::mount::MntFlags;
 use nix::unistd::geteuid;
 
-use super::Errno;
+use super::{Errno, io_errno};
+pub use nix::mount::MsFlags;
 
 /// A mount made by [`mount`]: what tells it from any other mount at the
 /// same path.
@@ -51,7 +52,7 @@ pub fn mount(
     options: &str,
 ) -> Result<(OwnedFd, FuseMount), MountError> {
     let fail = |step, errno| MountError { step, errno, path: path.to_path_buf(), as_root: geteuid().is_root() };
-    let io = |step| move |e: std::io::Error| fail(step, Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)));
+    let io = |step| move |e: std::io::Error| fail(step, io_errno(e));
     let root_mode = std::fs::metadata(path).map_err(io(Step::MountPoint))?.permissions().mode() & libc::S_IFMT;
     let device: OwnedFd = File::options().read(true).write(true).open(FUSE_DEVICE).map_err(io(Step::Device))?.into();
     let data = format!(

@@ -1,20 +1,23 @@
-//! Namespaces: telling one from another, joining one, who may join it, and
+//! Namespaces: telling one from another, finding them through the
+//! processes in /proc (as `lsns` does), joining one, who may join it, and
 //! noticing when a process (the one a namespace was found through) ends.
-//! ipcfs joins IPC namespaces, and UTS namespaces to read their host names.
+//! ipcfs joins IPC namespaces, and UTS namespaces to read their host names;
+//! it tells user namespaces apart to know whose capabilities count.
 //!
 //! Joining (setns) moves only the calling thread. Since Linux 5.8 it also
 //! drops that thread's System V semaphore undo list; ipcfs never uses
 //! SEM_UNDO, so there is nothing to drop.
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sched::{CloneFlags, setns};
 
-use super::Errno;
+use super::{Errno, io_errno};
 
 /// `NS_GET_USERNS`, `NS_GET_NSTYPE` and `NS_GET_OWNER_UID` from
 /// <linux/nsfs.h>: `_IO(0xb7, 1)`, `_IO(0xb7, 3)` and `_IO(0xb7, 4)`.
@@ -28,6 +31,8 @@ pub enum Kind {
     Ipc,
     /// Host name and domain name.
     Uts,
+    /// Users and capabilities.
+    User,
 }
 
 impl Kind {
@@ -36,6 +41,7 @@ impl Kind {
         match self {
             Kind::Ipc => "ipc",
             Kind::Uts => "uts",
+            Kind::User => "user",
         }
     }
 
@@ -43,6 +49,7 @@ impl Kind {
         match self {
             Kind::Ipc => CloneFlags::CLONE_NEWIPC,
             Kind::Uts => CloneFlags::CLONE_NEWUTS,
+            Kind::User => CloneFlags::CLONE_NEWUSER,
         }
     }
 }
@@ -77,7 +84,7 @@ impl Namespace {
 
     /// The namespace of that kind process `pid` is in.
     pub fn of_process(pid: u32, kind: Kind) -> Result<Namespace, Errno> {
-        Namespace::open(Path::new(&format!("/proc/{pid}/ns/{}", kind.name())), kind)
+        Namespace::open(&process_path(pid, kind), kind)
     }
 
     /// The namespace's inode number: what `ls -l /proc/PID/ns/ipc` shows
@@ -108,9 +115,59 @@ impl Namespace {
     }
 }
 
+/// `/proc/<pid>/ns/<kind>`: the file that names process `pid`'s namespace
+/// of that kind.
+pub fn process_path(pid: u32, kind: Kind) -> PathBuf {
+    PathBuf::from(format!("/proc/{pid}/ns/{}", kind.name()))
+}
+
 /// The inode of the calling thread's own namespace of that kind.
 pub fn current_inode(kind: Kind) -> Result<u64, Errno> {
-    std::fs::metadata(format!("/proc/thread-self/ns/{}", kind.name())).map(|m| m.ino()).map_err(io_errno)
+    inode_of(&format!("/proc/thread-self/ns/{}", kind.name()))
+}
+
+/// The inode of the daemon's (its main thread's) namespace of that kind.
+pub fn daemon_inode(kind: Kind) -> Result<u64, Errno> {
+    inode_of(&format!("/proc/self/ns/{}", kind.name()))
+}
+
+/// The inode of process `pid`'s namespace of that kind.
+pub fn process_inode(pid: u32, kind: Kind) -> Result<u64, Errno> {
+    inode_of(&format!("/proc/{pid}/ns/{}", kind.name()))
+}
+
+fn inode_of(path: &str) -> Result<u64, Errno> {
+    std::fs::metadata(path).map(|m| m.ino()).map_err(io_errno)
+}
+
+/// The namespace of that kind process `pid` is in now, by the text of its
+/// link (`ipc:[4026531839]`), which only who may ptrace-read the process
+/// may read: the kernel decides who sees what. None if it cannot be read.
+pub fn namespace_of(pid: u32, kind: Kind) -> Option<u64> {
+    let link = std::fs::read_link(process_path(pid, kind)).ok()?;
+    parse_link(link.to_str()?, kind)
+}
+
+/// `ipc:[4026531839]` → 4026531839, for a link of that kind.
+pub fn parse_link(link: &str, kind: Kind) -> Option<u64> {
+    link.strip_prefix(kind.name())?.strip_prefix(":[")?.strip_suffix(']')?.parse().ok()
+}
+
+/// Every namespace of that kind a process is in, with its processes
+/// (ascending); None if /proc cannot be read. Only thread-group leaders
+/// count, as in `lsns`.
+pub fn processes_by_namespace(kind: Kind) -> Option<BTreeMap<u64, Vec<u32>>> {
+    let mut found: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else { continue };
+        if let Some(ns) = namespace_of(pid, kind) {
+            found.entry(ns).or_default().push(pid);
+        }
+    }
+    for pids in found.values_mut() {
+        pids.sort_unstable();
+    }
+    Some(found)
 }
 
 /// A process being watched for its end (a pidfd).
@@ -130,7 +187,8 @@ impl ProcessWatch {
     }
 
     /// Blocks until the process has ended (true), or until `or` can be read
-    /// or has no writer left (false).
+    /// or has no writer left (false), such as the [`Stopped`] end of a
+    /// [`stopper`] whose [`Stopper`] is dropped.
     pub fn wait(&self, or: BorrowedFd<'_>) -> bool {
         loop {
             let mut fds = [PollFd::new(self.0.as_fd(), PollFlags::POLLIN), PollFd::new(or, PollFlags::POLLIN)];
@@ -143,6 +201,56 @@ impl ProcessWatch {
     }
 }
 
-fn io_errno(e: std::io::Error) -> Errno {
-    Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO))
+/// The end of a [`stopper`] that stops waits when dropped.
+#[derive(Debug)]
+pub struct Stopper {
+    /// The writing end of the pipe: held only to be closed.
+    _end: OwnedFd,
+}
+
+/// The end of a [`stopper`] that a [`ProcessWatch::wait`] also wakes for.
+#[derive(Debug)]
+pub struct Stopped(OwnedFd);
+
+impl AsFd for Stopped {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
+    }
+}
+
+/// A pipe to stop waits by: dropping the [`Stopper`] ends every
+/// [`ProcessWatch::wait`] given the [`Stopped`] end.
+pub fn stopper() -> Result<(Stopper, Stopped), Errno> {
+    let (read, write) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    Ok((Stopper { _end: write }, Stopped(read)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_links_parse() {
+        assert_eq!(parse_link("ipc:[4026531839]", Kind::Ipc), Some(4026531839));
+        assert_eq!(parse_link("net:[4026531839]", Kind::Ipc), None);
+        assert_eq!(parse_link("ipc:[x]", Kind::Ipc), None);
+        assert_eq!(parse_link("user:[4026531837]", Kind::User), Some(4026531837));
+    }
+
+    #[test]
+    fn this_process_is_found_in_its_namespace() {
+        let found = processes_by_namespace(Kind::Ipc).unwrap();
+        let own = current_inode(Kind::Ipc).unwrap();
+        assert!(found.get(&own).is_some_and(|pids| pids.contains(&std::process::id())));
+        assert_eq!(namespace_of(std::process::id(), Kind::Ipc), Some(own));
+        assert_eq!(process_inode(std::process::id(), Kind::User), daemon_inode(Kind::User));
+    }
+
+    #[test]
+    fn a_dropped_stopper_ends_the_wait() {
+        let (stop, stopped) = stopper().unwrap();
+        let watch = ProcessWatch::new(std::process::id()).unwrap();
+        drop(stop);
+        assert!(!watch.wait(stopped.as_fd()), "stopped, not ended");
+    }
 }
