@@ -1,7 +1,8 @@
 //! ipcfs: System V IPC objects as files.
 //!
-//! Three layers, one direction: [`ipc`] wraps the system calls (the only
-//! unsafe code), [`fs`] is the filesystem model in plain Rust types, and
+//! Three layers, one direction: [`ipc`] wraps the system calls and the files
+//! of /proc (the only unsafe code, and the only code that names `libc` or
+//! opens /proc), [`fs`] is the filesystem model in plain Rust types, and
 //! [`fuse`] adapts the model to fuser. [`options`] parses `-o`.
 
 #![deny(unsafe_op_in_unsafe_fn)]

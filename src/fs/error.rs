@@ -121,11 +121,6 @@ impl Error {
         }
     }
 
-    /// A read that a check needed failed: the check refuses.
-    pub fn unverifiable(e: std::io::Error) -> Error {
-        Error::Unverifiable(io_errno(e))
-    }
-
     /// Whether a failure is part of normal use (logged at debug) rather than a
     /// sign of trouble in the daemon (logged at warn).
     pub fn is_expected(self) -> bool {

@@ -11,7 +11,7 @@
 //! ([`proc`]), and descriptors opened once.
 //!
 //! - System V IPC, one module per family ([`shm`], [`sem`], [`msg`]) over
-//!   what they share, written once ([`family`]); every object at once from
+//!   what they share, written once (`family.rs`); every object at once from
 //!   /proc/sysvipc ([`sysvipc`]); typed flags ([`flags`]).
 //! - The caller's process: /proc/PID/status and /proc/TID/stat ([`proc`]),
 //!   acting as the caller ([`creds`]), waking a thread ([`wake`]).
