@@ -19,9 +19,6 @@ use ipcfs::ipc::sem::{self, Query, SemId};
 const CREATOR: (u32, u32) = (1002, 3002);
 const LAYOUTS: [(u32, u32); 2] = [(1001, 3001), (1002, 3001)];
 const PROBE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/helpers/ipcprobe.py");
-/// The system's Python, which every user may run (a python3 found on root's
-/// PATH may live in root's home). tests/run.sh installs it if missing.
-const PYTHON: &str = "/usr/bin/python3";
 
 /// A caller: ids, supplementary groups and capabilities.
 struct Who {

@@ -26,18 +26,14 @@ use std::io::{Read, Write};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use ipcfs::ipc::msg::{self, MsqId};
 use ipcfs::ipc::sem::{self, Query, SemId};
 use nix::sched::{CloneFlags, setns};
 
-/// The bound on every wait for a condition.
-const LIMIT: Duration = Duration::from_secs(20);
 /// Inode numbers of another namespace's tree start at its slot times this.
 const SLOT: u64 = 1 << 40;
-/// A user of the test machine without privileges, and one without a passwd entry.
-const USER: u32 = 1000;
+/// Another user, without a passwd entry.
 const OTHER_USER: u32 = 1001;
 
 // ---- namespaces and the processes that hold them ----
@@ -210,7 +206,7 @@ fn ino(path: &Path) -> u64 {
 }
 
 /// Whether `path` is gone: ENOENT, and no other error.
-fn is_gone(path: &Path) -> bool {
+fn path_is_gone(path: &Path) -> bool {
     match fs::symlink_metadata(path) {
         Ok(_) => false,
         Err(e) => {
@@ -222,13 +218,6 @@ fn is_gone(path: &Path) -> bool {
 
 fn link(path: &Path) -> String {
     fs::read_link(path).unwrap_or_else(|e| panic!("readlink {}: {e}", path.display())).to_str().unwrap().to_string()
-}
-
-/// Runs a shell command line in the test's namespaces; its stdout as bytes.
-fn sh_bytes(script: &str) -> Vec<u8> {
-    let out = sh(script);
-    assert_ok(&out, script);
-    out.stdout
 }
 
 /// A shell command that starts in the test's namespaces and may wait; its
@@ -296,25 +285,10 @@ fn objects(shm: &[(i32, u64)], sem: &[(i32, u64)], msg: &[i32]) -> Objects {
     }
 }
 
-/// GETVAL.
-fn sem_value(id: SemId) -> i32 {
-    sem::query(id, 0, Query::Value).expect("GETVAL")
-}
-
 /// The value of semaphore 0 in what `ipcs -s -i ID` prints.
 fn ipcs_sem_value(text: &str) -> i32 {
     let row = text.lines().find(|l| l.split_whitespace().next() == Some("0") && l.split_whitespace().count() == 5);
     row.unwrap_or_else(|| panic!("no semnum 0 in {text:?}")).split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-/// Every message queued, without taking (MSG_COPY).
-fn queued(id: MsqId) -> Vec<(i64, Vec<u8>)> {
-    (0..).map_while(|i| msg::peek(id, i, 1 << 16).ok()).map(|m| (m.mtype, m.body)).collect()
-}
-
-fn segment_bytes(id: ShmId) -> Vec<u8> {
-    let stat = shm::stat_any(id).expect("shmctl(SHM_STAT_ANY)");
-    shm::Attachment::attach(id, stat.segsz, false).expect("shmat").read_at(0, stat.segsz as usize)
 }
 
 // ---- the tests ----
@@ -380,7 +354,7 @@ fn each_namespace_shows_only_its_own_objects() {
     let a_dir = ns_dir(&m, a.ns);
     let _a_number = a.pin(); // its number must not pass to a namespace made meanwhile
     drop(a);
-    wait_until("ns/A is gone", LIMIT, || is_gone(&a_dir));
+    wait_until("ns/A is gone", LIMIT, || path_is_gone(&a_dir));
     assert!(!list(&m.path("ns")).contains(&a_dir.file_name().unwrap().to_str().unwrap().to_string()));
     assert_eq!(shown(&ns_dir(&m, b.ns)), expected_b, "ns/B after A went");
     assert_eq!(shown(m.root()), expected_own, "the root after A went");
@@ -431,8 +405,8 @@ fn operations_through_ns_happen_in_that_namespace_only() {
     assert_eq!(sh_ok(&format!("cat {}", path("sem/0/0"))), "1\n");
     assert_eq!(ipcs_sem_value(&n.sh("ipcs -s -i 0")), 1, "N's semaphore");
     sh_ok(&format!("echo 5 > {}", path("sem/0/0")));
-    assert_eq!(n.inside(|| sem_value(SemId(0))), 5);
-    assert_eq!(sem_value(our_sem), 7, "ours is untouched");
+    assert_eq!(n.inside(|| sem_value(SemId(0), 0)), 5);
+    assert_eq!(sem_value(our_sem, 0), 7, "ours is untouched");
 
     // chmod sets the mode in N.
     fs::set_permissions(there.join("shm/0"), fs::Permissions::from_mode(0o604)).unwrap();
@@ -479,8 +453,8 @@ fn a_p_through_ns_waits_in_that_namespace_until_a_v_there() {
 
     sh_ok(&format!("echo +1 > {semaphore}"));
     finish(waiter, "the P after the V");
-    assert_eq!(n.inside(|| sem_value(SemId(0))), 0, "the P took the V's unit");
-    assert_eq!(sem_value(ours), 1, "ours is untouched");
+    assert_eq!(n.inside(|| sem_value(SemId(0), 0)), 0, "the P took the V's unit");
+    assert_eq!(sem_value(ours, 0), 1, "ours is untouched");
 }
 
 /// A waiting receive through `ns/<N>/msg/ID/.wait/any` waits in N and gets
@@ -512,7 +486,7 @@ fn a_p_through_ns_stays_done_after_the_daemon_is_gone() {
     n.inside(|| sem::set_value(SemId(0), 0, 2).unwrap());
     let mut m = mount_all();
     sh_ok(&format!("echo -1 > {}", q(&ns_dir(&m, n.ns).join("sem/0/0"))));
-    assert_eq!(n.inside(|| sem_value(SemId(0))), 1);
+    assert_eq!(n.inside(|| sem_value(SemId(0), 0)), 1);
     assert!(m.terminate().success(), "the daemon ends cleanly");
     drop(m);
     assert_eq!(ipcs_sem_value(&n.sh("ipcs -s -i 0")), 1, "the P stays done");
@@ -544,10 +518,10 @@ fn a_namespace_goes_when_its_last_process_ends() {
     assert_eq!(ino(&root), first);
 
     drop(b);
-    wait_until("ns/N is gone", LIMIT, || is_gone(&root));
-    assert!(is_gone(&root.join("shm")) && is_gone(&root.join("shm/0")));
+    wait_until("ns/N is gone", LIMIT, || path_is_gone(&root));
+    assert!(path_is_gone(&root.join("shm")) && path_is_gone(&root.join("shm/0")));
     wait_until("no thread of the daemon is in N", LIMIT, || threads_in(daemon, ns) == 0);
-    assert!(is_gone(&root), "and it does not come back");
+    assert!(path_is_gone(&root), "and it does not come back");
 }
 
 /// A namespace whose only process moved to another one is gone from a
@@ -583,7 +557,7 @@ fn a_namespace_its_only_process_left_is_dropped_from_the_listing() {
     let names = list(&m.path("ns"));
     assert!(!names.contains(&left.to_string()), "ns/{left} is not listed: {names:?}");
     assert!(names.contains(&now.to_string()), "ns/{now} is: {names:?}");
-    assert!(is_gone(&ns_dir(&m, left)));
+    assert!(path_is_gone(&ns_dir(&m, left)));
     assert_eq!(link(&m.path(format!("ns/by-pid/{pid}"))), format!("../{now}"));
     wait_until("no thread of the daemon is in the namespace left", LIMIT, || threads_in(daemon, left) == 0);
     // The process is watched once, for the namespace it is in now: the
@@ -697,10 +671,10 @@ fn bad_names_name_nothing_and_ns_cannot_be_changed() {
         format!("ns/by-pid/0{pid}"),
         "ns/by-pid/-1".into(),
     ] {
-        assert!(is_gone(&m.path(&name)), "{name}");
+        assert!(path_is_gone(&m.path(&name)), "{name}");
     }
 
-    let before = snapshot(&m, &[a.ns, own], pid);
+    let before = ns_snapshot(&m, &[a.ns, own], pid);
     let mnt = q(m.root());
     let ns = format!("{mnt}/ns");
     let member = format!("{ns}/{}", a.ns);
@@ -732,14 +706,14 @@ fn bad_names_name_nothing_and_ns_cannot_be_changed() {
             out.status
         );
     }
-    assert_eq!(snapshot(&m, &[a.ns, own], pid), before);
+    assert_eq!(ns_snapshot(&m, &[a.ns, own], pid), before);
     let names = list(&m.path("ns"));
     assert!(!names.iter().any(|n| n == "new" || n == "moved"), "{names:?}");
 }
 
 /// What the changes tried on `ns/` must leave as it was: the mode, owner and
 /// inode number of `ns/`, `ns/by-pid/` and the namespaces' entries, and the links.
-fn snapshot(m: &Mounted, namespaces: &[u64], pid: u32) -> Vec<String> {
+fn ns_snapshot(m: &Mounted, namespaces: &[u64], pid: u32) -> Vec<String> {
     let mut paths = vec![m.path("ns"), m.path("ns/by-pid"), m.path(format!("ns/by-pid/{pid}"))];
     paths.extend(namespaces.iter().map(|ns| ns_dir(m, *ns)));
     paths

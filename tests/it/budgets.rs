@@ -42,7 +42,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use ipcfs::ipc::msg::{self, MsqId};
-use ipcfs::ipc::sem::{self, Query, SemId};
+use ipcfs::ipc::sem::{self, SemId};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -51,10 +51,6 @@ const A: u32 = 1001;
 const B: u32 = 1002;
 const C: u32 = 1003;
 
-/// The system's Python, which every user may run.
-const PYTHON: &str = "/usr/bin/python3";
-/// The bound on anything that must not block.
-const LIMIT: Duration = Duration::from_secs(20);
 /// How soon an interrupted or killed waiter must be gone (ipcfs looks at
 /// its callers' signals every 0.1 s; this is generous for a loaded machine).
 const PROMPT: Duration = Duration::from_secs(2);
@@ -349,18 +345,6 @@ fn queue_of(uid: u32, mode: u32) -> MsqId {
     id
 }
 
-fn ncnt(id: SemId) -> i32 {
-    sem::query(id, 0, Query::WaitingToTake).expect("GETNCNT")
-}
-
-fn value(id: SemId) -> i32 {
-    sem::query(id, 0, Query::Value).expect("GETVAL")
-}
-
-fn qnum(id: MsqId) -> u64 {
-    msg::stat_any(id).expect("MSG_STAT_ANY").qnum
-}
-
 /// Waits up to `limit` until process `pid` is in a FUSE request (waiting
 /// for the daemon's answer); whether it was seen there.
 fn wait_for_fuse_call(pid: i32, limit: Duration) -> bool {
@@ -411,10 +395,6 @@ fn figures(pid: i32) -> String {
     )
 }
 
-fn path_arg(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
 /// `opened N refused E ...` of the `open` role: (N, E, the rest).
 fn parse_opened(line: &str) -> (usize, String, String) {
     let words: Vec<&str> = line.split_whitespace().collect();
@@ -437,11 +417,11 @@ fn others_still_served(m: &Mounted, uid: u32, own: Option<ShmId>, set: SemId, qu
 
     let sem_file = m.path(format!("sem/{}/0", set.0));
     let mut p = Proc::client(uid, &["wait", path_arg(&sem_file), "0", "-1"]);
-    wait_until("another user's P waits", LIMIT, || ncnt(set) == 1 || !p.stdout().is_empty());
+    wait_until("another user's P waits", LIMIT, || ncnt(set, 0) == 1 || !p.stdout().is_empty());
     assert_eq!(p.stdout(), "", "the P could not wait: it ended at once");
     sem::operate(set, 0, 1, None).expect("V");
     assert_eq!(p.line("", LIMIT), "done", "another user's P after the V");
-    assert_eq!(value(set), 0, "the P took the V's unit");
+    assert_eq!(sem_value(set, 0), 0, "the P took the V's unit");
 
     let recv_any = m.path(format!("msg/{}/.recv/any", queue.0));
     let mut r = Proc::client(uid, &["wait", path_arg(&recv_any), "0", "-"]);
@@ -686,21 +666,21 @@ fn parked_operations_stop_at_the_budget_with_eagain() {
     let wait_any = m.path(format!("msg/{}/.wait/any", queue.0));
 
     let mut eight = Proc::client(A, &["wait", path_arg(&sem_file), "8", "-1"]);
-    wait_until("8 parked P's", LIMIT, || ncnt(set) == 8);
+    wait_until("8 parked P's", LIMIT, || ncnt(set, 0) == 8);
 
     let started = Instant::now();
     let mut ninth = Proc::client(A, &["wait", path_arg(&sem_file), "0", "-1"]);
-    let parked_ninth = || ncnt(set) == 9;
+    let parked_ninth = || ncnt(set, 0) == 9;
     let outcome = ninth.line("", Duration::from_secs(5));
     println!("the 9th P of uid {A}: {outcome} after {:?}", started.elapsed());
-    assert_eq!(outcome, "error EAGAIN", "a user's 9th parked P with user_waits=8 (ncnt now {})", ncnt(set));
-    assert!(!parked_ninth() && ncnt(set) == 8, "the 8 stay parked");
+    assert_eq!(outcome, "error EAGAIN", "a user's 9th parked P with user_waits=8 (ncnt now {})", ncnt(set, 0));
+    assert!(!parked_ninth() && ncnt(set, 0) == 8, "the 8 stay parked");
     let mut receive = Proc::client(A, &["wait", path_arg(&wait_any), "0", "-"]);
     assert_eq!(receive.line("", Duration::from_secs(5)), "error EAGAIN", "a user's 9th parked operation, a receive");
 
     // Another user parks.
     let mut other = Proc::client(B, &["wait", path_arg(&sem_file), "0", "-1"]);
-    wait_until("another user's P parks", LIMIT, || ncnt(set) == 9 || !other.stdout().is_empty());
+    wait_until("another user's P parks", LIMIT, || ncnt(set, 0) == 9 || !other.stdout().is_empty());
     assert_eq!(other.stdout(), "", "another user's P must park");
 
     // Released, every parked P takes its unit; the budget is free again.
@@ -708,9 +688,9 @@ fn parked_operations_stop_at_the_budget_with_eagain() {
     assert_eq!(other.line("", LIMIT), "done");
     wait_until("the 8 P's are done", LIMIT, || eight.count("done") == 8);
     assert_eq!(eight.finish(LIMIT).lines().filter(|l| *l != "started 8").collect::<Vec<_>>(), ["done"; 8]);
-    assert_eq!(value(set), 0);
+    assert_eq!(sem_value(set, 0), 0);
     let mut again = Proc::client(A, &["wait", path_arg(&sem_file), "0", "-1"]);
-    wait_until("the user parks again", LIMIT, || ncnt(set) == 1 || !again.stdout().is_empty());
+    wait_until("the user parks again", LIMIT, || ncnt(set, 0) == 1 || !again.stdout().is_empty());
     assert_eq!(again.stdout(), "", "after the waits ended, the user may park again");
     sem::operate(set, 0, 1, None).expect("V");
     assert_eq!(again.line("", LIMIT), "done");
@@ -746,7 +726,7 @@ fn parked_waiters_cost_one_thread_each_and_almost_no_cpu() {
     let mut ps = Proc::client(A, &["wait", path_arg(&sem_file), &PS.to_string(), "-1"]);
     let mut receives = Proc::client(B, &["wait", path_arg(&wait_any), &RECEIVES.to_string(), "-"]);
     wait_until("every P and receive is parked", Duration::from_secs(30), || {
-        ncnt(set) == PS as i32 && threads_in_syscall(pid, libc::SYS_msgrcv) == RECEIVES
+        ncnt(set, 0) == PS as i32 && threads_in_syscall(pid, libc::SYS_msgrcv) == RECEIVES
     });
     let threads = thread_count(pid);
     let ticks = idle_ticks(pid, Duration::from_secs(2));
@@ -772,7 +752,7 @@ fn parked_waiters_cost_one_thread_each_and_almost_no_cpu() {
 
     // Interrupted: EINTR, promptly, and nothing taken.
     let mut one = Proc::client(A, &["wait", path_arg(&sem_file), "0", "-1"]);
-    wait_until("one more P parked", LIMIT, || ncnt(set) == PS as i32 + 1);
+    wait_until("one more P parked", LIMIT, || ncnt(set, 0) == PS as i32 + 1);
     let sent = Instant::now();
     one.signal(Signal::SIGINT);
     let outcome = one.line("", LIMIT);
@@ -780,18 +760,18 @@ fn parked_waiters_cost_one_thread_each_and_almost_no_cpu() {
     println!("an interrupted P: {outcome} after {took:?}");
     assert_eq!(outcome, "error EINTR");
     assert!(took < PROMPT, "the interrupted P ended after {took:?}");
-    wait_until("the interrupted P is no longer waiting", PROMPT, || ncnt(set) == PS as i32);
-    assert_eq!(value(set), 0, "the interrupted P took nothing");
+    wait_until("the interrupted P is no longer waiting", PROMPT, || ncnt(set, 0) == PS as i32);
+    assert_eq!(sem_value(set, 0), 0, "the interrupted P took nothing");
 
     // Killed: every wait ends, nothing is taken, the threads go.
     ps.kill();
     receives.kill();
     wait_until("the killed waiters' waits end", Duration::from_secs(10), || {
-        ncnt(set) == 0 && threads_in_syscall(pid, libc::SYS_msgrcv) == 0
+        ncnt(set, 0) == 0 && threads_in_syscall(pid, libc::SYS_msgrcv) == 0
     });
     sem::operate(set, 0, 1, None).expect("V");
     msg::send(queue, 1, b"kept", false).unwrap();
-    assert_eq!((value(set), qnum(queue)), (1, 1), "nothing taken for the killed waiters");
+    assert_eq!((sem_value(set, 0), qnum(queue)), (1, 1), "nothing taken for the killed waiters");
     wait_until("the daemon's waiting threads are gone", Duration::from_secs(10), || {
         thread_count(pid) <= threads_before + 2
     });

@@ -23,7 +23,6 @@ use std::io::{BufRead, BufReader};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
 
 use ipcfs::ipc::Errno;
 use ipcfs::ipc::msg::{self, MsqId};
@@ -33,13 +32,6 @@ use ipcfs::ipc::shm::Attachment;
 const COOKBOOK: &str = include_str!("../../docs/cookbook.md");
 /// The mount point the cookbook's recipes use.
 const EXAMPLE_MOUNT: &str = "/mnt/ipc";
-/// The user the cookbook's examples name, and another one without a passwd
-/// entry (so that tools print it as a number).
-const USER: u32 = 1000;
-const OTHER_UID: u32 = 4242;
-const OTHER_GID: u32 = 4343;
-/// The bound on anything that must not block.
-const LIMIT: Duration = Duration::from_secs(20);
 
 // ---- the recipes ----
 
@@ -163,12 +155,6 @@ fn every_recipe_is_run_by_a_test() {
 
 // ---- helpers ----
 
-/// Polls `done` until it holds; fails after [`LIMIT`].
-#[track_caller]
-fn wait_for(what: &str, done: impl FnMut() -> bool) {
-    wait_until(what, LIMIT, done)
-}
-
 /// Waits for a started recipe to end; its stdout, which must be a success.
 #[track_caller]
 fn finish(script: &Script, child: Child) -> String {
@@ -200,71 +186,12 @@ fn msg_exists(id: MsqId) -> bool {
     }
 }
 
-fn make_set(key: i32, nsems: i32, mode: i32) -> SemId {
-    sem::get(Key(key), nsems, libc::IPC_CREAT | libc::IPC_EXCL | mode).expect("semget")
-}
-
-fn make_queue(key: i32, mode: i32) -> MsqId {
-    msg::get(Key(key), libc::IPC_CREAT | libc::IPC_EXCL | mode).expect("msgget")
-}
-
-fn send(id: MsqId, mtype: i64, body: &str) {
-    msg::send(id, mtype, body.as_bytes(), false).expect("msgsnd");
-}
-
-fn qnum(id: MsqId) -> u64 {
-    msg::stat_any(id).expect("msgctl").qnum
-}
-
-fn value(id: SemId, num: u16) -> i32 {
-    sem::query(id, num, Query::Value).expect("GETVAL")
-}
-
-fn query(id: SemId, num: u16, what: Query) -> i32 {
-    sem::query(id, num, what).expect("semctl")
-}
-
-/// The segment's bytes, through an attachment of the test's own.
-fn contents(id: ShmId) -> Vec<u8> {
-    let size = shm::stat_any(id).unwrap().segsz;
-    Attachment::attach(id, size, false).unwrap().read_at(0, size as usize)
-}
-
-fn fill(id: ShmId, offset: u64, data: &[u8]) {
-    let size = shm::stat_any(id).unwrap().segsz;
-    assert_eq!(Attachment::attach(id, size, true).unwrap().write_at(offset, data).unwrap(), data.len());
-}
-
 /// The id a `by-key` link points to.
 fn id_by_key(m: &Mounted, kind: &str, key: i32) -> i32 {
     let target = fs::read_link(m.path(format!("by-key/{kind}/{}", Key(key)))).unwrap();
     let id = target.file_name().unwrap().to_str().unwrap();
     assert_eq!(target, Path::new(&format!("../../{kind}/{id}")));
     id.parse().unwrap()
-}
-
-/// The umask `sh` starts with here.
-fn umask() -> u32 {
-    u32::from_str_radix(sh_ok("umask").trim(), 8).unwrap()
-}
-
-/// A scratch directory emptied and removed on drop.
-struct Scratch(TempDir);
-
-impl Scratch {
-    fn new() -> Scratch {
-        Scratch(TempDir::new("cookbook"))
-    }
-
-    fn path(&self) -> &Path {
-        &self.0.0
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0.0);
-    }
 }
 
 /// `text` as one sh word.
@@ -284,7 +211,7 @@ fn unattached_segments_are_listed_then_removed_and_attached_ones_kept() {
     let keyed = create_segment(0x1001, 4096, 0o600);
     let private = create_segment(libc::IPC_PRIVATE, 8192, 0o644);
     let others = create_segment(0x1002, 4096, 0o600);
-    shm::set(others, OTHER_UID, OTHER_GID, 0o600).unwrap();
+    shm::set(others, NOBODY_UID, NOBODY_GID, 0o600).unwrap();
     let attached = create_segment(0x1003, 4096, 0o666);
     let _attachment = Attachment::attach(attached, 4096, false).unwrap();
     // Removed while attached: still listed (marked for destruction) until detached.
@@ -370,7 +297,7 @@ fn largest_segments_come_first_with_their_owners() {
     let m = Mounted::new();
     let small = create_segment(0x3001, 4096, 0o600);
     let large = create_segment(0x3002, 1 << 20, 0o600);
-    shm::set(large, OTHER_UID, OTHER_GID, 0o600).unwrap();
+    shm::set(large, NOBODY_UID, NOBODY_GID, 0o600).unwrap();
     let middle = create_segment(libc::IPC_PRIVATE, 65536, 0o600);
     let out = recipe("largest-segments").on(&m).run_ok();
     let expected: String = [(large, "1048576", "4242"), (middle, "65536", "root"), (small, "4096", "root")]
@@ -386,7 +313,7 @@ fn shm_per_user_adds_up_each_owners_bytes() {
     create_segment(0x3101, 4096, 0o600);
     create_segment(0x3102, 65536, 0o600);
     let theirs = create_segment(0x3103, 1 << 20, 0o600);
-    shm::set(theirs, OTHER_UID, OTHER_GID, 0o600).unwrap();
+    shm::set(theirs, NOBODY_UID, NOBODY_GID, 0o600).unwrap();
     let out = recipe("shm-per-user").on(&m).run_ok();
     assert_eq!(lines(&out), lines("root 69632\n4242 1048576\n"));
 }
@@ -417,7 +344,7 @@ fn shm_usage_counts_pages_and_segments_against_the_limits() {
 fn dump_segment_shows_the_live_bytes() {
     let m = Mounted::new();
     let seg = create_segment(0x3301, 65536, 0o600);
-    fill(seg, 0x60, b"hello");
+    write_segment(seg, 0x60, b"hello");
     let out = recipe("dump-segment").with("shm/7", &format!("shm/{}", seg.0)).on(&m).run_ok();
     let zeros = "000000 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00 00  >................<";
     let hello = "000060 68 65 6c 6c 6f 00 00 00 00 00 00 00 00 00 00 00  >hello...........<";
@@ -430,40 +357,40 @@ fn dump_segment_shows_the_live_bytes() {
 fn patch_segment_writes_those_bytes_and_keeps_the_others() {
     let m = Mounted::new();
     let seg = create_segment(0x3401, 4096, 0o600);
-    fill(seg, 0, &[0xaa; 4096]);
+    write_segment(seg, 0, &[0xaa; 4096]);
     recipe("patch-segment").with("shm/7", &format!("shm/{}", seg.0)).on(&m).run_ok();
     let mut expected = vec![0xaa; 4096];
     expected[100..105].copy_from_slice(b"ready");
-    assert!(contents(seg) == expected, "the segment is not the old bytes with `ready` at 100");
+    assert!(segment_bytes(seg) == expected, "the segment is not the old bytes with `ready` at 100");
 }
 
 #[test]
 fn backup_and_restore_bring_back_key_size_mode_and_bytes() {
     let m = Mounted::new();
-    let dir = Scratch::new();
+    let scratch = Scratch::new("cookbook");
     let key = 0x1234abcd;
     let seg = create_segment(key, 10000, 0o640);
     let bytes: Vec<u8> = (0..10000u32).map(|i| (i * 7 % 251) as u8).collect();
-    fill(seg, 0, &bytes);
+    write_segment(seg, 0, &bytes);
 
     let backup = recipe("backup-segment").with("shm/7", &format!("shm/{}", seg.0)).on(&m);
-    backup.ok(backup.run_in(dir.path()));
-    assert!(fs::read(dir.path().join("shm-0x1234abcd.bin")).unwrap() == bytes, "the backup's bytes");
-    assert_eq!(fs::read_to_string(dir.path().join("shm-0x1234abcd.mode")).unwrap(), "640\n");
+    backup.ok(backup.run_in(scratch.dir()));
+    assert!(fs::read(scratch.path("shm-0x1234abcd.bin")).unwrap() == bytes, "the backup's bytes");
+    assert_eq!(fs::read_to_string(scratch.path("shm-0x1234abcd.mode")).unwrap(), "640\n");
 
     shm::remove(seg).unwrap();
     let restore = recipe("restore-segment").on(&m);
-    restore.ok(restore.run_in(dir.path()));
+    restore.ok(restore.run_in(scratch.dir()));
     let restored = ShmId(id_by_key(&m, "shm", key));
     let stat = shm::stat_any(restored).unwrap();
     assert_eq!((stat.perm.key, stat.segsz, stat.perm.mode & 0o777), (Key(key), 10000, 0o640));
-    assert!(contents(restored) == bytes, "the restored bytes");
+    assert!(segment_bytes(restored) == bytes, "the restored bytes");
 
     // With the key taken, the restore stops at once and changes nothing.
-    fill(restored, 0, b"changed");
-    let again = restore.run_in(dir.path());
+    write_segment(restored, 0, b"changed");
+    let again = restore.run_in(scratch.dir());
     assert_refused(&again, "File exists", "restore over an existing key");
-    assert_eq!(&contents(restored)[..7], b"changed");
+    assert_eq!(&segment_bytes(restored)[..7], b"changed");
     assert_eq!(shm::stat_any(restored).unwrap().perm.mode & 0o777, 0o640);
 }
 
@@ -517,8 +444,8 @@ impl Drop for Waiter {
 #[test]
 fn semaphore_recipes_show_values_waiters_and_last_operators() {
     let m = Mounted::new();
-    let set = make_set(0x4001, 3, 0o600);
-    let quiet = make_set(0x4002, 2, 0o600);
+    let set = create_set(0x4001, 3, 0o600);
+    let quiet = create_set(0x4002, 2, 0o600);
     // Semaphore 0: set by this process; 1: never operated on, one waiting to
     // take; 2: set through the mount, one waiting for zero.
     sem::set_value(set, 0, 2).unwrap();
@@ -558,52 +485,52 @@ fn semaphore_recipes_show_values_waiters_and_last_operators() {
 #[test]
 fn set_semaphore_sets_adds_and_takes() {
     let m = Mounted::new();
-    let set = make_set(0x4101, 1, 0o600);
+    let set = create_set(0x4101, 1, 0o600);
     let out = recipe("set-semaphore").with("sem/5", &format!("sem/{}", set.0)).on(&m).run_ok();
     assert_eq!(out, "2\n");
-    assert_eq!(value(set, 0), 2);
+    assert_eq!(sem_value(set, 0), 2);
 }
 
 #[test]
 fn semaphore_lock_waits_for_the_unit_and_gives_it_back() {
     let m = Mounted::new();
-    let dir = Scratch::new();
-    let set = make_set(0x4201, 1, 0o600);
+    let scratch = Scratch::new("cookbook");
+    let set = create_set(0x4201, 1, 0o600);
     let lock = recipe("semaphore-lock").with("sem/5", &format!("sem/{}", set.0)).on(&m);
-    let log = dir.path().join("shared.log");
+    let log = scratch.path("shared.log");
 
     sem::set_value(set, 0, 1).unwrap();
-    lock.ok(lock.run_in(dir.path()));
+    lock.ok(lock.run_in(scratch.dir()));
     assert_eq!(fs::read_to_string(&log).unwrap().lines().count(), 1);
-    assert_eq!(value(set, 0), 1, "the lock was given back");
+    assert_eq!(sem_value(set, 0), 1, "the lock was given back");
 
     // Held by someone else: the recipe waits for it.
     sem::operate(set, 0, -1, None).unwrap();
-    let child = lock.spawn(Some(dir.path()));
+    let child = lock.spawn(Some(scratch.dir()));
     wait_for("the recipe waits for the lock", || query(set, 0, Query::WaitingToTake) == 1);
     assert_eq!(fs::read_to_string(&log).unwrap().lines().count(), 1, "it ran without the lock");
     sem::operate(set, 0, 1, None).unwrap();
     finish(&lock, child);
     assert_eq!(fs::read_to_string(&log).unwrap().lines().count(), 2);
-    assert_eq!(value(set, 0), 1, "the lock was given back");
+    assert_eq!(sem_value(set, 0), 1, "the lock was given back");
 }
 
 #[test]
 fn semaphore_trylock_takes_a_free_unit_and_never_waits() {
     let m = Mounted::new();
-    let set = make_set(0x4301, 1, 0o600);
+    let set = create_set(0x4301, 1, 0o600);
     let trylock = recipe("semaphore-trylock").with("sem/5", &format!("sem/{}", set.0)).on(&m);
     assert_eq!(trylock.run_ok(), "busy\n");
-    assert_eq!((value(set, 0), query(set, 0, Query::WaitingToTake)), (0, 0));
+    assert_eq!((sem_value(set, 0), query(set, 0, Query::WaitingToTake)), (0, 0));
     sem::set_value(set, 0, 1).unwrap();
     assert_eq!(trylock.run_ok(), "got the lock\n");
-    assert_eq!(value(set, 0), 1, "the lock was given back");
+    assert_eq!(sem_value(set, 0), 1, "the lock was given back");
 }
 
 #[test]
 fn wait_for_zero_returns_when_the_count_reaches_zero() {
     let m = Mounted::new();
-    let set = make_set(0x4401, 2, 0o600);
+    let set = create_set(0x4401, 2, 0o600);
     sem::set_value(set, 1, 2).unwrap();
     let script = recipe("wait-for-zero").with("sem/5", &format!("sem/{}", set.0)).on(&m);
     let mut child = script.spawn(None);
@@ -617,13 +544,13 @@ fn wait_for_zero_returns_when_the_count_reaches_zero() {
 #[test]
 fn semaphore_timeout_gives_up_and_takes_nothing() {
     let m = Mounted::new();
-    let set = make_set(0x4501, 1, 0o600);
+    let set = create_set(0x4501, 1, 0o600);
     let script =
         recipe("semaphore-timeout").with("timeout 5 ", "timeout 0.2 ").with("sem/5", &format!("sem/{}", set.0)).on(&m);
     assert_eq!(script.run_ok(), "no unit within 5 seconds\n");
     wait_for("the daemon stops waiting", || query(set, 0, Query::WaitingToTake) == 0);
     sem::operate(set, 0, 1, None).unwrap();
-    assert_eq!(value(set, 0), 1, "the given-up wait took a unit");
+    assert_eq!(sem_value(set, 0), 1, "the given-up wait took a unit");
 }
 
 #[test]
@@ -634,7 +561,7 @@ fn create_semaphore_set_makes_it_and_shows_its_id() {
     assert_eq!(out, format!("../../sem/{}\n", id.0));
     let stat = sem::stat_any(id).unwrap();
     assert_eq!((stat.nsems, stat.perm.mode & 0o777), (4, 0o600));
-    assert!((0..4).all(|n| value(id, n) == 0));
+    assert!((0..4).all(|n| sem_value(id, n) == 0));
 }
 
 // ---- message queues ----
@@ -653,7 +580,7 @@ fn ls_sizes(out: &str) -> BTreeMap<String, u64> {
 #[test]
 fn watch_queue_shows_the_queue_fill_and_drain() {
     let m = Mounted::new();
-    let queue = make_queue(0x5001, 0o600);
+    let queue = create_queue(0x5001, 0o600);
     let watch = recipe("watch-queue").with("msg/3", &format!("msg/{}", queue.0)).on(&m);
     let qbytes = msg::stat_any(queue).unwrap().qbytes;
     let attributes = |cbytes: u64, qnum: u64| {
@@ -680,7 +607,7 @@ fn watch_queue_shows_the_queue_fill_and_drain() {
 #[test]
 fn send_message_sends_each_type_byte_for_byte() {
     let m = Mounted::new();
-    let queue = make_queue(0x5101, 0o600);
+    let queue = create_queue(0x5101, 0o600);
     recipe("send-message").with("msg/3", &format!("msg/{}", queue.0)).on(&m).run_ok();
     assert_eq!(qnum(queue), 2);
     assert_eq!(msg::receive(queue, 7, 64, false).unwrap().body, b"resize 42.jpg");
@@ -690,7 +617,7 @@ fn send_message_sends_each_type_byte_for_byte() {
 #[test]
 fn take_message_takes_one_then_one_of_a_type_then_all() {
     let m = Mounted::new();
-    let queue = make_queue(0x5201, 0o600);
+    let queue = create_queue(0x5201, 0o600);
     let take = recipe("take-message").with("msg/3", &format!("msg/{}", queue.0)).on(&m);
     assert_eq!(take.clone().first_lines(1).run_ok(), "", "an empty queue gives nothing at once");
 
@@ -710,7 +637,7 @@ fn take_message_takes_one_then_one_of_a_type_then_all() {
 #[test]
 fn wait_message_waits_for_the_next_message() {
     let m = Mounted::new();
-    let queue = make_queue(0x5301, 0o600);
+    let queue = create_queue(0x5301, 0o600);
     let script = recipe("wait-message").with("msg/3", &format!("msg/{}", queue.0)).on(&m);
     let child = script.spawn(None);
     let daemon = m.daemon_pid().unwrap();
@@ -728,7 +655,7 @@ fn wait_message_waits_for_the_next_message() {
 #[test]
 fn peek_messages_shows_them_without_taking_any() {
     let m = Mounted::new();
-    let queue = make_queue(0x5401, 0o600);
+    let queue = create_queue(0x5401, 0o600);
     send(queue, 1, "first\n");
     send(queue, 7, "second\n");
     send(queue, 7, "third\n");
@@ -752,7 +679,7 @@ fn peek_messages_shows_them_without_taking_any() {
 #[test]
 fn drain_queue_discards_one_type_then_everything() {
     let m = Mounted::new();
-    let queue = make_queue(0x5501, 0o600);
+    let queue = create_queue(0x5501, 0o600);
     for (mtype, body) in [(7, "a"), (1, "b"), (7, "c"), (2, "d")] {
         send(queue, mtype, body);
     }
@@ -768,7 +695,7 @@ fn drain_queue_discards_one_type_then_everything() {
 #[test]
 fn queue_limit_sets_and_shows_the_byte_limit() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
-    let queue = make_queue(0x5601, 0o600);
+    let queue = create_queue(0x5601, 0o600);
     let limit = recipe("queue-limit").with("msg/3", &format!("msg/{}", queue.0)).on(&m);
     let default = msg::stat_any(queue).unwrap().qbytes;
     assert!(default < 65536, "a new queue's limit is kernel.msgmnb: {default}");
@@ -786,7 +713,7 @@ fn queue_limit_sets_and_shows_the_byte_limit() {
     assert!(out.contains("user.ipc.qbytes=\"65536\"\n"), "{out}");
     assert_eq!(msg::stat_any(queue).unwrap().qbytes, 65536);
     // Others may not, whatever the limit.
-    assert_refused(&limit.run_as(OTHER_UID, OTHER_GID), "Operation not permitted", "queue-limit by another user");
+    assert_refused(&limit.run_as(NOBODY_UID, NOBODY_GID), "Operation not permitted", "queue-limit by another user");
 }
 
 #[test]
@@ -805,9 +732,9 @@ fn find_by_key_finds_every_kind_of_object_with_that_key() {
     let m = Mounted::new();
     create_segment(0x1234, 4096, 0o600);
     let seg = create_segment(0xabcd, 4096, 0o600);
-    let set = make_set(0xabcd, 1, 0o600);
-    make_queue(0xabce, 0o600);
-    let queue = make_queue(0xabcd, 0o600);
+    let set = create_set(0xabcd, 1, 0o600);
+    create_queue(0xabce, 0o600);
+    let queue = create_queue(0xabcd, 0o600);
     let out = recipe("find-by-key").on(&m).run_ok();
     let links: Vec<String> = out
         .lines()
@@ -830,11 +757,11 @@ fn find_by_key_finds_every_kind_of_object_with_that_key() {
 struct Population {
     /// Created by USER, owned by USER.
     made_and_owned: Objects,
-    /// Created by USER, then given to OTHER_UID.
+    /// Created by USER, then given to NOBODY_UID.
     given_away: ShmId,
     /// Created by root, then given to USER.
     received: ShmId,
-    /// Created and owned by OTHER_UID.
+    /// Created and owned by NOBODY_UID.
     others: Objects,
 }
 
@@ -877,10 +804,10 @@ impl Objects {
 impl Population {
     fn new(m: &Mounted) -> Population {
         let made_and_owned = Objects::make_as(m, USER, USER, 0x6001);
-        let others = Objects::make_as(m, OTHER_UID, OTHER_GID, 0x6002);
+        let others = Objects::make_as(m, NOBODY_UID, NOBODY_GID, 0x6002);
         assert_ok(&sh_as(USER, USER, &[], &format!("truncate -s 4096 {}", q(&m.path("shm/0x6003")))), "truncate");
         let given_away = ShmId(id_by_key(m, "shm", 0x6003));
-        shm::set(given_away, OTHER_UID, OTHER_GID, 0o600).unwrap();
+        shm::set(given_away, NOBODY_UID, NOBODY_GID, 0o600).unwrap();
         let received = create_segment(0x6004, 4096, 0o640);
         shm::set(received, USER, USER, 0o640).unwrap();
         Population { made_and_owned, given_away, received, others }

@@ -8,17 +8,9 @@ use std::fs::OpenOptions;
 use std::process::Command;
 
 use ipcfs::ipc::Key;
-use ipcfs::ipc::msg::{self, MsqId};
-use ipcfs::ipc::sem::{self, SemId};
+use ipcfs::ipc::msg;
+use ipcfs::ipc::sem;
 use ipcfs::ipc::shm;
-
-fn make_set(key: i32, nsems: i32, mode: i32) -> SemId {
-    sem::get(Key(key), nsems, libc::IPC_CREAT | libc::IPC_EXCL | mode).unwrap()
-}
-
-fn make_queue(key: i32, mode: i32) -> MsqId {
-    msg::get(Key(key), libc::IPC_CREAT | libc::IPC_EXCL | mode).unwrap()
-}
 
 /// The errno of opening `path` for writing, creating it if missing (what
 /// `echo x > path` and `truncate` do).
@@ -35,12 +27,12 @@ fn writing_to_a_name_no_object_has_is_enoent_and_to_no_message_type_einval() {
     let out = Command::new("bash").arg("-c").arg(format!("echo x > {}", q(&m.shm(seg)))).output().unwrap();
     assert_refused(&out, "No such file or directory", "echo x > shm/<id> after ipcrm");
 
-    let set = make_set(0x6e02, 1, 0o600);
+    let set = create_set(0x6e02, 1, 0o600);
     assert_eq!(create_errno(&m.path(format!("sem/{}/1", set.0))), libc::ENOENT, "a semaphore past the set's end");
     assert_eq!(create_errno(&m.path("sem/4242")), libc::ENOENT, "a set that does not exist");
     assert_eq!(create_errno(&m.path("limits/nonsense")), libc::ENOENT, "a limit there is not");
 
-    let queue = make_queue(0x6e03, 0o600);
+    let queue = create_queue(0x6e03, 0o600);
     for name in ["0", "-1", "007", "word", ".recv/0", ".wait/x"] {
         let path = m.path(format!("msg/{}/{name}", queue.0));
         assert_eq!(create_errno(&path), libc::EINVAL, "msg/<id>/{name} is no message type");
@@ -65,20 +57,20 @@ fn libc_errno(e: i32) -> ipcfs::ipc::Errno {
 #[test]
 fn the_key_alias_works_for_rmdir_and_rm_r() {
     let m = Mounted::new();
-    let set = make_set(0x4321, 2, 0o600);
+    let set = create_set(0x4321, 2, 0o600);
     sh_ok(&format!("rmdir {}", q(&m.path("sem/0x4321"))));
     assert!(sem::stat_any(set).is_err(), "rmdir sem/0x4321 removed the set");
 
-    let set = make_set(0x4322, 3, 0o600);
+    let set = create_set(0x4322, 3, 0o600);
     sh_ok(&format!("rm -r {}", q(&m.path("sem/0x4322"))));
     assert!(sem::stat_any(set).is_err(), "rm -r sem/0x4322 removed the set");
 
-    let queue = make_queue(0x8001, 0o600);
+    let queue = create_queue(0x8001, 0o600);
     msg::send(queue, 3, b"doomed", false).unwrap();
     sh_ok(&format!("rm -r {}", q(&m.path("msg/0x8001"))));
     assert!(msg::stat_any(queue).is_err(), "rm -r msg/0x8001 removed the queue");
 
-    let queue = make_queue(0x8002, 0o600);
+    let queue = create_queue(0x8002, 0o600);
     sh_ok(&format!("rmdir {}", q(&m.path("msg/0x8002"))));
     assert!(msg::stat_any(queue).is_err(), "rmdir msg/0x8002 removed the queue");
 
@@ -89,8 +81,8 @@ fn the_key_alias_works_for_rmdir_and_rm_r() {
 #[test]
 fn opening_for_writing_without_permission_fails_at_open_with_eacces() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
-    let set = make_set(0x6e04, 1, 0o600);
-    let queue = make_queue(0x6e05, 0o600);
+    let set = create_set(0x6e04, 1, 0o600);
+    let queue = create_queue(0x6e05, 0o600);
     let semaphore = m.path(format!("sem/{}/0", set.0));
     let any = m.path(format!("msg/{}/any", queue.0));
     for path in [&semaphore, &any] {
@@ -104,7 +96,7 @@ fn opening_for_writing_without_permission_fails_at_open_with_eacces() {
 
     // Read permission alone still opens a semaphore for writing: `=0` (wait
     // until zero) needs no more, as semop asks.
-    let readable = make_set(0x6e06, 1, 0o604);
+    let readable = create_set(0x6e06, 1, 0o604);
     let path = m.path(format!("sem/{}/0", readable.0));
     sh_ok(&format!("setpriv --reuid 1000 --regid 1000 --clear-groups sh -c 'echo =0 > {}'", q(&path)));
     let out = sh_as(1000, 1000, &[], &format!("echo 1 > {}", q(&path)));

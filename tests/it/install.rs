@@ -15,59 +15,10 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
-
 use crate::common::*;
 
 const REPO: &str = env!("CARGO_MANIFEST_DIR");
 const INSTALLER_VARS: [&str; 5] = ["DESTDIR", "PREFIX", "SBINDIR", "UNITDIR", "BINARY"];
-
-/// A temporary directory tree, removed with everything in it on drop.
-struct Tree(TempDir);
-
-impl Tree {
-    fn new(tag: &str) -> Tree {
-        Tree(TempDir::new(tag))
-    }
-
-    fn path(&self, relative: &str) -> PathBuf {
-        self.0.0.join(relative)
-    }
-
-    fn root(&self) -> &str {
-        self.0.0.to_str().unwrap()
-    }
-}
-
-impl Drop for Tree {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0.0);
-    }
-}
-
-/// Whatever is mounted on a directory, unmounted on drop (every layer, should
-/// a test have stacked mounts there), also when the test fails. Made before
-/// the mount is tried, so that no failure can come between the two.
-struct Unmount(PathBuf);
-
-impl Unmount {
-    /// A tmpfs over `dir`, in the test thread's own mount namespace.
-    fn tmpfs(dir: &Path) -> Unmount {
-        let guard = Unmount(dir.to_path_buf());
-        mount(Some("tmpfs"), dir, Some("tmpfs"), MsFlags::empty(), Some("mode=0755")).expect("mount tmpfs");
-        guard
-    }
-}
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        for _ in 0..8 {
-            if umount2(&self.0, MntFlags::MNT_DETACH).is_err() {
-                break;
-            }
-        }
-    }
-}
 
 /// The directory mount(8) finds /sbin/mount.ipcfs in, links resolved: where
 /// install.sh puts the helper by default.
@@ -91,7 +42,7 @@ fn installer_in<V: AsRef<std::ffi::OsStr>>(repo: &Path, command: &str, vars: &[(
 
 /// Installer variables for an install without DESTDIR into `tree`, as into
 /// the root of a system: PREFIX `tree`/usr/local, SBINDIR `tree`/sbin.
-fn into_tree(tree: &Tree) -> [(&'static str, String); 4] {
+fn into_tree(tree: &Scratch) -> [(&'static str, String); 4] {
     [
         ("PREFIX", format!("{}/usr/local", tree.root())),
         ("SBINDIR", format!("{}/sbin", tree.root())),
@@ -195,7 +146,7 @@ fn assert_status(out: &Output, code: i32, stderr_says: &str, what: &str) {
 /// What the installed binary must be: the built one without its debug info
 /// (a quarter of the size, or less).
 fn without_debug_info(binary: &str) -> Vec<u8> {
-    let dir = Tree::new("strip");
+    let dir = Scratch::new("strip");
     let stripped = dir.path("ipcfs");
     assert_ok(&run(&mut command("strip", &["--strip-debug", "-o", stripped.to_str().unwrap(), binary])), "strip");
     let sections = assert_ok(&run(&mut command("readelf", &["-S", stripped.to_str().unwrap()])), "readelf");
@@ -214,7 +165,7 @@ fn install_puts_every_file_in_place_with_its_mode_and_uninstall_removes_exactly_
         (&[][..], "/usr/local", default_sbindir, "/usr/local/lib/systemd/system"),
         (&custom[..], "/opt/ipcfs", "/sbin/fs.d", "/etc/systemd/system"),
     ] {
-        let destdir = Tree::new("destdir");
+        let destdir = Scratch::new("destdir");
         let mut vars = vars.to_vec();
         vars.extend([("DESTDIR", destdir.root()), ("BINARY", ipcfs_bin())]);
 
@@ -240,7 +191,7 @@ fn install_puts_every_file_in_place_with_its_mode_and_uninstall_removes_exactly_
 
         let out = installer("install", &vars);
         assert_ok(&out, &format!("install.sh install with {vars:?}"));
-        let found = files_under(&destdir.0.0);
+        let found = files_under(destdir.dir());
         let mut names: Vec<&String> = expected.keys().chain(links.keys()).collect();
         names.sort();
         assert_eq!(found.keys().collect::<Vec<_>>(), names, "{vars:?}");
@@ -259,7 +210,7 @@ fn install_puts_every_file_in_place_with_its_mode_and_uninstall_removes_exactly_
         let said = assert_ok(&out, &format!("install.sh uninstall with {vars:?}"));
         let removed = said.lines().filter(|l| l.starts_with("removed ")).count();
         assert_eq!(removed, expected.len() + links.len(), "{said}");
-        assert!(files_under(&destdir.0.0).is_empty(), "uninstall left files behind");
+        assert!(files_under(destdir.dir()).is_empty(), "uninstall left files behind");
         // Nothing left to remove is no error.
         assert_eq!(assert_ok(&installer("uninstall", &vars), "a second uninstall"), "");
     }
@@ -274,17 +225,17 @@ fn the_installer_explains_itself_and_refuses_what_it_cannot_do() {
     }
     assert_status(&installer::<&str>("frobnicate", &[]), 2, "usage:", "install.sh frobnicate");
 
-    let destdir = Tree::new("refused");
+    let destdir = Scratch::new("refused");
     let with = |var, value| [("DESTDIR", destdir.root()), ("BINARY", ipcfs_bin()), (var, value)];
     let out = installer("install", &with("PREFIX", "usr/local"));
     assert_status(&out, 1, "must be absolute paths", "install.sh install with a relative PREFIX");
     let out = installer("install", &with("BINARY", "/nonexistent/ipcfs"));
     assert_status(&out, 1, "BINARY=/nonexistent/ipcfs is not an executable file", "install.sh install without binary");
-    assert!(files_under(&destdir.0.0).is_empty(), "a refused install installed something");
+    assert!(files_under(destdir.dir()).is_empty(), "a refused install installed something");
 
     // Without BINARY: target/release/ipcfs, if no source is newer. In a copy
     // of the repository's layout, with the times set.
-    let repo = Tree::new("repo");
+    let repo = Scratch::new("repo");
     for dir in ["mount-scripts", "src", "target/release"] {
         std::fs::create_dir_all(repo.path(dir)).unwrap();
     }
@@ -300,20 +251,20 @@ fn the_installer_explains_itself_and_refuses_what_it_cannot_do() {
     }
     std::fs::copy(ipcfs_bin(), repo.path("target/release/ipcfs")).unwrap();
     set_time("target/release/ipcfs", now);
-    let install = |destdir: &Tree| installer_in(&repo.0.0, "install", &[("DESTDIR", destdir.root())]);
-    let fresh = Tree::new("fresh");
+    let install = |destdir: &Scratch| installer_in(repo.dir(), "install", &[("DESTDIR", destdir.root())]);
+    let fresh = Scratch::new("fresh");
     assert_ok(&install(&fresh), "install.sh install of a fresh release build");
     assert!(fresh.path("usr/local/bin/ipcfs").is_file());
     set_time("src/main.rs", now + std::time::Duration::from_secs(1));
-    let stale = Tree::new("stale");
+    let stale = Scratch::new("stale");
     assert_status(&install(&stale), 1, "is older than", "install.sh install of a stale release build");
-    assert!(files_under(&stale.0.0).is_empty(), "a stale build was installed");
+    assert!(files_under(stale.dir()).is_empty(), "a stale build was installed");
 }
 
 #[test]
 fn the_helper_mounts_as_mount8_runs_it_dropping_the_options_meant_for_mount8() {
     isolate();
-    let destdir = Tree::new("helper");
+    let destdir = Scratch::new("helper");
     assert_ok(&installer("install", &[("DESTDIR", destdir.root()), ("BINARY", ipcfs_bin())]), "install.sh install");
     let helper = destdir.path(system_sbindir().join("mount.ipcfs").to_str().unwrap().trim_start_matches('/'));
     let dir = TempDir::new("helper-mnt");
@@ -369,7 +320,7 @@ fn the_helper_fails_clearly_and_passes_on_the_exit_status_of_ipcfs() {
 fn the_helper_finds_ipcfs_where_installed_then_next_to_itself_then_in_path() {
     // Fake mode mounts nothing; should it, the mount stays in this thread.
     isolate();
-    let tree = Tree::new("lookup");
+    let tree = Scratch::new("lookup");
     let vars = into_tree(&tree);
     assert_ok(&installer("install", &vars), "install.sh install without DESTDIR");
     let dir = TempDir::new("lookup-mnt");
@@ -436,13 +387,13 @@ fn the_systemd_unit_is_valid_and_named_after_its_mount_point() {
 struct Installed {
     _sbin: Unmount,
     _run: Unmount,
-    tree: Tree,
+    tree: Scratch,
 }
 
 impl Installed {
     fn new() -> Installed {
         isolate();
-        let tree = Tree::new("system");
+        let tree = Scratch::new("system");
         assert_ok(&installer("install", &into_tree(&tree)), "install.sh install");
         let run = Unmount::tmpfs(Path::new("/run"));
         let sbin = Unmount::tmpfs(&system_sbindir());

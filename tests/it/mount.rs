@@ -24,10 +24,6 @@ fn daemons_here() -> Vec<i32> {
         .collect()
 }
 
-fn await_condition(what: &str, done: impl FnMut() -> bool) {
-    wait_until(what, Duration::from_secs(20), done)
-}
-
 #[test]
 fn background_mode_returns_once_mounted_and_the_daemon_ends_at_unmount() {
     isolate();
@@ -41,7 +37,7 @@ fn background_mode_returns_once_mounted_and_the_daemon_ends_at_unmount() {
     let daemons = daemons_here();
     assert_eq!(daemons.len(), 1, "one daemon keeps serving: {daemons:?}");
     sh_ok(&format!("umount {}", dir.0.display()));
-    await_condition("the daemon exits after umount", || daemons_here().is_empty());
+    wait_for("the daemon exits after umount", || daemons_here().is_empty());
 }
 
 #[test]
@@ -59,7 +55,7 @@ fn sigterm_and_sigint_unmount_cleanly() {
         let m = Mounted::new();
         let pid = m.daemon_pid().unwrap();
         sh_ok(&format!("kill -{signal} {pid}"));
-        await_condition("unmounted", || !is_mounted(m.root()));
+        wait_for("unmounted", || !is_mounted(m.root()));
         let mut m = m;
         // terminate() sends another SIGTERM only if the daemon still runs;
         // here it must already have exited with success.
@@ -70,7 +66,7 @@ fn sigterm_and_sigint_unmount_cleanly() {
 
 fn wait_for_exit(m: &mut Mounted) -> std::process::ExitStatus {
     let pid = m.daemon_pid().unwrap();
-    await_condition("daemon exit", || {
+    wait_for("daemon exit", || {
         std::fs::read_to_string(format!("/proc/{pid}/stat")).map_or(true, |s| s.contains(") Z "))
     });
     m.terminate()
@@ -83,7 +79,7 @@ fn sigterm_with_a_file_open_detaches_and_serves_it_until_closed() {
     let file = std::fs::OpenOptions::new().read(true).write(true).open(m.shm(id)).unwrap();
     let pid = m.daemon_pid().unwrap();
     sh_ok(&format!("kill -TERM {pid}"));
-    await_condition("mount detached from the tree", || !is_mounted(m.root()));
+    wait_for("mount detached from the tree", || !is_mounted(m.root()));
     // The open file keeps working.
     assert_eq!(file.write_at(b"still here", 0).unwrap(), 10);
     let mut buf = [0u8; 10];
@@ -127,15 +123,6 @@ fn an_empty_fsname_is_refused_and_nothing_is_mounted() {
         }
     }
     assert!(daemons_here().is_empty());
-}
-
-/// Unmounts (lazily) whatever is mounted on a path when dropped.
-struct Unmount(std::path::PathBuf);
-
-impl Drop for Unmount {
-    fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
-    }
 }
 
 /// Run by a user who is not root, ipcfs says what refused it and that it
@@ -206,7 +193,7 @@ fn quiet_by_default() {
     let dir = TempDir::new("quiet");
     let mut daemon =
         Command::new(ipcfs_bin()).arg("-f").arg(&dir.0).env_remove("RUST_LOG").stderr(Stdio::piped()).spawn().unwrap();
-    await_condition("mounted", || is_mounted(&dir.0));
+    wait_for("mounted", || is_mounted(&dir.0));
     let id = create_segment(0x53, 4096, 0o644);
     // Ordinary use, including failures that are the caller's business.
     sh_ok(&format!("ls -l {0}/shm {0}/by-key/shm; cat {0}/shm/{1} >/dev/null", dir.0.display(), id.0));
@@ -339,7 +326,7 @@ fn unmounting_by_any_route_leaves_what_is_mounted_beneath() {
     let fs_types = || sh_ok(&format!("findmnt -n -o FSTYPE {}", q(&path)));
     for route in ["umount", "umount -l", "SIGTERM", "SIGINT"] {
         let mut daemon = Command::new(ipcfs_bin()).arg("--foreground").arg(&path).stdin(Stdio::null()).spawn().unwrap();
-        await_condition("ipcfs is mounted over the tmpfs", || fs_types() == "tmpfs\nfuse.ipcfs\n");
+        wait_for("ipcfs is mounted over the tmpfs", || fs_types() == "tmpfs\nfuse.ipcfs\n");
         match route {
             "SIGTERM" | "SIGINT" => {
                 let signal = if route == "SIGTERM" { Signal::SIGTERM } else { Signal::SIGINT };

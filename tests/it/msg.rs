@@ -21,7 +21,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -31,75 +31,16 @@ use ipcfs::ipc::msg::{self, MsgStat, MsqId};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// A real user of the test machine, with no privileges.
-const USER: u32 = 1000;
-const USER_GID: u32 = 1000;
-/// Ids with no passwd or group entry, so that every tool prints them as numbers.
-const NOBODY_UID: u32 = 4242;
-const NOBODY_GID: u32 = 4343;
-const SHARED_GID: u32 = 2000;
 /// How long an interrupted or killed waiter may take to end. ipcfs promises
 /// about 0.1 s; this is generous for a loaded machine.
 const PROMPTLY: Duration = Duration::from_secs(2);
-/// Room for any message these tests send.
-const BIG: usize = 1 << 16;
 
 // ---- helpers: the kernel's view ----
-
-type Queued = Vec<(i64, Vec<u8>)>;
-
-/// msgctl(MSG_STAT_ANY).
-fn kstat(id: MsqId) -> MsgStat {
-    msg::stat_any(id).unwrap_or_else(|e| panic!("msgctl({}, MSG_STAT_ANY): {e}", id.0))
-}
-
-fn is_gone(id: MsqId) -> bool {
-    msg::stat_any(id) == Err(Errno::ENOENT)
-}
-
-/// A queue made with the kernel directly (as ipcmk would).
-fn new_queue(key: i32, mode: i32) -> MsqId {
-    msg::get(Key(key), libc::IPC_CREAT | libc::IPC_EXCL | mode).expect("msgget")
-}
-
-/// msgsnd without waiting, from the test's own process.
-fn send(id: MsqId, mtype: i64, body: &[u8]) {
-    msg::send(id, mtype, body, false).unwrap_or_else(|e| panic!("msgsnd(type {mtype}) on {}: {e}", id.0));
-}
 
 /// msgrcv of any type without waiting; the message must be there.
 fn receive(id: MsqId) -> (i64, Vec<u8>) {
     let m = msg::receive(id, 0, BIG, false).unwrap_or_else(|e| panic!("msgrcv on {}: {e}", id.0));
     (m.mtype, m.body)
-}
-
-/// Every message queued, in order, copied without taking (MSG_COPY).
-fn queued(id: MsqId) -> Queued {
-    let mut out = Vec::new();
-    for index in 0.. {
-        match msg::peek(id, index, BIG) {
-            Ok(m) => out.push((m.mtype, m.body)),
-            Err(Errno::ENOMSG) => break,
-            Err(e) => panic!("msgrcv(MSG_COPY) on {}: {e}", id.0),
-        }
-    }
-    out
-}
-
-/// Takes every message queued, in order.
-fn drain(id: MsqId) -> Queued {
-    let mut out = Vec::new();
-    loop {
-        match msg::receive(id, 0, BIG, false) {
-            Ok(m) => out.push((m.mtype, m.body)),
-            Err(Errno::ENOMSG) => return out,
-            Err(e) => panic!("msgrcv on {}: {e}", id.0),
-        }
-    }
-}
-
-fn qnum(id: MsqId) -> u64 {
-    kstat(id).qnum
 }
 
 /// Sets the byte limit with msgctl(IPC_SET), keeping the rest.
@@ -111,22 +52,10 @@ fn set_qbytes(id: MsqId, qbytes: u64) {
 /// A queue with room for 10 bytes that holds one 8-byte message of type 1:
 /// a 3-byte message does not fit, a 2-byte one does.
 fn full_queue(key: i32) -> MsqId {
-    let id = new_queue(key, 0o666);
+    let id = create_queue(key, 0o666);
     set_qbytes(id, 10);
     send(id, 1, b"12345678");
     id
-}
-
-fn messages(list: &[(i64, &str)]) -> Queued {
-    list.iter().map(|(t, b)| (*t, b.as_bytes().to_vec())).collect()
-}
-
-fn kernel_msgmax() -> usize {
-    fs::read_to_string("/proc/sys/kernel/msgmax").unwrap().trim().parse().unwrap()
-}
-
-fn kernel_msgmnb() -> u64 {
-    fs::read_to_string("/proc/sys/kernel/msgmnb").unwrap().trim().parse().unwrap()
 }
 
 const CAP_SYS_RESOURCE: u32 = 24;
@@ -138,41 +67,6 @@ fn has_capability(cap: u32) -> bool {
     u64::from_str_radix(effective, 16).unwrap() & (1 << cap) != 0
 }
 
-/// The test process's umask.
-fn umask() -> u32 {
-    let status = fs::read_to_string("/proc/self/status").unwrap();
-    let mask = status.lines().find_map(|l| l.strip_prefix("Umask:")).unwrap().trim();
-    u32::from_str_radix(mask, 8).unwrap()
-}
-
-/// Queues in the test's IPC namespace, from the kernel's table.
-fn kernel_queue_count() -> usize {
-    fs::read_to_string("/proc/sysvipc/msg").unwrap().lines().count().saturating_sub(1)
-}
-
-/// What a refused operation must leave as it was.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    key: Key,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    qbytes: u64,
-    messages: Queued,
-}
-
-fn snapshot(id: MsqId) -> Snapshot {
-    let k = kstat(id);
-    Snapshot {
-        key: k.perm.key,
-        mode: k.perm.mode,
-        uid: k.perm.uid,
-        gid: k.perm.gid,
-        qbytes: k.qbytes,
-        messages: queued(id),
-    }
-}
-
 // ---- helpers: paths, commands, waiting ----
 
 /// `msg/<id>/<name>` (`name` may be empty for the directory itself). A
@@ -181,23 +75,6 @@ fn snapshot(id: MsqId) -> Snapshot {
 fn qpath(m: &Mounted, id: MsqId, name: &str) -> PathBuf {
     let dir = m.path(format!("msg/{}", id.0));
     if name.is_empty() { dir } else { dir.join(name) }
-}
-
-/// A shell command line under timeout(1): a daemon that wrongly waited must
-/// fail the test, not hang it.
-fn sh_bounded(script: &str) -> Output {
-    Command::new("timeout").args(["20", "sh", "-c", script]).stdin(Stdio::null()).output().unwrap()
-}
-
-/// Runs `op` on a thread of its own and waits up to 10 s for it, so that a
-/// call that wrongly waits fails the test instead of hanging it.
-#[track_caller]
-fn bounded<T: Send + 'static>(what: &str, op: impl FnOnce() -> T + Send + 'static) -> T {
-    let (done, result) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = done.send(op());
-    });
-    result.recv_timeout(Duration::from_secs(10)).unwrap_or_else(|_| panic!("{what}: no answer within 10 s"))
 }
 
 /// One read(2) of at most `len` bytes, bounded.
@@ -219,33 +96,15 @@ fn write_once(file: &File, data: &[u8]) -> std::io::Result<usize> {
     bounded(&format!("a write of {} bytes", data.len()), move || file.write(&data))
 }
 
-/// The daemon's threads that carry a waiting operation: one per wait,
-/// `ipcfs-wait`, which sits in msgrcv or msgsnd and replies. None left means no receive or send can still happen on behalf of
-/// a caller that is gone. Tests that rely on this first wait for a held wait
-/// to show here, so a renamed thread fails loudly instead of passing vacuously.
-fn daemon_waiting_threads(m: &Mounted) -> usize {
-    let pid = m.daemon_pid().expect("daemon running");
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
-    tasks
-        .filter_map(|t| fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|comm| comm.trim() == "ipcfs-wait")
-        .count()
-}
-
 /// Waits until the daemon holds `waits` waiting operations (at least).
 #[track_caller]
 fn wait_until_daemon_holds(m: &Mounted, waits: usize) {
-    wait_until(&format!("the daemon holds {waits} waits"), PROMPTLY, || daemon_waiting_threads(m) >= waits);
+    wait_until(&format!("the daemon holds {waits} waits"), PROMPTLY, || daemon_waits(m) >= waits);
 }
 
 #[track_caller]
 fn wait_until_daemon_idle(m: &Mounted) {
-    wait_until("the daemon has no waiting operation left", PROMPTLY, || daemon_waiting_threads(m) == 0);
-}
-
-/// The rows of `lsipc -q --json`, by column name (lower case); null is "".
-fn lsipc_rows(columns: &str) -> Vec<HashMap<String, String>> {
-    parse_lsipc_json(&sh_ok(&format!("TZ=UTC lsipc -q --json --bytes --time-format=iso -o {columns}")))
+    wait_until("the daemon has no waiting operation left", PROMPTLY, || daemon_waits(m) == 0);
 }
 
 /// A client process whose output is collected as it comes, so that a test
@@ -419,9 +278,9 @@ fn assert_nothing_consumed_for_the_dead(m: &Mounted, id: MsqId, what: &str) {
 #[test]
 fn queues_are_directories_with_key_links_only_for_keyed_queues() {
     let m = Mounted::new();
-    let keyed = new_queue(0x1234abcd, 0o640);
-    let high = new_queue(0xfedc0001_u32 as i32, 0o600);
-    let private = new_queue(libc::IPC_PRIVATE, 0o600);
+    let keyed = create_queue(0x1234abcd, 0o640);
+    let high = create_queue(0xfedc0001_u32 as i32, 0o600);
+    let private = create_queue(libc::IPC_PRIVATE, 0o600);
     let mut ids: Vec<String> = [keyed, high, private].iter().map(|id| id.0.to_string()).collect();
     ids.sort();
     assert_eq!(list(&m.path("msg")), ids);
@@ -463,7 +322,7 @@ fn queues_made_and_removed_by_ipcmk_and_ipcrm_show_at_once() {
     let made_key = kstat(made).perm.key.to_string();
     assert_eq!(list(&m.path("by-key/msg")), std::slice::from_ref(&made_key));
 
-    let keyed = new_queue(0x00c0ffee, 0o600);
+    let keyed = create_queue(0x00c0ffee, 0o600);
     assert_eq!(fs::read_link(m.path("by-key/msg/0x00c0ffee")).unwrap(), Path::new(&format!("../../msg/{}", keyed.0)));
     let mut both = vec![made.0.to_string(), keyed.0.to_string()];
     both.sort();
@@ -485,7 +344,7 @@ fn queues_made_and_removed_by_ipcmk_and_ipcrm_show_at_once() {
 #[test]
 fn listing_shows_any_and_the_queued_types_and_takes_nothing() {
     let m = Mounted::new();
-    let id = new_queue(0x11, 0o600);
+    let id = create_queue(0x11, 0o600);
     let dir = qpath(&m, id, "");
     assert_eq!(list(&dir), ["any"]);
 
@@ -525,7 +384,7 @@ fn listing_shows_any_and_the_queued_types_and_takes_nothing() {
 #[test]
 fn reading_a_listed_file_shows_messages_without_taking_them() {
     let m = Mounted::new();
-    let id = new_queue(0x12, 0o600);
+    let id = create_queue(0x12, 0o600);
     for (mtype, body) in [(1, "first\n"), (2, "second message\n"), (1, "third\n")] {
         send(id, mtype, body.as_bytes());
     }
@@ -556,7 +415,7 @@ fn reading_a_listed_file_shows_messages_without_taking_them() {
 #[test]
 fn the_recv_and_wait_names_are_not_listed_and_receive() {
     let m = Mounted::new();
-    let id = new_queue(0x13, 0o600);
+    let id = create_queue(0x13, 0o600);
     for (mtype, body) in [(1, "one"), (2, "two"), (1, "three")] {
         send(id, mtype, body.as_bytes());
     }
@@ -602,7 +461,7 @@ fn the_recv_and_wait_names_are_not_listed_and_receive() {
 #[test]
 fn one_write_sends_one_message_of_the_files_type() {
     let m = Mounted::new();
-    let id = new_queue(0x21, 0o600);
+    let id = create_queue(0x21, 0o600);
     let path = |name: &str| q(&qpath(&m, id, name));
 
     sh_ok(&format!("echo hi > {}", path("any")));
@@ -633,7 +492,7 @@ fn one_write_sends_one_message_of_the_files_type() {
 #[test]
 fn binary_bodies_with_nul_bytes_round_trip_exactly() {
     let m = Mounted::new();
-    let id = new_queue(0x22, 0o600);
+    let id = create_queue(0x22, 0o600);
     let body: Vec<u8> = (0..=255u8).chain((0..=255u8).rev()).collect();
 
     // Through the file, out through msgrcv.
@@ -661,7 +520,7 @@ fn binary_bodies_with_nul_bytes_round_trip_exactly() {
 #[test]
 fn one_read_receives_one_whole_message() {
     let m = Mounted::new();
-    let id = new_queue(0x23, 0o600);
+    let id = create_queue(0x23, 0o600);
     for (mtype, body) in [(1, "first\n"), (2, "second message\n"), (1, "third\n")] {
         send(id, mtype, body.as_bytes());
     }
@@ -686,7 +545,7 @@ fn one_read_receives_one_whole_message() {
 #[test]
 fn receiving_and_sending_files_have_no_file_position() {
     let m = Mounted::new();
-    let id = new_queue(0x26, 0o600);
+    let id = create_queue(0x26, 0o600);
     send(id, 1, b"stays");
     let mut file = File::open(qpath(&m, id, ".recv/any")).unwrap();
     let mut buf = vec![0u8; BIG];
@@ -701,7 +560,7 @@ fn receiving_and_sending_files_have_no_file_position() {
 #[test]
 fn reads_on_an_empty_queue_return_end_of_file_at_once() {
     let m = Mounted::new();
-    let id = new_queue(0x24, 0o600);
+    let id = create_queue(0x24, 0o600);
     let started = Instant::now();
     for name in [".recv/any", ".recv/1", ".recv/77"] {
         let out = sh_bounded(&format!("cat {}", q(&qpath(&m, id, name))));
@@ -718,7 +577,7 @@ fn reads_on_an_empty_queue_return_end_of_file_at_once() {
 #[test]
 fn a_recv_type_file_receives_only_its_type() {
     let m = Mounted::new();
-    let id = new_queue(0x25, 0o600);
+    let id = create_queue(0x25, 0o600);
     for (mtype, body) in [(5, "a5"), (6, "b6"), (5, "c5"), (7, "d7")] {
         send(id, mtype, body.as_bytes());
     }
@@ -737,7 +596,7 @@ fn a_recv_type_file_receives_only_its_type() {
 #[test]
 fn a_read_buffer_smaller_than_the_message_is_e2big_and_the_message_stays() {
     let m = Mounted::new();
-    let id = new_queue(0x31, 0o600);
+    let id = create_queue(0x31, 0o600);
     let body: Vec<u8> = (0..100u8).collect();
     send(id, 4, &body);
     send(id, 1, b"after");
@@ -764,7 +623,7 @@ fn a_read_buffer_smaller_than_the_message_is_e2big_and_the_message_stays() {
 #[test]
 fn a_message_larger_than_msgmax_is_einval_and_exactly_msgmax_is_sent() {
     let m = Mounted::new();
-    let id = new_queue(0x41, 0o600);
+    let id = create_queue(0x41, 0o600);
     let msgmax = kernel_msgmax();
     assert!(kstat(id).qbytes as usize >= 2 * msgmax, "precondition: room for two of the largest messages");
 
@@ -792,7 +651,7 @@ fn one_write_is_one_message_up_to_1_mib_less_4_kib_and_longer_writes_send_nothin
     // Room in this IPC namespace for messages beyond what one FUSE request carries.
     fs::write("/proc/sys/kernel/msgmax", (4usize << 20).to_string()).unwrap();
     fs::write("/proc/sys/kernel/msgmnb", (16usize << 20).to_string()).unwrap();
-    let id = new_queue(0x42, 0o600);
+    let id = create_queue(0x42, 0o600);
     assert_eq!(kstat(id).qbytes, 16 << 20, "precondition");
     let take = |id| msg::receive(id, 0, 4 << 20, false).map(|m| (m.mtype, m.body));
     let file = OpenOptions::new().write(true).open(qpath(&m, id, "8")).unwrap();
@@ -827,7 +686,7 @@ fn one_write_is_one_message_up_to_1_mib_less_4_kib_and_longer_writes_send_nothin
 #[test]
 fn a_write_to_a_full_queue_through_o_nonblock_fails_with_eagain() {
     let m = Mounted::new();
-    let id = new_queue(0x51, 0o600);
+    let id = create_queue(0x51, 0o600);
     send(id, 1, b"12345678");
     sh_ok(&format!("setfattr -n user.ipc.qbytes -v 10 {}", q(&qpath(&m, id, ""))));
     assert_eq!(kstat(id).qbytes, 10);
@@ -884,7 +743,7 @@ fn a_killed_waiting_writer_sends_nothing() {
 #[test]
 fn a_read_under_wait_blocks_until_a_message_comes() {
     let m = Mounted::new();
-    let id = new_queue(0x61, 0o600);
+    let id = create_queue(0x61, 0o600);
     let mut reader = Proc::read_one(&qpath(&m, id, ".wait/any"));
     reader.wait_blocked("a reader of .wait/any on an empty queue");
     assert_eq!(qnum(id), 0);
@@ -904,7 +763,7 @@ fn a_read_under_wait_blocks_until_a_message_comes() {
 #[test]
 fn cat_of_wait_any_prints_messages_as_they_come_until_interrupted() {
     let m = Mounted::new();
-    let id = new_queue(0x62, 0o600);
+    let id = create_queue(0x62, 0o600);
     let mut reader = Proc::cat(&qpath(&m, id, ".wait/any"));
     let mut expected = Vec::new();
     for (mtype, body) in [(1, "one\n"), (5, "two\n"), (1, "three\n")] {
@@ -924,7 +783,7 @@ fn cat_of_wait_any_prints_messages_as_they_come_until_interrupted() {
 #[test]
 fn a_wait_type_file_wakes_only_for_its_type() {
     let m = Mounted::new();
-    let id = new_queue(0x63, 0o600);
+    let id = create_queue(0x63, 0o600);
     let mut reader = Proc::read_one(&qpath(&m, id, ".wait/7"));
     reader.wait_blocked("a reader of .wait/7");
     send(id, 3, b"three");
@@ -939,7 +798,7 @@ fn a_wait_type_file_wakes_only_for_its_type() {
 #[test]
 fn a_wait_file_opened_with_o_nonblock_fails_with_eagain() {
     let m = Mounted::new();
-    let id = new_queue(0x64, 0o600);
+    let id = create_queue(0x64, 0o600);
     let open_nonblocking =
         |name: &str| OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(qpath(&m, id, name)).unwrap();
     let any = open_nonblocking(".wait/any");
@@ -961,7 +820,7 @@ fn a_wait_file_opened_with_o_nonblock_fails_with_eagain() {
 #[test]
 fn interrupted_and_terminated_waiters_end_promptly_and_take_nothing() {
     let m = Mounted::new();
-    let id = new_queue(0x71, 0o600);
+    let id = create_queue(0x71, 0o600);
     for (signal, file) in [(Signal::SIGINT, ".wait/any"), (Signal::SIGTERM, ".wait/any"), (Signal::SIGTERM, ".wait/5")]
     {
         let what = format!("cat {file} after {signal}");
@@ -979,7 +838,7 @@ fn interrupted_and_terminated_waiters_end_promptly_and_take_nothing() {
 #[test]
 fn waiters_killed_with_sigkill_end_promptly_and_take_nothing() {
     let m = Mounted::new();
-    let id = new_queue(0x72, 0o600);
+    let id = create_queue(0x72, 0o600);
     for round in 0..10 {
         let file = if round % 2 == 0 { ".wait/any" } else { ".wait/1" };
         let what = format!("round {round}: cat {file} after SIGKILL");
@@ -996,7 +855,7 @@ fn waiters_killed_with_sigkill_end_promptly_and_take_nothing() {
 #[test]
 fn a_waiter_ended_by_timeout_s_int_takes_nothing() {
     let m = Mounted::new();
-    let id = new_queue(0x73, 0o600);
+    let id = create_queue(0x73, 0o600);
     let started = Instant::now();
     let path = qpath(&m, id, ".wait/any");
     let mut timeout = Proc::spawn("timeout", &["-s", "INT", "1.5", "cat", path.to_str().unwrap()]);
@@ -1019,7 +878,7 @@ fn a_waiter_ended_by_timeout_s_int_takes_nothing() {
 #[test]
 fn a_reader_that_catches_the_signal_gets_eintr_and_takes_nothing() {
     let m = Mounted::new();
-    let id = new_queue(0x74, 0o600);
+    let id = create_queue(0x74, 0o600);
 
     // Gives up in its handler: the read failed with EINTR, promptly.
     let mut quitter = python_reader(&qpath(&m, id, ".wait/any"), true);
@@ -1078,7 +937,7 @@ fn kill_as_a_message_comes(m: &Mounted, id: MsqId, signal: Signal, kill_first: b
 #[test]
 fn waiters_killed_just_before_a_message_arrives_leave_it_queued() {
     let m = Mounted::new();
-    let id = new_queue(0x75, 0o600);
+    let id = create_queue(0x75, 0o600);
     for round in 0..20u32 {
         let body = format!("m{round:02}");
         let signal = if round % 2 == 0 { Signal::SIGKILL } else { Signal::SIGTERM };
@@ -1097,7 +956,7 @@ fn waiters_killed_just_before_a_message_arrives_leave_it_queued() {
 #[test]
 fn waiters_killed_just_after_a_message_arrives_never_double_it() {
     let m = Mounted::new();
-    let id = new_queue(0x77, 0o600);
+    let id = create_queue(0x77, 0o600);
     for round in 0..20u32 {
         let body = format!("m{round:02}");
         let signal = if round % 2 == 0 { Signal::SIGKILL } else { Signal::SIGTERM };
@@ -1113,7 +972,7 @@ fn waiters_killed_just_after_a_message_arrives_never_double_it() {
 #[test]
 fn a_reader_interrupted_as_a_message_arrives_gets_it_exactly_once() {
     let m = Mounted::new();
-    let id = new_queue(0x76, 0o600);
+    let id = create_queue(0x76, 0o600);
     for round in 0..20u32 {
         let body = format!("m{round:02}");
         // dd catches SIGUSR1 and reads again after EINTR.
@@ -1140,9 +999,9 @@ fn a_reader_interrupted_as_a_message_arrives_gets_it_exactly_once() {
 #[test]
 fn waiting_readers_and_writers_stall_nothing_else() {
     let m = Mounted::new();
-    let waited = new_queue(0x81, 0o666);
+    let waited = create_queue(0x81, 0o666);
     let full = full_queue(0x82);
-    let other = new_queue(0x83, 0o666);
+    let other = create_queue(0x83, 0o666);
     send(other, 1, b"other1 ");
     send(other, 2, b"other2 ");
     let segment = create_segment(0x84, 4096, 0o666);
@@ -1228,7 +1087,7 @@ fn waiting_readers_and_writers_stall_nothing_else() {
 #[test]
 fn stat_of_a_queue_and_its_files() {
     let m = Mounted::new();
-    let id = new_queue(0x91, 0o640);
+    let id = create_queue(0x91, 0o640);
     let qbytes = kstat(id).qbytes;
     msg::set(id, NOBODY_UID, NOBODY_GID, 0o604, qbytes).unwrap();
     for (mtype, body) in [(5, "abc"), (7, "wxyz"), (5, "de"), (1, "")] {
@@ -1268,7 +1127,7 @@ fn stat_of_a_queue_and_its_files() {
 #[test]
 fn queue_times_are_the_kernels_receive_send_and_change_times() {
     let m = Mounted::new();
-    let id = new_queue(0x92, 0o600);
+    let id = create_queue(0x92, 0o600);
     let times = |name: &str| {
         let md = fs::metadata(qpath(&m, id, name)).unwrap();
         (md.atime(), md.mtime(), md.ctime())
@@ -1350,7 +1209,7 @@ fn extended_attributes_equal_ipc_stat_ipcs_and_lsipc() {
     assert_eq!(md.mode() & 0o7777, 0o775, "0664 plus search where read is granted");
 
     // lsipc.
-    let rows = lsipc_rows("KEY,ID,PERMS,CUID,CGID,UID,GID,USEDBYTES,MSGS,LSPID,LRPID");
+    let rows = lsipc_rows("-q --bytes", "KEY,ID,PERMS,CUID,CGID,UID,GID,USEDBYTES,MSGS,LSPID,LRPID");
     assert_eq!(rows.len(), 1, "{rows:?}");
     let row = &rows[0];
     for (column, attribute) in [
@@ -1372,7 +1231,7 @@ fn extended_attributes_equal_ipc_stat_ipcs_and_lsipc() {
 #[test]
 fn setfattr_qbytes_sets_the_byte_limit_and_every_other_attribute_is_read_only() {
     let m = Mounted::new();
-    let id = new_queue(0x93, 0o600);
+    let id = create_queue(0x93, 0o600);
     send(id, 1, b"queued");
     let path = qpath(&m, id, "");
 
@@ -1418,7 +1277,7 @@ fn setfattr_qbytes_sets_the_byte_limit_and_every_other_attribute_is_read_only() 
 #[test]
 fn only_the_owner_creator_or_root_may_set_qbytes() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
-    let root_queue = new_queue(0x94, 0o666);
+    let root_queue = create_queue(0x94, 0o666);
     let before = snapshot(root_queue);
     let out = sh_as(
         USER,
@@ -1476,10 +1335,10 @@ fn mkdir_creates_a_queue_owned_by_the_caller() {
     assert_ok(&out, "mkdir -m 600");
     assert_eq!(kstat(msg::get(Key(0x1235), 0).unwrap()).perm.mode & 0o777, 0o600);
 
-    let count = kernel_queue_count();
+    let count = kernel_object_count("msg");
     let out = sh(&format!("LC_ALL=C mkdir -m 640 {}", key_path("private")));
     assert_ok(&out, "mkdir -m 640 msg/private");
-    assert_eq!(kernel_queue_count(), count + 1, "one new queue");
+    assert_eq!(kernel_object_count("msg"), count + 1, "one new queue");
     let private: Vec<MsgStat> = list(&msg_dir)
         .iter()
         .map(|name| kstat(MsqId(name.parse().unwrap())))
@@ -1489,7 +1348,7 @@ fn mkdir_creates_a_queue_owned_by_the_caller() {
     assert_eq!(private[0].perm.mode & 0o777, 0o640);
 
     // Existing keys.
-    let count = kernel_queue_count();
+    let count = kernel_object_count("msg");
     let before = snapshot(id);
     let out = sh(&format!("LC_ALL=C mkdir -p {}", key_path("0x1234")));
     assert_ok(&out, "mkdir -p of an existing key");
@@ -1503,13 +1362,13 @@ fn mkdir_creates_a_queue_owned_by_the_caller() {
         let out = sh(&format!("LC_ALL=C mkdir {}", key_path(bad)));
         assert_refused(&out, "Invalid argument", &format!("mkdir msg/{bad}"));
     }
-    assert_eq!(kernel_queue_count(), count, "nothing was created");
+    assert_eq!(kernel_object_count("msg"), count, "nothing was created");
 }
 
 #[test]
 fn chmod_and_chown_on_a_queue_run_ipc_set() {
     let m = Mounted::new();
-    let id = new_queue(0xa1, 0o600);
+    let id = create_queue(0xa1, 0o600);
     set_qbytes(id, 777);
     send(id, 1, b"kept");
     let path = q(&qpath(&m, id, ""));
@@ -1533,7 +1392,7 @@ fn chmod_and_chown_on_a_queue_run_ipc_set() {
 #[test]
 fn rm_of_a_type_file_discards_that_type_and_rm_any_discards_all() {
     let m = Mounted::new();
-    let id = new_queue(0xa2, 0o600);
+    let id = create_queue(0xa2, 0o600);
     for (mtype, body) in [(7, "a"), (1, "b"), (7, "c"), (3, "d")] {
         send(id, mtype, body.as_bytes());
     }
@@ -1549,9 +1408,9 @@ fn rm_of_a_type_file_discards_that_type_and_rm_any_discards_all() {
 #[test]
 fn rmdir_and_rm_r_remove_the_queue_and_its_messages() {
     let m = Mounted::new();
-    let a = new_queue(0xa3, 0o600);
-    let b = new_queue(0xa4, 0o600);
-    let kept = new_queue(0xa5, 0o600);
+    let a = create_queue(0xa3, 0o600);
+    let b = create_queue(0xa4, 0o600);
+    let kept = create_queue(0xa5, 0o600);
     for id in [a, b, kept] {
         send(id, 1, b"one");
         send(id, 4, b"four");
@@ -1591,7 +1450,7 @@ fn waiters_on_a_removed_queue_end_with_eidrm() {
 #[test]
 fn other_users_are_held_to_the_queues_mode() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
-    let id = new_queue(0xb1, 0o600);
+    let id = create_queue(0xb1, 0o600);
     send(id, 1, b"secret");
     send(id, 2, b"more");
     let before = snapshot(id);
@@ -1629,7 +1488,7 @@ fn other_users_are_held_to_the_queues_mode() {
 #[test]
 fn a_0622_queue_takes_messages_from_others_but_does_not_give_them() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
-    let id = new_queue(0xb2, 0o622);
+    let id = create_queue(0xb2, 0o622);
     let any = q(&qpath(&m, id, "any"));
     let out = sh_as(USER, USER_GID, &[], &format!("printf hello > {any}; printf typed > {}", q(&qpath(&m, id, "6"))));
     assert_ok(&out, "uid 1000 writing to a 0622 queue");
@@ -1645,7 +1504,7 @@ fn a_0622_queue_takes_messages_from_others_but_does_not_give_them() {
 #[test]
 fn group_members_get_the_group_bits_and_the_creator_the_owners() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
-    let id = new_queue(0xb3, 0o640);
+    let id = create_queue(0xb3, 0o640);
     msg::set(id, 0, SHARED_GID, 0o640, kstat(id).qbytes).unwrap();
     let any = q(&qpath(&m, id, "any"));
     let recv_any = q(&qpath(&m, id, ".recv/any"));

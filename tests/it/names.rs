@@ -10,17 +10,7 @@ use crate::common::*;
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 
-use ipcfs::ipc::shm::{self, Attachment, ShmId};
-
-fn fill(id: ShmId, data: &[u8]) {
-    let segsz = shm::stat(id).unwrap().segsz;
-    let attachment = Attachment::attach(id, segsz, true).unwrap();
-    assert_eq!(attachment.write_at(0, data).unwrap(), data.len());
-}
-
-fn request_next_id(id: ShmId) {
-    fs::write("/proc/sys/kernel/shm_next_id", id.0.to_string()).expect("write kernel.shm_next_id");
-}
+use ipcfs::ipc::shm;
 
 /// The daemon's FUSE requests logged since `from` (a byte offset in `log`).
 fn requests_since(log: &std::path::Path, from: usize) -> Vec<String> {
@@ -63,7 +53,7 @@ fn no_stale_answer_survives_removal_replacement_or_recreation_behind_the_mounts_
     request_next_id(old);
     let new = create_segment(0x6f03, 8192, 0o600);
     assert_eq!(new, old, "precondition: the kernel gave the id again");
-    fill(new, b"NEW!");
+    write_segment(new, 0, b"NEW!");
     let md = fs::metadata(&path).unwrap();
     assert_eq!(md.size(), 8192, "stat of the kept name shows the new segment");
     assert_eq!(&fs::read(&path).unwrap()[..4], b"NEW!", "open and read reach the new segment");

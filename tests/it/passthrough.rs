@@ -16,8 +16,7 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 const PAGE: usize = 4096;
 
@@ -51,43 +50,11 @@ fn shmem_file_size(id: ShmId) -> u64 {
     size.unwrap_or_else(|e| panic!("the shmem file of segment {}: {e}", id.0))
 }
 
-fn open_read_only(path: &Path) -> File {
-    File::open(path).unwrap_or_else(|e| panic!("open O_RDONLY {}: {e}", path.display()))
-}
-
-fn open_write_only(path: &Path) -> File {
-    OpenOptions::new().write(true).open(path).unwrap_or_else(|e| panic!("open O_WRONLY {}: {e}", path.display()))
-}
-
-fn open_read_write(path: &Path) -> File {
-    OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("open O_RDWR {}: {e}", path.display()))
-}
-
 /// Reads `len` bytes at `offset` with pread(2), requiring all of them.
 fn pread(file: &File, offset: u64, len: usize) -> Vec<u8> {
     let mut buf = vec![0u8; len];
     file.read_exact_at(&mut buf, offset).unwrap_or_else(|e| panic!("pread {len} bytes at {offset}: {e}"));
     buf
-}
-
-/// Runs a shell command line under timeout(1): a daemon that answered a
-/// write with 0 bytes instead of an error would make dd retry for ever, and
-/// a hung test says less than a failed one.
-fn sh_bounded(script: &str) -> Output {
-    Command::new("timeout").args(["60", "sh", "-c", script]).stdin(Stdio::null()).output().unwrap()
-}
-
-/// Requires a shell command line to fail with `message` on stderr.
-#[track_caller]
-fn sh_fails_with(script: &str, message: &str) {
-    let out = sh_bounded(script);
-    let stderr = stderr_of(&out);
-    assert!(!out.status.success(), "`{script}` succeeded but should have failed with {message:?}");
-    assert!(stderr.contains(message), "`{script}`: expected {message:?} on stderr, got {stderr:?}");
 }
 
 /// Requires `now == expected`, naming the first byte that differs.
@@ -199,10 +166,6 @@ fn mappings_of(path: &Path) -> usize {
     let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
     let path = path.to_str().unwrap();
     maps.lines().filter(|l| l.contains(path)).count()
-}
-
-fn wait_for(what: &str, done: impl FnMut() -> bool) {
-    wait_until(what, Duration::from_secs(20), done)
 }
 
 // ---- 1. MAP_SHARED is the segment, both ways ----

@@ -54,14 +54,10 @@ use ipcfs::ipc::{Errno, sysvipc};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// The system's Python, as the other mounted tests use it.
-const PYTHON: &str = "/usr/bin/python3";
 /// How long a client or waiter may take to end once it has reason to: ipcfs
 /// promises about 0.1 s for an interrupted wait; this is generous for a
 /// loaded machine.
 const PROMPTLY: Duration = Duration::from_secs(10);
-/// Room for any message these tests send.
-const BIG: usize = 1 << 16;
 
 /// The soak factor: `IPCFS_SOAK`, 1 by default.
 fn soak() -> usize {
@@ -507,19 +503,6 @@ fn arg(path: &Path) -> &str {
 
 // ---- waiting for conditions ----
 
-/// The daemon's threads that each carry one waiting operation (the adapter
-/// runs every wait on an `ipcfs-wait` thread of its own). Tests that await
-/// zero first await a positive number, so a renamed thread fails loudly
-/// instead of passing vacuously.
-fn daemon_waits(m: &Mounted) -> usize {
-    let pid = m.daemon_pid().expect("daemon running");
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
-    tasks
-        .filter_map(|t| fs::read_to_string(t.ok()?.path().join("comm")).ok())
-        .filter(|c| c.trim() == "ipcfs-wait")
-        .count()
-}
-
 /// The daemon runs (exists and is not a zombie).
 fn daemon_alive(m: &Mounted) -> bool {
     let pid = m.daemon_pid().expect("daemon not yet reaped");
@@ -536,10 +519,6 @@ fn reap(m: &mut Mounted, limit: Duration) -> ExitStatus {
 
 // ---- the kernel's view ----
 
-fn sem_value(id: SemId, num: u16) -> i32 {
-    sem::query(id, num, Query::Value).unwrap_or_else(|e| panic!("GETVAL {}/{num}: {e}", id.0))
-}
-
 fn sem_values(id: SemId, count: u16) -> Vec<i32> {
     (0..count).map(|n| sem_value(id, n)).collect()
 }
@@ -550,44 +529,9 @@ fn set_sem_values(id: SemId, values: &[i32]) {
     }
 }
 
-fn new_set(nsems: i32) -> SemId {
-    sem::get(Key::PRIVATE, nsems, libc::IPC_CREAT | 0o600).expect("semget")
-}
-
-fn new_queue() -> MsqId {
-    msg::get(Key::PRIVATE, libc::IPC_CREAT | 0o600).expect("msgget")
-}
-
-fn send(id: MsqId, mtype: i64, body: &[u8]) {
-    msg::send(id, mtype, body, false).unwrap_or_else(|e| panic!("msgsnd on {}: {e}", id.0));
-}
-
-/// Every message queued, in order, copied without taking (MSG_COPY).
-fn queued(id: MsqId) -> Vec<(i64, String)> {
-    let mut out = Vec::new();
-    for index in 0.. {
-        match msg::peek(id, index, BIG) {
-            Ok(m) => out.push((m.mtype, String::from_utf8_lossy(&m.body).into_owned())),
-            Err(Errno::ENOMSG) => break,
-            Err(e) => panic!("msgrcv(MSG_COPY) on {}: {e}", id.0),
-        }
-    }
-    out
-}
-
-fn qnum(id: MsqId) -> u64 {
-    msg::stat_any(id).unwrap_or_else(|e| panic!("msgctl({}): {e}", id.0)).qnum
-}
-
-fn nattch(id: ShmId) -> u64 {
-    shm::stat_any(id).unwrap_or_else(|e| panic!("shmctl({}): {e}", id.0)).nattch
-}
-
-/// The kernel's bytes of a segment, through an attachment of the test's own
-/// (detached again at once).
-fn kernel_bytes(id: ShmId) -> Vec<u8> {
-    let size = shm::stat_any(id).unwrap().segsz;
-    Attachment::attach(id, size, false).expect("shmat").read_at(0, size as usize)
+/// Every message queued ([`queued`]), its body as text.
+fn queued_text(id: MsqId) -> Vec<(i64, String)> {
+    queued(id).into_iter().map(|(mtype, body)| (mtype, String::from_utf8_lossy(&body).into_owned())).collect()
 }
 
 fn fill_segment(id: ShmId, pattern: &[u8]) {
@@ -762,7 +706,7 @@ fn six_processes_count_exactly_under_a_semaphore_mutex() {
     assert_eq!(sem_value(set, 0), 1);
     sh_ok(&format!("truncate -s 4096 {}", q(&m.path("shm/0x7e1a0003"))));
     let seg = shm::get(Key(0x7e1a0003), 0, 0).unwrap();
-    assert_eq!(kernel_bytes(seg), vec![0; 4096], "precondition: a new segment is zero");
+    assert_eq!(segment_bytes(seg), vec![0; 4096], "precondition: a new segment is zero");
 
     let started = Instant::now();
     let mut counters: Vec<Client> = (0..6)
@@ -779,7 +723,7 @@ fn six_processes_count_exactly_under_a_semaphore_mutex() {
 
     let mut through_mount = [0u8; 8];
     File::open(m.shm(seg)).unwrap().read_exact_at(&mut through_mount, 0).unwrap();
-    let kernel: [u8; 8] = kernel_bytes(seg)[..8].try_into().unwrap();
+    let kernel: [u8; 8] = segment_bytes(seg)[..8].try_into().unwrap();
     assert_eq!(u64::from_le_bytes(through_mount), 6 * rounds as u64, "the counter, read through the mount");
     assert_eq!(u64::from_le_bytes(kernel), 6 * rounds as u64, "the counter, read through shmat");
     assert_eq!(fs::read_to_string(&semaphore).unwrap(), "1\n");
@@ -830,8 +774,8 @@ fn twenty_waiters_killed_at_random_moments_consume_nothing() {
     let mut documented_losses = 0;
     for round in 0..3 * soak() {
         // sem 0 shared, 1..=5 one per waiter; Q1 shared, Q2 types 1..=5 one per waiter.
-        let set = new_set(6);
-        let (shared_q, own_q) = (new_queue(), new_queue());
+        let set = create_set(libc::IPC_PRIVATE, 6, 0o600);
+        let (shared_q, own_q) = (create_queue(libc::IPC_PRIVATE, 0o600), create_queue(libc::IPC_PRIVATE, 0o600));
         let own_fates =
             || [Fate::KillBlocked, Fate::KillThenGive, Fate::GiveThenKill, Fate::GiveThenKill, Fate::Survive];
         let mut fates_p = own_fates();
@@ -908,7 +852,7 @@ fn twenty_waiters_killed_at_random_moments_consume_nothing() {
             let n = w.own.unwrap();
             let body = format!("own-{round}-{n}");
             let (reported, left) = if w.receive {
-                let left = queued(own_q).iter().filter(|(t, _)| *t == i64::from(n)).count();
+                let left = queued_text(own_q).iter().filter(|(t, _)| *t == i64::from(n)).count();
                 assert!(left <= 1 && w.client.got().iter().all(|b| *b == body), "{}: left {left}", w.client.report());
                 (w.client.got().len(), left)
             } else {
@@ -951,7 +895,7 @@ fn twenty_waiters_killed_at_random_moments_consume_nothing() {
             }
             if receive {
                 let mut all: Vec<String> = reported.clone();
-                all.extend(queued(shared_q).into_iter().map(|(_, b)| b));
+                all.extend(queued_text(shared_q).into_iter().map(|(_, b)| b));
                 all.sort();
                 let given: Vec<String> = (0..3).map(|k| format!("shared-{round}-{k}")).collect();
                 assert_eq!(all, given, "messages put in = left + received by the survivors, each once");
@@ -1063,7 +1007,7 @@ fn a_daemon_killed_under_load_loses_nothing() {
         assert!((7..=8).contains(&values[3]), "{values:?}");
         // Every message, received through the new mount's `.recv/any` (one
         // read each), against what the kernel held.
-        let kernel = queued(queue);
+        let kernel = queued_text(queue);
         let mut file = File::open(again.path(format!("msg/{}/.recv/any", queue.0))).unwrap();
         let mut through_mount = Vec::new();
         let mut buf = vec![0u8; BIG];
@@ -1205,9 +1149,9 @@ fn objects_removed_or_replaced_under_load_are_never_confused() {
             churn.output().lines().filter_map(|l| l.strip_prefix("value ")).map(str::to_string).collect();
         assert_eq!(values, ["5"], "values seen through the old semaphore file: {}", churn.report());
         assert!(!taker.said("took"), "a P through the old file took a unit: {}", taker.report());
-        assert_eq!(queued(new_queue), new_messages, "the new queue holds exactly its own messages");
+        assert_eq!(queued_text(new_queue), new_messages, "the new queue holds exactly its own messages");
         assert_eq!(sem_values(new_set, 2), [1000, 7], "the new set's values");
-        assert_eq!(kernel_bytes(new_seg), b"NEW!".repeat(1024), "the new segment's bytes");
+        assert_eq!(segment_bytes(new_seg), b"NEW!".repeat(1024), "the new segment's bytes");
 
         // The mount shows exactly the kernel's objects, the new ones under
         // the old names (the old segment went at its removal).
@@ -1234,9 +1178,13 @@ fn objects_removed_or_replaced_under_load_are_never_confused() {
 fn unmount_releases_blocked_waiters_and_takes_nothing() {
     for round in 0..soak() {
         let mut m = Mounted::new();
-        let set = new_set(3);
+        let set = create_set(libc::IPC_PRIVATE, 3, 0o600);
         set_sem_values(set, &[0, 1, 3]);
-        let (empty, holding, full) = (new_queue(), new_queue(), new_queue());
+        let (empty, holding, full) = (
+            create_queue(libc::IPC_PRIVATE, 0o600),
+            create_queue(libc::IPC_PRIVATE, 0o600),
+            create_queue(libc::IPC_PRIVATE, 0o600),
+        );
         send(holding, 1, b"one");
         send(holding, 2, b"two");
         let k = msg::stat_any(full).unwrap();
@@ -1262,7 +1210,7 @@ fn unmount_releases_blocked_waiters_and_takes_nothing() {
             waiter.wait_blocked();
         }
         wait_until("the daemon holds every wait", PROMPTLY, || daemon_waits(&m) >= waiters.len());
-        let before = (sem_values(set, 3), queued(empty), queued(holding), queued(full));
+        let before = (sem_values(set, 3), queued_text(empty), queued_text(holding), queued_text(full));
 
         kill(Pid::from_raw(m.daemon_pid().unwrap()), Signal::SIGTERM).unwrap();
         for waiter in &mut waiters {
@@ -1270,7 +1218,11 @@ fn unmount_releases_blocked_waiters_and_takes_nothing() {
             assert!(!status.success() && waiter.error().as_deref() == Some("EINTR"), "{}", waiter.report());
         }
         wait_until("the mount leaves the tree", PROMPTLY, || !is_mounted(m.root()));
-        assert_eq!((sem_values(set, 3), queued(empty), queued(holding), queued(full)), before, "nothing consumed");
+        assert_eq!(
+            (sem_values(set, 3), queued_text(empty), queued_text(holding), queued_text(full)),
+            before,
+            "nothing consumed"
+        );
 
         // The open file is still served, until it is closed.
         assert!(daemon_alive(&m), "the daemon serves the open file");
@@ -1282,8 +1234,12 @@ fn unmount_releases_blocked_waiters_and_takes_nothing() {
         let status = reap(&mut m, PROMPTLY);
         assert!(status.success(), "the daemon's exit: {status}");
         assert_eq!(nattch(seg), 0, "no attachment left");
-        assert_eq!(kernel_bytes(seg)[..8], *b"stillept");
-        assert_eq!((sem_values(set, 3), queued(empty), queued(holding), queued(full)), before, "nothing consumed");
+        assert_eq!(segment_bytes(seg)[..8], *b"stillept");
+        assert_eq!(
+            (sem_values(set, 3), queued_text(empty), queued_text(holding), queued_text(full)),
+            before,
+            "nothing consumed"
+        );
         sem::remove(set).unwrap();
         for queue in [empty, holding, full] {
             msg::remove(queue).unwrap();
@@ -1379,7 +1335,7 @@ fn an_open_file_never_reaches_an_object_that_replaced_its_own_at_once() {
             writers.iter().all(|w| opened(w) >= generation as usize)
         });
         let own = Key(key + generation - 1).to_string();
-        for (_, body) in queued(queue) {
+        for (_, body) in queued_text(queue) {
             if !body.starts_with(&own) {
                 confusions.push(format!("queue write: the queue with key {own} holds {body}"));
             }

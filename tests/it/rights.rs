@@ -38,13 +38,11 @@ use std::time::{Duration, Instant};
 use ipcfs::ipc::Errno;
 use ipcfs::ipc::creds::{Identity, run_as};
 use ipcfs::ipc::msg::{self, MsqId};
-use ipcfs::ipc::sem::{self, Query, SemId};
-use nix::mount::{MntFlags, MsFlags, mount, umount2};
+use ipcfs::ipc::sem::{self, SemId};
+use nix::mount::{MntFlags, umount2};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// The system's Python, which every user may run.
-const PYTHON: &str = "/usr/bin/python3";
 /// The owner of the objects attacked, and two other unprivileged users.
 const OWNER: u32 = 1001;
 const OTHER: u32 = 1002;
@@ -74,27 +72,6 @@ fn set_of(uid: u32, nsems: i32, mode: i32) -> SemId {
 
 fn segment_of(uid: u32, size: u64, mode: i32) -> ShmId {
     as_uid(uid, || shm::get(Key::PRIVATE, size, libc::IPC_CREAT | libc::IPC_EXCL | mode)).expect("shmget")
-}
-
-/// Every message queued, in order, left in place (MSG_COPY).
-fn queued(id: MsqId) -> Vec<(i64, Vec<u8>)> {
-    let mut out = Vec::new();
-    for index in 0.. {
-        match msg::peek(id, index, 1 << 16) {
-            Ok(m) => out.push((m.mtype, m.body)),
-            Err(Errno::ENOMSG) => break,
-            Err(e) => panic!("msgrcv(MSG_COPY) on {}: {e}", id.0),
-        }
-    }
-    out
-}
-
-fn messages(list: &[(i64, &str)]) -> Vec<(i64, Vec<u8>)> {
-    list.iter().map(|(t, b)| (*t, b.as_bytes().to_vec())).collect()
-}
-
-fn sem_value(id: SemId) -> i32 {
-    sem::query(id, 0, Query::Value).expect("GETVAL")
 }
 
 fn shm_mode(id: ShmId) -> (u32, u32) {
@@ -419,7 +396,7 @@ fn a_caller_the_daemon_cannot_see_keeps_using_their_own_objects() {
     let read = owner.ask(&format!("cat {}", seg_path.display()));
     assert!(read == read_ok(&attachment.read_at(0, 4096)), "the owner's read of the segment: {}", short(&read));
     assert_eq!(owner.ask(&format!("put {}/0 +1", set_path.display())), "ok");
-    assert_eq!(sem_value(set), 1, "the owner's V happened");
+    assert_eq!(sem_value(set, 0), 1, "the owner's V happened");
     assert_eq!(owner.ask(&format!("cat {}", recv_file.display())), read_ok(b"private"));
     assert_eq!(owner.ask(&format!("put {} reply", queue_file.display())), "ok");
     assert_eq!(queued(queue), messages(&[(1, "reply")]), "the owner received one message and sent one");
@@ -433,34 +410,7 @@ fn a_caller_the_daemon_cannot_see_keeps_using_their_own_objects() {
 
 // ---- 7. an unreadable limit refuses ----
 
-/// A bind mount in the test thread's mount namespace (which the daemon
-/// shares), undone on drop.
-struct BindMount(PathBuf);
-
-impl BindMount {
-    fn new(source: &Path, target: &str) -> BindMount {
-        mount(Some(source), target, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .unwrap_or_else(|e| panic!("bind-mount {} over {target}: {e}", source.display()));
-        BindMount(PathBuf::from(target))
-    }
-}
-
-impl Drop for BindMount {
-    fn drop(&mut self) {
-        let _ = umount2(&self.0, MntFlags::MNT_DETACH);
-    }
-}
-
 const MSGMNB: &str = "/proc/sys/kernel/msgmnb";
-
-/// A temporary directory removed with its contents on drop.
-struct Scratch(TempDir);
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0.0);
-    }
-}
 
 /// Item 7. With kernel.msgmnb unreadable, the owner's setfattr of
 /// user.ipc.qbytes to a value below the real limit is refused and changes
@@ -484,10 +434,10 @@ fn a_qbytes_change_is_refused_when_msgmnb_cannot_be_read() {
     assert_ok(&setfattr(), "setfattr qbytes 1000 with msgmnb readable");
     assert_eq!(qbytes(), 1000, "the control setfattr set qbytes");
 
-    let scratch = Scratch(TempDir::new("msgmnb"));
-    let garbage = scratch.0.0.join("msgmnb");
+    let scratch = Scratch::new("msgmnb");
+    let garbage = scratch.path("msgmnb");
     fs::write(&garbage, "not a number\n").unwrap();
-    let empty_dir = scratch.0.0.join("kernel");
+    let empty_dir = scratch.path("kernel");
     fs::create_dir(&empty_dir).unwrap();
     // A file over the file: it cannot be parsed. An empty directory over
     // /proc/sys/kernel: it cannot be opened.
@@ -495,7 +445,7 @@ fn a_qbytes_change_is_refused_when_msgmnb_cannot_be_read() {
         [("a file of garbage", &garbage, MSGMNB), ("an empty directory", &empty_dir, "/proc/sys/kernel")]
     {
         reset();
-        let over = BindMount::new(source, target);
+        let over = Unmount::bind(source, target);
         assert!(
             fs::read_to_string(MSGMNB).map_or(true, |t| t.trim().parse::<u64>().is_err()),
             "precondition: {what} over {target} makes msgmnb unreadable"
@@ -571,7 +521,7 @@ fn descriptors_after_chmod(mode_after: u32) -> AfterChmod {
     .map(|(what, command)| (what, other.ask(command)))
     .collect();
     let segment_read = other.ask("pread shm_r 13");
-    let after = AfterChmod { results, queue: queued(queue), value: sem_value(set), segment_read };
+    let after = AfterChmod { results, queue: queued(queue), value: sem_value(set, 0), segment_read };
     drop(other);
     drop(attachment);
     shm::remove(segment).unwrap();
@@ -669,7 +619,7 @@ fn an_old_semaphore_descriptor_does_not_reach_a_new_set_with_its_id() {
         let case = format!("new set by uid {creator}, mode {mode:o}");
         assert_eq!(other.ask("read r"), refusal, "{case}: read through the old descriptor");
         assert_eq!(other.ask("write w +1"), refusal, "{case}: V through the old descriptor");
-        assert_eq!(sem_value(new), 5, "{case}: the value is unchanged");
+        assert_eq!(sem_value(new, 0), 5, "{case}: the value is unchanged");
         drop(other);
         sem::remove(new).unwrap();
     }

@@ -24,83 +24,22 @@ use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc::{self, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use ipcfs::ipc::Errno;
-use ipcfs::ipc::sem::{self, Query, SemId, SemStat};
+use ipcfs::ipc::sem::{self, Query, SemId};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-/// A real user of the test machine, with no privileges.
-const USER: u32 = 1000;
-const USER_GID: u32 = 1000;
-/// Ids with no passwd or group entry, so that every tool prints them as numbers.
-const NOBODY_UID: u32 = 4242;
-const NOBODY_GID: u32 = 4343;
-const SHARED_GID: u32 = 2000;
-
-/// The bound on anything that must not block: a deadlock fails after this.
-const LIMIT: Duration = Duration::from_secs(20);
 /// How soon an interrupted, released or woken waiter must be gone (ipcfs
 /// looks at its callers' signals every 0.1 s).
 const PROMPT: Duration = Duration::from_secs(2);
 
 // ---- helpers: the kernel's view ----
 
-/// `semget(key, nsems, IPC_CREAT|IPC_EXCL|mode)`, as root; values start at 0.
-fn make_set(key: i32, nsems: i32, mode: i32) -> SemId {
-    sem::get(Key(key), nsems, libc::IPC_CREAT | libc::IPC_EXCL | mode).expect("semget")
-}
-
-fn kstat(id: SemId) -> SemStat {
-    sem::stat_any(id).unwrap_or_else(|e| panic!("semctl({}, SEM_STAT_ANY): {e}", id.0))
-}
-
-fn is_gone(id: SemId) -> bool {
-    sem::stat_any(id) == Err(Errno::ENOENT)
-}
-
-fn query(id: SemId, num: u16, what: Query) -> i32 {
-    sem::query(id, num, what).unwrap_or_else(|e| panic!("semctl({}, {num}, {what:?}): {e}", id.0))
-}
-
-/// GETVAL.
-fn value(id: SemId, num: u16) -> i32 {
-    query(id, num, Query::Value)
-}
-
-/// GETNCNT: processes waiting to take.
-fn ncnt(id: SemId, num: u16) -> i32 {
-    query(id, num, Query::WaitingToTake)
-}
-
-/// GETZCNT: processes waiting for zero.
-fn zcnt(id: SemId, num: u16) -> i32 {
-    query(id, num, Query::WaitingForZero)
-}
-
 /// SETVAL behind the daemon's back.
 fn set_value(id: SemId, num: u16, v: i32) {
     sem::set_value(id, num, v).expect("SETVAL");
-}
-
-/// The sets in the test's IPC namespace, counted from the kernel's table.
-fn kernel_set_count() -> usize {
-    fs::read_to_string("/proc/sysvipc/sem").unwrap().lines().count().saturating_sub(1)
-}
-
-/// What a refused operation must leave as it was: IPC_STAT (owner, mode,
-/// times) and every value.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    stat: SemStat,
-    values: Vec<i32>,
-}
-
-fn snapshot(id: SemId) -> Snapshot {
-    let stat = kstat(id);
-    Snapshot { stat, values: (0..stat.nsems as u16).map(|n| value(id, n)).collect() }
 }
 
 // ---- helpers: paths and processes ----
@@ -111,32 +50,6 @@ fn set_dir(m: &Mounted, id: SemId) -> PathBuf {
 
 fn sem_file(m: &Mounted, id: SemId, num: u16) -> PathBuf {
     m.path(format!("sem/{}/{num}", id.0))
-}
-
-fn key_name(key: i32) -> String {
-    Key(key).to_string()
-}
-
-/// Waits until `done` holds, failing after [`LIMIT`]. Polls.
-#[track_caller]
-fn wait_for(what: &str, done: impl FnMut() -> bool) {
-    wait_until(what, LIMIT, done)
-}
-
-/// Runs `f` on a thread of its own (in the test's namespaces, which threads
-/// inherit) and fails if it takes longer than [`LIMIT`]: for system calls
-/// the test makes itself that would hang if ipcfs were wrong.
-#[track_caller]
-fn bounded<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(f());
-    });
-    match rx.recv_timeout(LIMIT) {
-        Ok(result) => result,
-        Err(RecvTimeoutError::Timeout) => panic!("{what} did not return within {LIMIT:?}: ipcfs stalled it"),
-        Err(RecvTimeoutError::Disconnected) => panic!("{what} panicked"),
-    }
 }
 
 /// Opens `path` write-only with extra `flags` (no O_TRUNC) and makes one write(2).
@@ -274,24 +187,6 @@ impl Drop for Waiter {
     }
 }
 
-/// `ipcmk -S nsems -p mode`, as `as_user` (root when `None`); returns the new id.
-fn ipcmk(as_user: Option<(u32, u32)>, nsems: u32, mode: u32) -> SemId {
-    let script = format!("ipcmk -S {nsems} -p {mode:04o}");
-    let out = match as_user {
-        Some((uid, gid)) => shell_as(uid, gid, &[], &script),
-        None => shell(&script),
-    };
-    let text = assert_ok(&out, &script);
-    let id = text.trim().strip_prefix("Semaphore id: ").unwrap_or_else(|| panic!("ipcmk said {text:?}"));
-    SemId(id.parse().unwrap())
-}
-
-/// The rows of `lsipc -s --json`, by column name (lower case); null is "".
-/// lsipc pretty-prints one `"name": value` per line, which is all this parses.
-fn lsipc_rows(columns: &str) -> Vec<HashMap<String, String>> {
-    parse_lsipc_json(&shell_ok(&format!("TZ=UTC lsipc -s --json --numeric-perms --time-format=iso -o {columns}")))
-}
-
 /// `ipcs -s -i ID`: the header's fields (uid, gid, cuid, cgid, mode, nsems)
 /// and the table's rows (semnum, value, ncount, zcount, pid).
 fn ipcs_detail(id: SemId) -> (HashMap<String, String>, Vec<Vec<String>>) {
@@ -327,9 +222,9 @@ fn ipcs_detail(id: SemId) -> (HashMap<String, String>, Vec<Vec<String>>) {
 #[test]
 fn tree_has_a_directory_per_set_a_file_per_semaphore_and_links_for_keyed_sets() {
     let m = Mounted::new();
-    let keyed = make_set(0x5e11, 3, 0o600);
-    let high = make_set(0xfedc0001_u32 as i32, 1, 0o640);
-    let private = make_set(libc::IPC_PRIVATE, 2, 0o600);
+    let keyed = create_set(0x5e11, 3, 0o600);
+    let high = create_set(0xfedc0001_u32 as i32, 1, 0o640);
+    let private = create_set(libc::IPC_PRIVATE, 2, 0o600);
     let mut ids: Vec<String> = [keyed, high, private].iter().map(|id| id.0.to_string()).collect();
     ids.sort();
     assert_eq!(list(&m.path("sem")), ids);
@@ -370,14 +265,14 @@ fn sets_made_and_removed_by_ipcmk_and_ipcrm_show_at_once() {
     assert_eq!(errno(fs::symlink_metadata(m.path("by-key/sem/0x00c0ffee"))), libc::ENOENT);
     assert!(list(&m.path("sem")).is_empty());
 
-    let made = ipcmk(None, 4, 0o640);
+    let made = ipcmk_set(None, 4, 0o640);
     let made_key = key_name(kstat(made).perm.key.0);
     assert_eq!(list(&m.path("sem")), [made.0.to_string()]);
     assert_eq!(list(&set_dir(&m, made)), ["0", "1", "2", "3"]);
     assert_eq!(fs::metadata(set_dir(&m, made)).unwrap().size(), 4);
     assert_eq!(list(&m.path("by-key/sem")), std::slice::from_ref(&made_key));
 
-    let keyed = make_set(0x00c0ffee, 2, 0o600);
+    let keyed = create_set(0x00c0ffee, 2, 0o600);
     assert_eq!(fs::read_link(m.path("by-key/sem/0x00c0ffee")).unwrap(), Path::new(&format!("../../sem/{}", keyed.0)));
     assert_eq!(list(&set_dir(&m, keyed)), ["0", "1"]);
 
@@ -395,7 +290,7 @@ fn sets_made_and_removed_by_ipcmk_and_ipcrm_show_at_once() {
     assert!(list(&m.path("by-key/sem")).is_empty());
     assert_eq!(errno(fs::metadata(set_dir(&m, keyed))), libc::ENOENT);
 
-    let again = make_set(0x00c0ffee, 1, 0o600);
+    let again = create_set(0x00c0ffee, 1, 0o600);
     assert_eq!(fs::read_link(m.path("by-key/sem/0x00c0ffee")).unwrap(), Path::new(&format!("../../sem/{}", again.0)));
     assert_eq!(list(&set_dir(&m, again)), ["0"]);
 }
@@ -405,13 +300,13 @@ fn sets_made_and_removed_by_ipcmk_and_ipcrm_show_at_once() {
 #[test]
 fn cat_prints_the_kernels_value_fresh_every_time() {
     let m = Mounted::new();
-    let id = make_set(0x2ead, 3, 0o600);
+    let id = create_set(0x2ead, 3, 0o600);
     let path = sem_file(&m, id, 1);
     assert_eq!(cat(&path), "0\n");
     for v in [1, 7, 32767, 0, 12345] {
         set_value(id, 1, v);
         assert_eq!(cat(&path), format!("{v}\n"), "after SETVAL {v} behind the daemon's back");
-        assert_eq!(cat(&path), format!("{}\n", value(id, 1)));
+        assert_eq!(cat(&path), format!("{}\n", sem_value(id, 1)));
     }
     sem::operate(id, 1, 3, None).unwrap();
     assert_eq!(cat(&path), "12348\n", "after a semop behind the daemon's back");
@@ -423,7 +318,7 @@ fn cat_prints_the_kernels_value_fresh_every_time() {
 #[test]
 fn one_descriptor_reads_the_value_then_eof_and_a_read_at_offset_zero_is_fresh() {
     let m = Mounted::new();
-    let id = make_set(0x2eae, 1, 0o600);
+    let id = create_set(0x2eae, 1, 0o600);
     set_value(id, 0, 7);
     let mut file = File::open(sem_file(&m, id, 0)).unwrap();
     assert_eq!(read_once(&mut file), "7\n");
@@ -448,21 +343,21 @@ fn one_descriptor_reads_the_value_then_eof_and_a_read_at_offset_zero_is_fresh() 
 #[test]
 fn semaphore_files_have_positions_like_sysfs_files_so_head_and_tail_work() {
     let m = Mounted::new();
-    let id = make_set(0x2eaf, 1, 0o600);
+    let id = create_set(0x2eaf, 1, 0o600);
     set_value(id, 0, 5);
     let path = sem_file(&m, id, 0);
     let mut file = OpenOptions::new().read(true).write(true).open(&path).unwrap();
     assert_eq!(file.seek(SeekFrom::End(0)).unwrap(), 2, "lseek(SEEK_END): the size of \"5\\n\"");
     assert_eq!(file.seek(SeekFrom::Start(1)).unwrap(), 1);
     assert_eq!(file.write_at(b"+1", 100).unwrap(), 2, "a write is a command wherever it lands");
-    assert_eq!(value(id, 0), 6);
+    assert_eq!(sem_value(id, 0), 6);
     assert_eq!(read_once(&mut file), "\n", "from offset 1 with no text taken yet: the rest of a fresh one");
     for (tool, want) in [("head -n 1", "6\n"), ("tail -n 1", "6\n"), ("head -c 1", "6"), ("tail -c 2", "6\n")] {
         let out = shell(&format!("{tool} {}", q(&path)));
         assert!(out.status.success() && out.stderr.is_empty(), "{tool}: {}", stderr_of(&out));
         assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{tool}");
     }
-    assert_eq!(value(id, 0), 6, "reading changed nothing");
+    assert_eq!(sem_value(id, 0), 6, "reading changed nothing");
 }
 
 // ---- 3. writing ----
@@ -470,20 +365,20 @@ fn semaphore_files_have_positions_like_sysfs_files_so_head_and_tail_work() {
 #[test]
 fn writes_set_add_take_and_wait_for_zero() {
     let m = Mounted::new();
-    let id = make_set(0x3001, 2, 0o600);
+    let id = create_set(0x3001, 2, 0o600);
     let path = sem_file(&m, id, 0);
 
     shell_ok(&echo_to("7", &path));
-    assert_eq!(value(id, 0), 7, "N sets the value");
+    assert_eq!(sem_value(id, 0), 7, "N sets the value");
     shell_ok(&echo_to("+3", &path));
-    assert_eq!(value(id, 0), 10, "+N adds");
+    assert_eq!(sem_value(id, 0), 10, "+N adds");
     shell_ok(&echo_to("-4", &path));
-    assert_eq!(value(id, 0), 6, "-N takes when available");
+    assert_eq!(sem_value(id, 0), 6, "-N takes when available");
     shell_ok(&echo_to("-6", &path));
-    assert_eq!(value(id, 0), 0, "-N may take everything at once");
+    assert_eq!(sem_value(id, 0), 0, "-N may take everything at once");
     shell_ok(&echo_to("=0", &path));
-    assert_eq!(value(id, 0), 0, "=0 returns at once at zero");
-    assert_eq!(value(id, 1), 0, "semaphore 1 untouched");
+    assert_eq!(sem_value(id, 0), 0, "=0 returns at once at zero");
+    assert_eq!(sem_value(id, 1), 0, "semaphore 1 untouched");
 
     // One write(2) each, without O_TRUNC; the count written is the whole command.
     for (command, expected) in [
@@ -503,20 +398,20 @@ fn writes_set_add_take_and_wait_for_zero() {
     ] {
         let text = String::from_utf8_lossy(command).into_owned();
         assert_eq!(write_once(&path, command).unwrap(), command.len(), "write {text:?}");
-        assert_eq!(value(id, 0), expected, "after {text:?}");
+        assert_eq!(sem_value(id, 0), expected, "after {text:?}");
         assert_eq!(cat(&path), format!("{expected}\n"));
     }
     assert_eq!((ncnt(id, 0), zcnt(id, 0)), (0, 0), "nothing left waiting");
 
     let other = sem_file(&m, id, 1);
     shell_ok(&echo_to("+4", &other));
-    assert_eq!((value(id, 0), value(id, 1)), (0, 4), "each file is its own semaphore");
+    assert_eq!((sem_value(id, 0), sem_value(id, 1)), (0, 4), "each file is its own semaphore");
 }
 
 #[test]
 fn bad_commands_fail_with_einval_or_erange_and_change_nothing() {
     let m = Mounted::new();
-    let id = make_set(0x3002, 1, 0o600);
+    let id = create_set(0x3002, 1, 0o600);
     let path = sem_file(&m, id, 0);
     set_value(id, 0, 5);
     let before = snapshot(id);
@@ -574,18 +469,18 @@ fn white_space_alone_is_a_no_op_and_blank_lines_around_a_command_work() {
     // The shell's printf writes '\n\n5\n\n' line by line: the blank lines
     // must neither fail nor change anything, and the 5 must be set once.
     let m = Mounted::new();
-    let id = make_set(0x3007, 1, 0o600);
+    let id = create_set(0x3007, 1, 0o600);
     let path = sem_file(&m, id, 0);
     set_value(id, 0, 1);
     for blank in [&b"\n"[..], b"  ", b"\t\n", b"\n\n\n"] {
         assert_eq!(write_once(&path, blank).map_err(|e| errno_of(&e)), Ok(blank.len()), "{blank:?}");
-        assert_eq!(value(id, 0), 1, "{blank:?} changed the value");
+        assert_eq!(sem_value(id, 0), 1, "{blank:?} changed the value");
     }
     shell_ok(&format!("printf '' > {0}; printf '\\n' > {0}", q(&path)));
     shell_ok(&format!("printf '\\n\\n5\\n\\n' > {}", q(&path)));
-    assert_eq!(value(id, 0), 5);
+    assert_eq!(sem_value(id, 0), 5);
     shell_ok(&format!("printf '\\n+2\\n\\n' > {}", q(&path)));
-    assert_eq!(value(id, 0), 7, "the V ran once");
+    assert_eq!(sem_value(id, 0), 7, "the V ran once");
 }
 
 // ---- 4. waiting ----
@@ -593,14 +488,14 @@ fn white_space_alone_is_a_no_op_and_blank_lines_around_a_command_work() {
 #[test]
 fn a_p_waits_while_the_value_is_zero_and_a_v_through_the_same_path_releases_it() {
     let m = Mounted::new();
-    let id = make_set(0x4001, 1, 0o600);
+    let id = create_set(0x4001, 1, 0o600);
     let path = sem_file(&m, id, 0);
 
     let mut p = Waiter::echo("-1", &path);
     wait_for("the P waits in the kernel (GETNCNT 1)", || ncnt(id, 0) == 1);
     wait_for("user.ipc.ncnt says 1", || attr(&path, "user.ipc.ncnt") == "1");
     assert!(p.is_running(), "the P finished while the value was 0");
-    assert_eq!(value(id, 0), 0);
+    assert_eq!(sem_value(id, 0), 0);
     assert_eq!(cat(&path), "0\n", "reading the file a P waits on");
     assert_eq!(attr(&path, "user.ipc.zcnt"), "0");
 
@@ -608,7 +503,7 @@ fn a_p_waits_while_the_value_is_zero_and_a_v_through_the_same_path_releases_it()
     shell_ok(&echo_to("+1", &path));
     let out = p.finish(PROMPT, "the released P");
     assert_ok(&out, "echo -1 (released)");
-    assert_eq!(value(id, 0), 0, "the P took the unit");
+    assert_eq!(sem_value(id, 0), 0, "the P took the unit");
     assert_eq!(ncnt(id, 0), 0);
     assert_eq!(attr(&path, "user.ipc.ncnt"), "0");
 }
@@ -616,23 +511,23 @@ fn a_p_waits_while_the_value_is_zero_and_a_v_through_the_same_path_releases_it()
 #[test]
 fn a_p_of_several_units_waits_until_all_are_there() {
     let m = Mounted::new();
-    let id = make_set(0x4002, 1, 0o600);
+    let id = create_set(0x4002, 1, 0o600);
     let path = sem_file(&m, id, 0);
     set_value(id, 0, 2);
 
     let mut p = Waiter::echo("-3", &path);
     wait_for("the P of 3 waits (GETNCNT 1)", || ncnt(id, 0) == 1);
     assert!(p.is_running());
-    assert_eq!(value(id, 0), 2, "a waiting P takes nothing yet");
+    assert_eq!(sem_value(id, 0), 2, "a waiting P takes nothing yet");
     shell_ok(&echo_to("+1", &path));
     assert_eq!(p.finish(PROMPT, "the P of 3").status.code(), Some(0));
-    assert_eq!(value(id, 0), 0);
+    assert_eq!(sem_value(id, 0), 0);
 }
 
 #[test]
 fn wait_for_zero_waits_until_the_value_is_zero() {
     let m = Mounted::new();
-    let id = make_set(0x4003, 1, 0o600);
+    let id = create_set(0x4003, 1, 0o600);
     let path = sem_file(&m, id, 0);
     set_value(id, 0, 2);
 
@@ -643,20 +538,20 @@ fn wait_for_zero_waits_until_the_value_is_zero() {
     assert_eq!(ncnt(id, 0), 0);
 
     shell_ok(&echo_to("-1", &path));
-    assert_eq!(value(id, 0), 1);
+    assert_eq!(sem_value(id, 0), 1);
     assert!(z.is_running(), "=0 finished at value 1");
     wait_for("=0 still waits at value 1", || zcnt(id, 0) == 1);
 
     shell_ok(&echo_to("-1", &path));
     assert_ok(&z.finish(PROMPT, "=0 at value 0"), "echo =0");
-    assert_eq!((value(id, 0), zcnt(id, 0)), (0, 0));
+    assert_eq!((sem_value(id, 0), zcnt(id, 0)), (0, 0));
     assert_eq!(attr(&path, "user.ipc.zcnt"), "0");
 }
 
 #[test]
 fn o_nonblock_gets_eagain_instead_of_waiting_and_changes_nothing() {
     let m = Mounted::new();
-    let id = make_set(0x4004, 1, 0o600);
+    let id = create_set(0x4004, 1, 0o600);
     let path = sem_file(&m, id, 0);
 
     let before = snapshot(id);
@@ -673,10 +568,10 @@ fn o_nonblock_gets_eagain_instead_of_waiting_and_changes_nothing() {
 
     // What need not wait still works on a non-blocking file.
     assert_eq!(write_with_flags(&path, b"-1", libc::O_NONBLOCK).unwrap(), 2);
-    assert_eq!(value(id, 0), 0);
+    assert_eq!(sem_value(id, 0), 0);
     assert_eq!(write_with_flags(&path, b"=0", libc::O_NONBLOCK).unwrap(), 2);
     assert_eq!(write_with_flags(&path, b"+4", libc::O_NONBLOCK).unwrap(), 2);
-    assert_eq!(value(id, 0), 4);
+    assert_eq!(sem_value(id, 0), 4);
 
     // The same through another program's O_NONBLOCK open.
     set_value(id, 0, 0);
@@ -685,7 +580,7 @@ fn o_nonblock_gets_eagain_instead_of_waiting_and_changes_nothing() {
         q(&path)
     ));
     assert_refused(&out, "Resource temporarily unavailable", "python3 O_NONBLOCK write of -1");
-    assert_eq!((value(id, 0), ncnt(id, 0)), (0, 0));
+    assert_eq!((sem_value(id, 0), ncnt(id, 0)), (0, 0));
 }
 
 // ---- 5. a wait stalls nothing ----
@@ -693,8 +588,8 @@ fn o_nonblock_gets_eagain_instead_of_waiting_and_changes_nothing() {
 #[test]
 fn blocked_waiters_stall_nothing_else_on_the_mount() {
     let m = Mounted::new();
-    let a = make_set(0x5001, 2, 0o600);
-    let b = make_set(0x5002, 2, 0o600);
+    let a = create_set(0x5001, 2, 0o600);
+    let b = create_set(0x5002, 2, 0o600);
     let segment = create_segment(0x5003, 4096, 0o600);
     let (a0, a1, b0, b1) = (sem_file(&m, a, 0), sem_file(&m, a, 1), sem_file(&m, b, 0), sem_file(&m, b, 1));
 
@@ -720,9 +615,9 @@ fn blocked_waiters_stall_nothing_else_on_the_mount() {
     assert_eq!(cat(&a1), "0\n");
     assert_eq!(cat(&b0), "0\n");
     shell_ok(&format!("{}; {}; {}", echo_to("5", &a1), echo_to("+1", &a1), echo_to("-2", &a1)));
-    assert_eq!(value(a, 1), 4);
+    assert_eq!(sem_value(a, 1), 4);
     shell_ok(&format!("{}; {}; {}", echo_to("+2", &b1), echo_to("-1", &b1), echo_to("=0", &a0)));
-    assert_eq!(value(b, 1), 1);
+    assert_eq!(sem_value(b, 1), 1);
     shell_ok(&format!("{}; {}", echo_to("0", &a0), echo_to("0", &b0)));
     let listing = shell_ok(&format!(
         "ls -l {} {} {} {} {}",
@@ -755,14 +650,14 @@ fn blocked_waiters_stall_nothing_else_on_the_mount() {
     for (n, w) in on_a.iter_mut().chain(on_b.iter_mut()).enumerate() {
         assert_ok(&w.finish(PROMPT * 5, &format!("waiter {n}")), &format!("waiter {n}: echo -1"));
     }
-    assert_eq!((value(a, 0), ncnt(a, 0), value(b, 0), ncnt(b, 0)), (0, 0, 0, 0));
-    assert_eq!((value(a, 1), value(b, 1)), (4, 1));
+    assert_eq!((sem_value(a, 0), ncnt(a, 0), sem_value(b, 0), ncnt(b, 0)), (0, 0, 0, 0));
+    assert_eq!((sem_value(a, 1), sem_value(b, 1)), (4, 1));
 }
 
 #[test]
 fn a_descriptor_opened_before_a_p_still_reads_and_writes_the_same_file() {
     let m = Mounted::new();
-    let id = make_set(0x5004, 1, 0o600);
+    let id = create_set(0x5004, 1, 0o600);
     let path = sem_file(&m, id, 0);
 
     // Opened before the P's start: the same file (and inode) they then use.
@@ -796,7 +691,7 @@ fn a_descriptor_opened_before_a_p_still_reads_and_writes_the_same_file() {
     for (n, w) in waiters.iter_mut().enumerate() {
         assert_ok(&w.finish(PROMPT, &format!("P {n} released through the early descriptor")), "echo -1");
     }
-    assert_eq!((value(id, 0), ncnt(id, 0)), (0, 0));
+    assert_eq!((sem_value(id, 0), ncnt(id, 0)), (0, 0));
     drop(early);
 }
 
@@ -807,11 +702,11 @@ fn a_file_open_for_writing_can_be_reopened_through_proc_self_fd() {
     // /proc/self/fd and /dev/fd lead to the inode itself, without a lookup,
     // and must open it all the same.
     let m = Mounted::new();
-    let id = make_set(0x5009, 1, 0o600);
+    let id = create_set(0x5009, 1, 0o600);
     let path = sem_file(&m, id, 0);
     for (fd_path, wanted) in [("/proc/self/fd/3", 4), ("/dev/fd/3", 5)] {
         shell_ok(&format!("exec 3>{}; echo {wanted} > {fd_path}", q(&path)));
-        assert_eq!(value(id, 0), wanted, "echo {wanted} > {fd_path}");
+        assert_eq!(sem_value(id, 0), wanted, "echo {wanted} > {fd_path}");
     }
 }
 
@@ -822,7 +717,7 @@ fn twenty_ps_started_at_once_all_wait_on_the_semaphore_and_can_be_killed() {
     // the kernel's per-inode lock, where GETNCNT does not count it and a V
     // cannot release it), and each must end promptly when killed.
     let m = Mounted::new();
-    let id = make_set(0x5005, 1, 0o600);
+    let id = create_set(0x5005, 1, 0o600);
     let path = sem_file(&m, id, 0);
     let mut waiters: Vec<Waiter> = (0..20).map(|_| Waiter::echo("-1", &path)).collect();
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -848,14 +743,14 @@ fn twenty_ps_started_at_once_all_wait_on_the_semaphore_and_can_be_killed() {
     for (n, w) in waiters[10..].iter_mut().enumerate() {
         assert_ok(&w.finish(PROMPT, &format!("released P {n}")), "echo -1");
     }
-    assert_eq!((value(id, 0), ncnt(id, 0)), (0, 0));
+    assert_eq!((sem_value(id, 0), ncnt(id, 0)), (0, 0));
 }
 
 #[test]
 fn a_v_racing_a_p_on_the_same_file_never_deadlocks() {
     // `echo -1 > f & echo +1 > f`: whichever comes first, both must finish.
     let m = Mounted::new();
-    let id = make_set(0x5006, 1, 0o600);
+    let id = create_set(0x5006, 1, 0o600);
     let path = sem_file(&m, id, 0);
     let script = format!("{} & {}; wait", echo_to("-1", &path), echo_to("+1", &path));
     for round in 0..100 {
@@ -866,7 +761,7 @@ fn a_v_racing_a_p_on_the_same_file_never_deadlocks() {
             out.status,
             stderr_of(&out)
         );
-        assert_eq!((value(id, 0), ncnt(id, 0)), (0, 0), "round {round}");
+        assert_eq!((sem_value(id, 0), ncnt(id, 0)), (0, 0), "round {round}");
     }
 }
 
@@ -877,7 +772,7 @@ fn a_v_racing_a_p_on_the_same_file_never_deadlocks() {
 /// for it (a V afterwards leaves exactly 1).
 fn check_p_interrupted_by_timeout(signal: &str) {
     let m = Mounted::new();
-    let id = make_set(0x6001, 1, 0o600);
+    let id = create_set(0x6001, 1, 0o600);
     let path = sem_file(&m, id, 0);
     let started = Instant::now();
     let script = echo_to("-1", &path);
@@ -886,9 +781,9 @@ fn check_p_interrupted_by_timeout(signal: &str) {
     let out = p.finish(PROMPT + Duration::from_millis(500), &format!("P under timeout -s {signal}"));
     assert_eq!(out.status.code(), Some(124), "timeout sent {signal}: {}", stderr_of(&out));
     assert!(started.elapsed() < PROMPT + Duration::from_millis(500), "took {:?}", started.elapsed());
-    assert_eq!((ncnt(id, 0), value(id, 0)), (0, 0), "nobody waits any more, nothing changed");
+    assert_eq!((ncnt(id, 0), sem_value(id, 0)), (0, 0), "nobody waits any more, nothing changed");
     shell_ok(&echo_to("+1", &path));
-    assert_eq!(value(id, 0), 1, "nothing was taken on behalf of the interrupted P");
+    assert_eq!(sem_value(id, 0), 1, "nothing was taken on behalf of the interrupted P");
 }
 
 #[test]
@@ -904,7 +799,7 @@ fn a_p_interrupted_by_sigterm_ends_promptly_and_takes_nothing() {
 #[test]
 fn a_killed_p_ends_promptly_and_takes_nothing_every_time() {
     let m = Mounted::new();
-    let id = make_set(0x6002, 1, 0o600);
+    let id = create_set(0x6002, 1, 0o600);
     let path = sem_file(&m, id, 0);
     for round in 0..10 {
         let mut p = Waiter::echo("-1", &path);
@@ -912,16 +807,16 @@ fn a_killed_p_ends_promptly_and_takes_nothing_every_time() {
         p.signal(Signal::SIGKILL);
         let out = p.finish(PROMPT, &format!("round {round}: P after SIGKILL"));
         assert_eq!(exit_signal(&out.status), Some(libc::SIGKILL), "round {round}: {}", out.status);
-        assert_eq!((ncnt(id, 0), value(id, 0)), (0, 0), "round {round}: the daemon stopped waiting");
+        assert_eq!((ncnt(id, 0), sem_value(id, 0)), (0, 0), "round {round}: the daemon stopped waiting");
     }
     shell_ok(&echo_to("+1", &path));
-    assert_eq!(value(id, 0), 1, "nothing was taken on behalf of the killed P's");
+    assert_eq!(sem_value(id, 0), 1, "nothing was taken on behalf of the killed P's");
 }
 
 #[test]
 fn a_killed_wait_for_zero_ends_promptly() {
     let m = Mounted::new();
-    let id = make_set(0x6003, 1, 0o600);
+    let id = create_set(0x6003, 1, 0o600);
     let path = sem_file(&m, id, 0);
     set_value(id, 0, 1);
     for round in 0..3 {
@@ -929,7 +824,7 @@ fn a_killed_wait_for_zero_ends_promptly() {
         wait_for(&format!("round {round}: =0 waits"), || zcnt(id, 0) == 1);
         z.signal(Signal::SIGKILL);
         z.finish(PROMPT, &format!("round {round}: =0 after SIGKILL"));
-        assert_eq!((zcnt(id, 0), value(id, 0)), (0, 1), "round {round}");
+        assert_eq!((zcnt(id, 0), sem_value(id, 0)), (0, 1), "round {round}");
     }
 }
 
@@ -938,7 +833,7 @@ fn a_kill_just_before_a_v_never_takes_the_unit() {
     // The caller is already dead when the unit comes: whether the daemon
     // notices before or after its semop succeeds, the unit must stay.
     let m = Mounted::new();
-    let id = make_set(0x6004, 1, 0o600);
+    let id = create_set(0x6004, 1, 0o600);
     let path = sem_file(&m, id, 0);
     for round in 0..10 {
         set_value(id, 0, 0);
@@ -948,14 +843,14 @@ fn a_kill_just_before_a_v_never_takes_the_unit() {
         sem::operate(id, 0, 1, None).unwrap();
         let out = p.finish(PROMPT, &format!("round {round}: P after SIGKILL"));
         assert_eq!(exit_signal(&out.status), Some(libc::SIGKILL), "round {round}");
-        assert_eq!((ncnt(id, 0), value(id, 0)), (0, 1), "round {round}: the killed P's unit is back");
+        assert_eq!((ncnt(id, 0), sem_value(id, 0)), (0, 1), "round {round}: the killed P's unit is back");
     }
 }
 
 #[test]
 fn a_caught_signal_fails_the_write_with_eintr_and_takes_nothing() {
     let m = Mounted::new();
-    let id = make_set(0x6005, 1, 0o600);
+    let id = create_set(0x6005, 1, 0o600);
     let path = sem_file(&m, id, 0);
 
     let mut p = Waiter::python_write("-1", &path);
@@ -963,7 +858,7 @@ fn a_caught_signal_fails_the_write_with_eintr_and_takes_nothing() {
     p.signal(Signal::SIGUSR1);
     let out = p.finish(PROMPT, "P after a caught SIGUSR1");
     assert_eq!(assert_ok(&out, "python3 write -1").trim(), format!("-1 {}", libc::EINTR), "write(2) result, errno");
-    assert_eq!((ncnt(id, 0), value(id, 0)), (0, 0));
+    assert_eq!((ncnt(id, 0), sem_value(id, 0)), (0, 0));
 
     set_value(id, 0, 2);
     let mut z = Waiter::python_write("=0", &path);
@@ -971,11 +866,11 @@ fn a_caught_signal_fails_the_write_with_eintr_and_takes_nothing() {
     z.signal(Signal::SIGUSR1);
     let out = z.finish(PROMPT, "=0 after a caught SIGUSR1");
     assert_eq!(assert_ok(&out, "python3 write =0").trim(), format!("-1 {}", libc::EINTR));
-    assert_eq!((zcnt(id, 0), value(id, 0)), (0, 2));
+    assert_eq!((zcnt(id, 0), sem_value(id, 0)), (0, 2));
 
     set_value(id, 0, 0);
     shell_ok(&echo_to("+1", &path));
-    assert_eq!(value(id, 0), 1, "nothing was taken on behalf of the interrupted P");
+    assert_eq!(sem_value(id, 0), 1, "nothing was taken on behalf of the interrupted P");
 }
 
 // ---- 7. stat and extended attributes ----
@@ -983,7 +878,7 @@ fn a_caught_signal_fails_the_write_with_eintr_and_takes_nothing() {
 #[test]
 fn set_directory_mode_adds_search_where_read_is_granted_and_files_show_the_sets_bits() {
     let m = Mounted::new();
-    let id = make_set(0x7001, 3, 0o600);
+    let id = create_set(0x7001, 3, 0o600);
     sem::set(id, NOBODY_UID, NOBODY_GID, 0o600).unwrap();
     let dir = set_dir(&m, id);
     for (mode, dir_symbolic) in [
@@ -1017,7 +912,7 @@ fn set_directory_mode_adds_search_where_read_is_granted_and_files_show_the_sets_
 #[test]
 fn times_are_the_sets_otime_and_ctime() {
     let m = Mounted::new();
-    let id = make_set(0x7002, 2, 0o600);
+    let id = create_set(0x7002, 2, 0o600);
     let dir = set_dir(&m, id);
     let file = sem_file(&m, id, 1);
     let created = kstat(id);
@@ -1052,7 +947,7 @@ fn times_are_the_sets_otime_and_ctime() {
 fn extended_attributes_equal_semctl() {
     let m = Mounted::new();
     // Made by another user, then given to root: creator and owner differ.
-    let id = ipcmk(Some((USER, USER_GID)), 3, 0o640);
+    let id = ipcmk_set(Some((USER, USER_GID)), 3, 0o640);
     sem::set(id, 0, 0, 0o640).unwrap();
     let k = kstat(id);
     assert_eq!((k.perm.cuid, k.perm.cgid, k.perm.uid), (USER, USER_GID, 0), "precondition");
@@ -1105,7 +1000,7 @@ fn extended_attributes_equal_semctl() {
 #[test]
 fn extended_attributes_are_read_only() {
     let m = Mounted::new();
-    let id = make_set(0x7003, 2, 0o600);
+    let id = create_set(0x7003, 2, 0o600);
     set_value(id, 0, 3);
     let (dir, file) = (set_dir(&m, id), sem_file(&m, id, 0));
     let before = (snapshot(id), getfattr_dump(&dir), getfattr_dump(&file));
@@ -1130,10 +1025,10 @@ fn extended_attributes_are_read_only() {
 #[test]
 fn stat_getfattr_and_cat_agree_with_ipcs_and_lsipc() {
     let m = Mounted::new();
-    let a = make_set(0x0000aaaa, 3, 0o640);
+    let a = create_set(0x0000aaaa, 3, 0o640);
     sem::set(a, NOBODY_UID, NOBODY_GID, 0o640).unwrap();
-    let b = make_set(0x0bbb0000, 1, 0o604);
-    let c = make_set(libc::IPC_PRIVATE, 2, 0o660);
+    let b = create_set(0x0bbb0000, 1, 0o604);
+    let c = create_set(libc::IPC_PRIVATE, 2, 0o660);
     sem::set(c, NOBODY_UID + 1, 0, 0o660).unwrap();
     wait_for_next_second();
     set_value(a, 1, 42);
@@ -1144,7 +1039,7 @@ fn stat_getfattr_and_cat_agree_with_ipcs_and_lsipc() {
     let mut z = Waiter::echo("=0", &sem_file(&m, c, 0));
     wait_for("=0 waits on c/0", || zcnt(c, 0) == 1);
 
-    let rows = lsipc_rows("KEY,ID,PERMS,OWNER,UID,GID,CUID,CGID,NSEMS,OTIME,CTIME");
+    let rows = lsipc_rows("-s --numeric-perms", "KEY,ID,PERMS,OWNER,UID,GID,CUID,CGID,NSEMS,OTIME,CTIME");
     assert_eq!(rows.len(), 3, "{rows:?}");
     let ipcs = shell_ok("ipcs -s");
     let ls = ls_long(&m.path("sem"), "-l");
@@ -1233,7 +1128,7 @@ fn mkdir_creates_sets_with_count_and_mode_without_execute_bits() {
     let one = id_of_key(0x1234);
     let k = kstat(one);
     assert_eq!((k.nsems, k.perm.mode & 0o777, k.perm.uid, k.perm.cuid), (1, 0o644, 0, 0), "0777 & ~022, less x");
-    assert_eq!(value(one, 0), 0);
+    assert_eq!(sem_value(one, 0), 0);
 
     shell_ok(&format!("mkdir -m 600 {}", q(&sem_root.join("0x1235:4"))));
     let four = id_of_key(0x1235);
@@ -1247,9 +1142,9 @@ fn mkdir_creates_sets_with_count_and_mode_without_execute_bits() {
     let k = kstat(upper);
     assert_eq!((k.nsems, k.perm.mode & 0o777), (2, 0o644), "execute bits dropped");
 
-    let before = kernel_set_count();
+    let before = kernel_object_count("sem");
     shell_ok(&format!("mkdir -m 640 {}", q(&sem_root.join("private:2"))));
-    assert_eq!(kernel_set_count(), before + 1);
+    assert_eq!(kernel_object_count("sem"), before + 1);
     let mut ids: Vec<String> = [one, four, upper].iter().map(|id| id.0.to_string()).collect();
     let private = list(&sem_root).into_iter().find(|n| !ids.contains(n)).expect("the private set is listed");
     let private = SemId(private.parse().unwrap());
@@ -1269,7 +1164,7 @@ fn mkdir_creates_sets_with_count_and_mode_without_execute_bits() {
     }
     assert_eq!(errno(fs::metadata(sem_root.join("0x9999"))), libc::ENOENT, "no set has that key");
     shell_ok(&format!("mkdir -p {}", q(&sem_root.join("0x1234"))));
-    assert_eq!(kernel_set_count(), 4, "mkdir -p of an existing key creates nothing");
+    assert_eq!(kernel_object_count("sem"), 4, "mkdir -p of an existing key creates nothing");
 }
 
 #[test]
@@ -1288,7 +1183,7 @@ fn mkdir_by_another_user_makes_the_set_as_that_user() {
     // The new owner uses it; to a third user it is closed (0600).
     let file = sem_file(&m, id, 1);
     assert_ok(&shell_as(USER, USER_GID, &[], &echo_to("+2", &file)), "V by the creator");
-    assert_eq!(value(id, 1), 2);
+    assert_eq!(sem_value(id, 1), 2);
     let out = shell_as(NOBODY_UID, NOBODY_GID, &[], &format!("cat {}", q(&file)));
     assert_refused(&out, "Permission denied", "cat by another user of a 0600 set");
 }
@@ -1296,7 +1191,7 @@ fn mkdir_by_another_user_makes_the_set_as_that_user() {
 #[test]
 fn mkdir_of_an_existing_key_is_eexist_and_bad_names_are_einval() {
     let m = Mounted::new();
-    let existing = make_set(0xe815, 3, 0o600);
+    let existing = create_set(0xe815, 3, 0o600);
     set_value(existing, 2, 9);
     let before = snapshot(existing);
     for name in ["0xe815", "0x0000e815", "0xE815:2", "0xe815:3"] {
@@ -1325,7 +1220,7 @@ fn mkdir_of_an_existing_key_is_eexist_and_bad_names_are_einval() {
         let out = shell(&format!("mkdir {}", q(&m.path(format!("sem/{name}")))));
         assert_refused(&out, "Invalid argument", &format!("mkdir sem/{name}"));
     }
-    assert_eq!(kernel_set_count(), 1, "nothing was created");
+    assert_eq!(kernel_object_count("sem"), 1, "nothing was created");
     assert_eq!(list(&m.path("sem")), [existing.0.to_string()]);
     assert_eq!(sem::get(Key(1), 0, 0), Err(Errno::ENOENT));
 }
@@ -1333,7 +1228,7 @@ fn mkdir_of_an_existing_key_is_eexist_and_bad_names_are_einval() {
 #[test]
 fn chmod_and_chown_on_a_set_run_ipc_set() {
     let m = Mounted::new();
-    let id = make_set(0x8001, 2, 0o600);
+    let id = create_set(0x8001, 2, 0o600);
     set_value(id, 1, 4);
     let dir = set_dir(&m, id);
 
@@ -1357,13 +1252,13 @@ fn chmod_and_chown_on_a_set_run_ipc_set() {
     shell_ok(&format!("chown 0:0 {}", q(&dir)));
     let k = kstat(id);
     assert_eq!((k.perm.uid, k.perm.gid, k.perm.cuid, k.perm.cgid), (0, 0, 0, 0), "the creator never changes");
-    assert_eq!((k.nsems, value(id, 1)), (2, 4), "IPC_SET changes no values");
+    assert_eq!((k.nsems, sem_value(id, 1)), (2, 4), "IPC_SET changes no values");
 }
 
 #[test]
 fn chmod_and_chown_on_a_semaphore_file_are_eperm_and_change_nothing() {
     let m = Mounted::new();
-    let id = make_set(0x8002, 2, 0o640);
+    let id = create_set(0x8002, 2, 0o640);
     let file = sem_file(&m, id, 1);
     let before = snapshot(id);
     assert_refused(&shell(&format!("chmod 600 {}", q(&file))), "Operation not permitted", "chmod 600 on a semaphore");
@@ -1378,9 +1273,9 @@ fn chmod_and_chown_on_a_semaphore_file_are_eperm_and_change_nothing() {
 #[test]
 fn rmdir_and_rm_r_remove_the_set() {
     let m = Mounted::new();
-    let a = make_set(0x8003, 2, 0o600);
-    let b = make_set(0x8004, 3, 0o600);
-    let kept = make_set(0x8005, 1, 0o600);
+    let a = create_set(0x8003, 2, 0o600);
+    let b = create_set(0x8004, 3, 0o600);
+    let kept = create_set(0x8005, 1, 0o600);
 
     shell_ok(&format!("rmdir {}", q(&set_dir(&m, a))));
     assert!(is_gone(a), "rmdir ran IPC_RMID");
@@ -1401,7 +1296,7 @@ fn rmdir_and_rm_r_remove_the_set() {
 #[test]
 fn waiters_on_a_removed_set_end_promptly_with_eidrm() {
     let m = Mounted::new();
-    let id = make_set(0x8006, 2, 0o600);
+    let id = create_set(0x8006, 2, 0o600);
     set_value(id, 1, 1);
     let mut p = Waiter::python_write("-1", &sem_file(&m, id, 0));
     let mut z = Waiter::spawn("bash", &["-c", &echo_to("=0", &sem_file(&m, id, 1))]);
@@ -1416,7 +1311,7 @@ fn waiters_on_a_removed_set_end_promptly_with_eidrm() {
     assert_refused(&out, "Identifier removed", "=0 on a removed set");
 
     // The same when the set is removed behind the daemon's back.
-    let id = make_set(0x8007, 1, 0o600);
+    let id = create_set(0x8007, 1, 0o600);
     let mut p = Waiter::spawn("bash", &["-c", &echo_to("-1", &sem_file(&m, id, 0))]);
     wait_for("the P waits", || ncnt(id, 0) == 1);
     shell_ok(&format!("ipcrm -s {}", id.0));
@@ -1426,7 +1321,7 @@ fn waiters_on_a_removed_set_end_promptly_with_eidrm() {
 #[test]
 fn rm_of_a_semaphore_changes_nothing_and_is_for_those_who_may_remove_the_set() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
-    let id = make_set(0x8008, 2, 0o666);
+    let id = create_set(0x8008, 2, 0o666);
     set_value(id, 0, 3);
     set_value(id, 1, 8);
     let before = snapshot(id);
@@ -1444,7 +1339,7 @@ fn rm_of_a_semaphore_changes_nothing_and_is_for_those_who_may_remove_the_set() {
     assert_eq!(snapshot(id), before);
 
     // The creator may, even when another user owns the set.
-    let made = ipcmk(Some((USER, USER_GID)), 2, 0o600);
+    let made = ipcmk_set(Some((USER, USER_GID)), 2, 0o600);
     sem::set(made, NOBODY_UID, NOBODY_GID, 0o600).unwrap();
     let made_before = snapshot(made);
     assert_ok(&shell_as(USER, USER_GID, &[], &format!("rm {}", q(&sem_file(&m, made, 1)))), "rm by the creator");
@@ -1456,7 +1351,7 @@ fn rm_of_a_semaphore_changes_nothing_and_is_for_those_who_may_remove_the_set() {
 #[test]
 fn another_user_without_permission_is_refused_and_changes_nothing() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
-    let id = make_set(0x9001, 2, 0o600);
+    let id = create_set(0x9001, 2, 0o600);
     set_value(id, 0, 3);
     let before = snapshot(id);
     let (dir, file) = (set_dir(&m, id), sem_file(&m, id, 0));
@@ -1482,7 +1377,7 @@ fn another_user_without_permission_is_refused_and_changes_nothing() {
 #[test]
 fn read_permission_allows_cat_and_wait_for_zero_but_no_change() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
-    let id = make_set(0x9002, 1, 0o644);
+    let id = create_set(0x9002, 1, 0o644);
     let file = sem_file(&m, id, 0);
     let as_user = |script: &str| shell_as(USER, USER_GID, &[], script);
 
@@ -1501,7 +1396,7 @@ fn read_permission_allows_cat_and_wait_for_zero_but_no_change() {
 #[test]
 fn group_bits_apply_to_supplementary_groups_and_the_creators_group() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
-    let id = make_set(0x9003, 1, 0o660);
+    let id = create_set(0x9003, 1, 0o660);
     sem::set(id, 0, SHARED_GID, 0o660).unwrap();
     let file = sem_file(&m, id, 0);
 
@@ -1511,7 +1406,7 @@ fn group_bits_apply_to_supplementary_groups_and_the_creators_group() {
     let outsider = |script: &str| shell_as(USER, USER_GID, &[], script);
     assert_refused(&outsider(&format!("cat {}", q(&file))), "Permission denied", "cat by a non-member");
     assert_refused(&outsider(&echo_to("+1", &file)), "Permission denied", "V by a non-member");
-    assert_eq!(value(id, 0), 2);
+    assert_eq!(sem_value(id, 0), 2);
 
     // A member gets the group bits even when "other" would grant more.
     sem::set(id, 0, SHARED_GID, 0o606).unwrap();
@@ -1519,7 +1414,7 @@ fn group_bits_apply_to_supplementary_groups_and_the_creators_group() {
     assert_refused(&member(&echo_to("+1", &file)), "Permission denied", "V by a member of a 0606 set");
     assert_eq!(assert_ok(&outsider(&format!("cat {}", q(&file))), "cat by another"), "2\n");
     assert_ok(&outsider(&echo_to("+1", &file)), "V by another (other bits)");
-    assert_eq!(value(id, 0), 3);
+    assert_eq!(sem_value(id, 0), 3);
 
     // The creator's group (root's, 0) counts as the set's group too.
     sem::set(id, 0, NOBODY_GID, 0o060).unwrap();
@@ -1531,7 +1426,7 @@ fn group_bits_apply_to_supplementary_groups_and_the_creators_group() {
 #[test]
 fn the_creator_counts_as_owner() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
-    let id = ipcmk(Some((USER, USER_GID)), 1, 0o600);
+    let id = ipcmk_set(Some((USER, USER_GID)), 1, 0o600);
     sem::set(id, NOBODY_UID, NOBODY_GID, 0o600).unwrap();
     let (dir, file) = (set_dir(&m, id), sem_file(&m, id, 0));
     let creator = |script: &str| shell_as(USER, USER_GID, &[], script);

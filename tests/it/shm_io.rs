@@ -11,96 +11,17 @@ use crate::common::*;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::os::unix::fs::{FileExt, MetadataExt};
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
 
 // ---- helpers ----
-
-fn nattch(id: ShmId) -> u64 {
-    shm::stat_any(id).expect("SHM_STAT_ANY").nattch
-}
-
-/// Waits until `done` holds, failing after a generous limit. Only for what
-/// the kernel does asynchronously: close(2) on a FUSE file returns before the
-/// daemon has seen RELEASE, so its shmdt lands a little later. Polls an
-/// observable condition; never sleeps for a fixed time.
-fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !done() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        std::thread::sleep(Duration::from_millis(1));
-    }
-}
-
-/// Segments in the test's IPC namespace, counted from the kernel's table.
-fn kernel_segment_count() -> usize {
-    let table = std::fs::read_to_string("/proc/sysvipc/shm").unwrap();
-    table.lines().count().saturating_sub(1)
-}
 
 /// The id of the segment with this key (`shmget(key, 0, 0)`).
 fn id_of_key(key: u32) -> Result<ShmId, i32> {
     shm::get(Key(key as i32), 0, 0).map_err(|e| e as i32)
 }
 
-/// Runs a shell command line, requires success and returns stdout as bytes
-/// (the segments hold binary data, which `sh_ok` would not accept).
-fn sh_bytes(script: &str) -> Vec<u8> {
-    let out = sh(script);
-    assert!(out.status.success(), "`{script}` failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
-    out.stdout
-}
-
-/// Runs a shell command line that is expected to fail, under timeout(1): a
-/// daemon that answered a write with 0 bytes instead of an error would make
-/// dash and dd retry for ever, and a hung test says less than a failed one.
-fn sh_bounded(script: &str) -> Output {
-    Command::new("timeout").args(["30", "sh", "-c", script]).stdin(Stdio::null()).output().unwrap()
-}
-
-/// Requires a shell command line to fail with `message` on stderr.
-fn sh_fails_with(script: &str, message: &str) -> Output {
-    let out = sh_bounded(script);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "`{script}` succeeded but should have failed with {message:?}");
-    assert!(stderr.contains(message), "`{script}`: expected {message:?} on stderr, got {stderr:?}");
-    out
-}
-
 fn p(path: &Path) -> String {
     path.display().to_string()
-}
-
-fn open_write_only(path: &Path) -> File {
-    OpenOptions::new().write(true).open(path).expect("open O_WRONLY")
-}
-
-fn open_read_write(path: &Path) -> File {
-    OpenOptions::new().read(true).write(true).open(path).expect("open O_RDWR")
-}
-
-/// A scratch directory outside the mount for data files; removed with its
-/// contents on drop (the harness's `TempDir` only removes empty ones).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new() -> Scratch {
-        let dir = TempDir::new("shm-io-data");
-        let path = dir.0.clone();
-        std::mem::forget(dir);
-        Scratch(path)
-    }
-
-    fn file(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 // ---- 1. reading sees the live segment ----
@@ -378,9 +299,9 @@ fn dd_cat_cp_and_cmp_round_trip_8_mib_exactly() {
     let m = Mounted::new();
     let size: u64 = 8 << 20;
     let id = create_segment(0x100d, size, 0o600);
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("shm-io-data");
     let data = pseudo_random(size as usize, 13);
-    let input = scratch.file("data");
+    let input = scratch.path("data");
     std::fs::write(&input, &data).unwrap();
     let seg = p(&m.shm(id));
     let input = p(&input);
@@ -389,18 +310,18 @@ fn dd_cat_cp_and_cmp_round_trip_8_mib_exactly() {
     assert!(segment_bytes(id) == data, "dd wrote every byte into the segment");
     sh_ok(&format!("cmp {input} {seg}"));
 
-    let out = scratch.file("dd-out");
+    let out = scratch.path("dd-out");
     sh_ok(&format!("dd if={seg} of={} bs=1M status=none", p(&out)));
     assert!(std::fs::read(&out).unwrap() == data, "dd reads the segment back exactly");
     assert!(sh_bytes(&format!("cat {seg}")) == data, "cat reads the segment back exactly");
-    let copy = scratch.file("cp-out");
+    let copy = scratch.path("cp-out");
     sh_ok(&format!("cp {seg} {}", p(&copy)));
     assert!(std::fs::read(&copy).unwrap() == data, "cp copies the segment exactly");
 
     // cp into the segment (O_TRUNC, then writes) and dd without notrunc
     // (ftruncate to 0, then writes) both end with the new bytes exactly.
     let other = pseudo_random(size as usize, 14);
-    let other_file = scratch.file("other");
+    let other_file = scratch.path("other");
     std::fs::write(&other_file, &other).unwrap();
     sh_ok(&format!("cp {} {seg}", p(&other_file)));
     assert!(segment_bytes(id) == other, "cp into the segment");
@@ -414,9 +335,9 @@ fn dd_handles_a_partial_last_block() {
     let m = Mounted::new();
     let size: u64 = 3 * (1 << 20) + 12345;
     let id = create_segment(0x100e, size, 0o600);
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("shm-io-data");
     let data = pseudo_random(size as usize, 15);
-    let input = scratch.file("data");
+    let input = scratch.path("data");
     std::fs::write(&input, &data).unwrap();
     let seg = p(&m.shm(id));
 
@@ -425,7 +346,7 @@ fn dd_handles_a_partial_last_block() {
     assert!(stderr_of(&out).contains("3+1 records out"), "{}", stderr_of(&out));
     assert!(segment_bytes(id) == data);
 
-    let back = scratch.file("back");
+    let back = scratch.path("back");
     let out = sh(&format!("dd if={seg} of={} bs=1M", p(&back)));
     assert!(out.status.success(), "dd from the segment: {}", stderr_of(&out));
     assert!(stderr_of(&out).contains("3+1 records in"), "{}", stderr_of(&out));
@@ -437,9 +358,9 @@ fn dd_of_more_than_fits_writes_the_prefix_then_fails_with_enospc() {
     let m = Mounted::new();
     let size: u64 = (1 << 20) + 100;
     let id = create_segment(0x100f, size, 0o600);
-    let scratch = Scratch::new();
+    let scratch = Scratch::new("shm-io-data");
     let data = pseudo_random(3 << 20, 16);
-    let input = scratch.file("data");
+    let input = scratch.path("data");
     std::fs::write(&input, &data).unwrap();
 
     sh_fails_with(&format!("dd if={} of={} bs=1M conv=notrunc", p(&input), p(&m.shm(id))), "No space left on device");
@@ -470,7 +391,7 @@ fn reading_at_or_past_the_end_returns_nothing() {
 #[test]
 fn truncate_creates_a_keyed_segment_with_mode_from_the_umask() {
     let m = Mounted::new();
-    assert_eq!(kernel_segment_count(), 0);
+    assert_eq!(kernel_object_count("shm"), 0);
 
     sh_ok(&format!("umask 022; truncate -s 4096 {}", p(&m.path("shm/0x1234abcd"))));
     let id = id_of_key(0x1234abcd).expect("truncate created a segment with the key");
@@ -479,7 +400,7 @@ fn truncate_creates_a_keyed_segment_with_mode_from_the_umask() {
     assert_eq!(stat.segsz, 4096);
     assert_eq!(stat.perm.mode & 0o777, 0o644, "0666 & ~022");
     assert_eq!((stat.perm.uid, stat.perm.gid, stat.perm.cuid, stat.perm.cgid), (0, 0, 0, 0));
-    assert_eq!(kernel_segment_count(), 1, "exactly one segment was made");
+    assert_eq!(kernel_object_count("shm"), 1, "exactly one segment was made");
     assert_eq!(list(&m.path("shm")), vec![id.0.to_string()]);
     let meta = std::fs::metadata(m.shm(id)).unwrap();
     assert_eq!((meta.len(), meta.mode() & 0o777), (4096, 0o644));
@@ -493,13 +414,13 @@ fn truncate_creates_a_keyed_segment_with_mode_from_the_umask() {
     sh_ok(&format!("umask 077; truncate -s 4096 {}", p(&m.path("shm/0xbeef"))));
     let stat = shm::stat(id_of_key(0xbeef).unwrap()).unwrap();
     assert_eq!(stat.perm.mode & 0o777, 0o600, "0666 & ~077");
-    assert_eq!(kernel_segment_count(), 2);
+    assert_eq!(kernel_object_count("shm"), 2);
 
     // Upper case and leading zeros name the same key; any size is kept exactly.
     sh_ok(&format!("truncate -s 100 {}", p(&m.path("shm/0X0000ABCD"))));
     let stat = shm::stat(id_of_key(0xabcd).unwrap()).unwrap();
     assert_eq!(stat.segsz, 100);
-    assert_eq!(kernel_segment_count(), 3);
+    assert_eq!(kernel_object_count("shm"), 3);
 }
 
 #[test]
@@ -545,7 +466,7 @@ fn a_key_taken_between_open_and_ftruncate_fails_with_eexist() {
 
     let e = f.set_len(4096).expect_err("the key is taken");
     assert_eq!(errno_of(&e), libc::EEXIST);
-    assert_eq!(kernel_segment_count(), 1);
+    assert_eq!(kernel_object_count("shm"), 1);
     assert_eq!(shm::stat(id).unwrap().segsz, 1000);
     assert!(segment_bytes(id) == before, "the other process's segment is untouched");
 }
@@ -585,7 +506,7 @@ fn truncate_creates_private_segments() {
     let stat = shm::stat(ShmId(other.parse().unwrap())).unwrap();
     assert!(stat.perm.key.is_private());
     assert_eq!(stat.segsz, 8192);
-    assert_eq!(kernel_segment_count(), 2);
+    assert_eq!(kernel_object_count("shm"), 2);
 }
 
 #[test]
@@ -606,7 +527,7 @@ fn fallocate_creates_a_segment() {
     sh_ok(&format!("umask 077; fallocate -l 4096 {}", p(&m.path("shm/0xf00e"))));
     let stat = shm::stat(id_of_key(0xf00e).unwrap()).unwrap();
     assert_eq!((stat.segsz, stat.perm.mode & 0o777), (4096, 0o600));
-    assert_eq!(kernel_segment_count(), 2);
+    assert_eq!(kernel_object_count("shm"), 2);
 }
 
 #[test]
@@ -626,7 +547,7 @@ fn fallocate_on_an_existing_segment_cannot_grow_it() {
     sh_fails_with(&format!("fallocate -l 8193 {path}"), "File too large");
     assert!(segment_bytes(id) == before, "fallocate changed no byte");
     assert_eq!(shm::stat(id).unwrap().segsz, 8192);
-    assert_eq!(kernel_segment_count(), 1);
+    assert_eq!(kernel_object_count("shm"), 1);
 }
 
 #[test]
@@ -652,7 +573,7 @@ fn creating_an_existing_key_fails_with_eexist_and_changes_nothing() {
             .unwrap_err();
         assert_eq!(errno_of(&e), libc::EEXIST, "{name}");
     }
-    assert_eq!(kernel_segment_count(), 1, "nothing new was made");
+    assert_eq!(kernel_object_count("shm"), 1, "nothing new was made");
     assert_eq!(list(&m.path("shm")), vec![id.0.to_string()]);
     let stat_after = shm::stat(id).unwrap();
     assert_eq!(stat_after.segsz, stat_before.segsz);
@@ -671,7 +592,7 @@ fn names_that_are_not_keys_fail_with_enoent_and_create_nothing() {
         assert_eq!(errno_of(&e), libc::ENOENT, "open(O_CREAT) of {name:?}: {e}");
         sh_fails_with(&format!("truncate -s 4096 '{}'", p(&path)), "No such file or directory");
     }
-    assert_eq!(kernel_segment_count(), 0, "no segment was made");
+    assert_eq!(kernel_object_count("shm"), 0, "no segment was made");
     assert!(list(&m.path("shm")).is_empty());
 }
 
@@ -703,7 +624,7 @@ fn touch_alone_creates_nothing() {
     sh_fails_with(&format!("truncate -s 0 {}", p(&path)), "Invalid argument");
     drop(OpenOptions::new().write(true).create(true).truncate(false).open(&path).unwrap());
     assert_eq!(id_of_key(0xabc), Err(libc::ENOENT), "no segment with the key");
-    assert_eq!(kernel_segment_count(), 0);
+    assert_eq!(kernel_object_count("shm"), 0);
     assert!(list(&m.path("shm")).is_empty());
 }
 
@@ -791,7 +712,7 @@ fn removing_a_segment_not_open_through_ipcfs_makes_it_disappear_at_once() {
 
     std::fs::remove_file(m.shm(via_rm)).unwrap();
     assert!(list(&m.path("shm")).is_empty(), "rm shm/ID removes at once");
-    assert_eq!(kernel_segment_count(), 0);
+    assert_eq!(kernel_object_count("shm"), 0);
 }
 
 #[test]

@@ -20,88 +20,9 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use ipcfs::ipc::Errno;
-use ipcfs::ipc::shm::{Attachment, ShmStat};
-
-/// A real user of the test machine, with no privileges.
-const USER: u32 = 1000;
-const USER_GID: u32 = 1000;
-/// Ids with no passwd or group entry, so that every tool prints them as numbers.
-const NOBODY_UID: u32 = 4242;
-const NOBODY_GID: u32 = 4343;
-const SHARED_GID: u32 = 2000;
+use ipcfs::ipc::shm::Attachment;
 
 // ---- helpers ----
-
-/// shmctl(IPC_STAT), as root.
-fn kstat(id: ShmId) -> ShmStat {
-    shm::stat(id).unwrap_or_else(|e| panic!("shmctl({}, IPC_STAT): {e}", id.0))
-}
-
-fn is_gone(id: ShmId) -> bool {
-    shm::stat_any(id) == Err(Errno::ENOENT)
-}
-
-fn key_name(key: i32) -> String {
-    Key(key).to_string()
-}
-
-/// Writes `data` at the start of the segment, through an attachment of the test's own.
-fn fill(id: ShmId, data: &[u8]) {
-    let attachment = Attachment::attach(id, kstat(id).segsz, true).unwrap();
-    assert_eq!(attachment.write_at(0, data).unwrap(), data.len());
-}
-
-/// The segment's bytes, read through an attachment of the test's own.
-fn contents(id: ShmId) -> Vec<u8> {
-    let size = kstat(id).segsz;
-    Attachment::attach(id, size, false).unwrap().read_at(0, size as usize)
-}
-
-/// What a refused operation must leave as it was.
-#[derive(Debug, PartialEq, Eq)]
-struct Snapshot {
-    key: Key,
-    mode: u32,
-    uid: u32,
-    gid: u32,
-    segsz: u64,
-    contents: Vec<u8>,
-}
-
-fn snapshot(id: ShmId) -> Snapshot {
-    let k = kstat(id);
-    Snapshot {
-        key: k.perm.key,
-        mode: k.perm.mode,
-        uid: k.perm.uid,
-        gid: k.perm.gid,
-        segsz: k.segsz,
-        contents: contents(id),
-    }
-}
-
-/// `ipcmk -M size -p mode`, as `uid` (root when `None`); returns the new id.
-fn ipcmk(as_user: Option<(u32, u32)>, size: u64, mode: u32) -> ShmId {
-    let script = format!("ipcmk -M {size} -p {mode:04o}");
-    let out = match as_user {
-        Some((uid, gid)) => sh_as(uid, gid, &[], &script),
-        None => sh(&script),
-    };
-    let text = assert_ok(&out, &script);
-    let id = text.trim().strip_prefix("Shared memory id: ").unwrap_or_else(|| panic!("ipcmk said {text:?}"));
-    ShmId(id.parse().unwrap())
-}
-
-/// Makes the kernel give the next segment of this IPC namespace the id `id`.
-fn request_next_id(id: ShmId) {
-    fs::write("/proc/sys/kernel/shm_next_id", id.0.to_string()).expect("write kernel.shm_next_id");
-}
-
-/// The rows of `lsipc -m --json`, by column name (lower case); null is "".
-/// lsipc pretty-prints one `"name": value` per line, which is all this parses.
-fn lsipc_rows(columns: &str) -> Vec<HashMap<String, String>> {
-    parse_lsipc_json(&sh_ok(&format!("TZ=UTC lsipc -m --json --bytes --numeric-perms --time-format=iso -o {columns}")))
-}
 
 // ---- 1. layout ----
 
@@ -143,7 +64,7 @@ fn segments_made_and_removed_behind_the_daemons_back_show_at_once() {
     assert_eq!(errno(fs::symlink_metadata(m.path("by-key/shm/0x00c0ffee"))), libc::ENOENT);
     assert!(list(&m.path("shm")).is_empty());
 
-    let made = ipcmk(None, 8192, 0o640);
+    let made = ipcmk_segment(None, 8192, 0o640);
     assert_eq!(made, ShmId(0), "the first id of a fresh IPC namespace");
     let made_key = key_name(kstat(made).perm.key.0);
     let md = fs::metadata(m.path("shm/0")).unwrap();
@@ -231,7 +152,10 @@ fn ls_and_stat_agree_with_ipcs_and_lsipc() {
     shm::set(c, NOBODY_UID + 1, 0, 0o660).unwrap();
     let _held = Attachment::attach(c, 70000, false).unwrap();
 
-    let rows = lsipc_rows("KEY,ID,OWNER,PERMS,UID,GID,CUID,CGID,SIZE,NATTCH,STATUS,CTIME,ATTACH,DETACH,CPID,LPID");
+    let rows = lsipc_rows(
+        "-m --bytes --numeric-perms",
+        "KEY,ID,OWNER,PERMS,UID,GID,CUID,CGID,SIZE,NATTCH,STATUS,CTIME,ATTACH,DETACH,CPID,LPID",
+    );
     assert_eq!(rows.len(), 3, "{rows:?}");
     let ipcs = sh_ok("LC_ALL=C ipcs -m");
     let ls = ls_long(&m.path("shm"), "-l");
@@ -310,7 +234,7 @@ fn extended_attributes_equal_ipc_stat() {
     let m = Mounted::new();
     // Made by another user in another process, then given to root: creator,
     // owner, creating pid and last pid all differ.
-    let id = ipcmk(Some((USER, USER_GID)), 4096, 0o640);
+    let id = ipcmk_segment(Some((USER, USER_GID)), 4096, 0o640);
     shm::set(id, 0, 0, 0o640).unwrap();
     let _held = Attachment::attach(id, 4096, false).unwrap();
     let k = kstat(id);
@@ -473,7 +397,7 @@ fn rm_removes_an_unattached_segment() {
 fn rm_of_an_attached_segment_marks_it_for_destruction_until_the_last_detach() {
     let m = Mounted::new();
     let id = create_segment(0x7001, 4096, 0o600);
-    fill(id, b"still here");
+    write_segment(id, 0, b"still here");
     let held = Attachment::attach(id, 4096, false).unwrap();
 
     fs::remove_file(m.shm(id)).unwrap();
@@ -523,7 +447,7 @@ fn rm_f_of_a_missing_id_succeeds_and_rm_says_enoent() {
 fn check_recycled_id_is_a_new_file(make_new: impl FnOnce() -> ShmId) {
     let m = Mounted::new();
     let old = create_segment(0x8000, 4096, 0o600);
-    fill(old, b"OLD-OLD-");
+    write_segment(old, 0, b"OLD-OLD-");
     let path = m.shm(old);
     let old_ino = fs::metadata(&path).unwrap().ino();
     let old_file = OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(&path).unwrap();
@@ -534,7 +458,7 @@ fn check_recycled_id_is_a_new_file(make_new: impl FnOnce() -> ShmId) {
     request_next_id(old);
     let new = make_new();
     assert_eq!(new, old, "precondition: the kernel reused the id");
-    fill(new, b"NEW!NEW!");
+    write_segment(new, 0, b"NEW!NEW!");
 
     let md = fs::metadata(&path).unwrap();
     assert_ne!(md.ino(), old_ino, "a recycled id must be a new inode");
@@ -555,7 +479,7 @@ fn check_recycled_id_is_a_new_file(make_new: impl FnOnce() -> ShmId) {
 
 #[test]
 fn recycled_id_made_by_another_process_is_a_new_file() {
-    check_recycled_id_is_a_new_file(|| ipcmk(None, 4096, 0o600));
+    check_recycled_id_is_a_new_file(|| ipcmk_segment(None, 4096, 0o600));
 }
 
 #[test]
@@ -575,7 +499,7 @@ fn recycled_id_with_another_key_is_a_new_file() {
 fn an_open_file_keeps_its_segment_and_never_reads_a_newer_one() {
     let m = Mounted::new();
     let old = create_segment(0x8100, 4096, 0o600);
-    fill(old, b"OLD-OLD-");
+    write_segment(old, 0, b"OLD-OLD-");
     let mut old_file = File::open(m.shm(old)).unwrap();
     let old_ino = old_file.metadata().unwrap().ino();
 
@@ -590,7 +514,7 @@ fn an_open_file_keeps_its_segment_and_never_reads_a_newer_one() {
     request_next_id(old);
     let new = create_segment(0x8100, 8192, 0o600);
     assert_eq!(new, old, "precondition: the kernel gave the id again");
-    fill(new, b"NEW!NEW!");
+    write_segment(new, 0, b"NEW!NEW!");
     let md = fs::metadata(m.shm(new)).unwrap();
     assert_eq!(md.size(), 8192, "a stat by the path shows the new segment, never the old");
     assert_ne!(md.ino(), old_ino);
@@ -639,9 +563,9 @@ fn missing_and_non_canonical_names_are_enoent() {
 fn other_users_are_held_to_the_segments_mode() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
     let secret = create_segment(0x9000, 4096, 0o600);
-    fill(secret, b"secret");
+    write_segment(secret, 0, b"secret");
     let public = create_segment(0x9001, 4096, 0o644);
-    fill(public, b"public");
+    write_segment(public, 0, b"public");
     let before = (snapshot(secret), snapshot(public));
 
     let out = sh_as(USER, USER_GID, &[], &format!("LC_ALL=C cat {}", q(&m.shm(secret))));
@@ -662,7 +586,7 @@ fn other_users_may_not_chmod_chown_or_remove_a_root_segment() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
     // Readable and writable by all: ownership, not access, decides.
     let id = create_segment(0x9100, 4096, 0o666);
-    fill(id, b"owned by root");
+    write_segment(id, 0, b"owned by root");
     let before = snapshot(id);
     let path = q(&m.shm(id));
     for (what, script) in [
@@ -683,7 +607,7 @@ fn other_users_may_not_chmod_chown_or_remove_a_root_segment() {
 #[test]
 fn the_creator_may_chmod_and_remove_a_segment_it_no_longer_owns() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
-    let id = ipcmk(Some((USER, USER_GID)), 4096, 0o600);
+    let id = ipcmk_segment(Some((USER, USER_GID)), 4096, 0o600);
     shm::set(id, 0, 0, 0o600).unwrap();
     let k = kstat(id);
     assert_eq!((k.perm.cuid, k.perm.uid), (USER, 0), "precondition: creator, not owner");
@@ -704,7 +628,7 @@ fn supplementary_group_members_get_the_group_bits() {
     let m = Mounted::with_options(&["-o", "allow_other"]);
     let id = create_segment(0x9200, 4096, 0o640);
     shm::set(id, 0, SHARED_GID, 0o640).unwrap();
-    fill(id, b"grouped");
+    write_segment(id, 0, b"grouped");
     let before = snapshot(id);
     let path = q(&m.shm(id));
 
@@ -757,7 +681,7 @@ fn names_cannot_be_made_moved_or_linked() {
 fn read_only_mount_reads_but_refuses_every_change_with_erofs() {
     let m = Mounted::with_options(&["-o", "ro"]);
     let id = create_segment(0x0000a000, 4096, 0o644);
-    fill(id, b"read only");
+    write_segment(id, 0, b"read only");
     let before = snapshot(id);
     let path = q(&m.shm(id));
 

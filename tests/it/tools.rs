@@ -16,40 +16,12 @@ use crate::common::*;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
-use ipcfs::ipc::Errno;
-use ipcfs::ipc::msg::{self, MsgStat, MsqId};
+use ipcfs::ipc::msg::{MsgStat, MsqId};
 use ipcfs::ipc::sem::{self, Query, SemId, SemStat};
 
-/// Room for any message these tests send.
-const BIG: usize = 1 << 16;
-
-// ---- helpers: a scratch directory and commands ----
-
-/// A directory under the system's temporary directory for what the tools
-/// write, removed with everything in it on drop (also when a test fails).
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = std::env::temp_dir().join(format!("ipcfs-tools-{tag}-{}", std::process::id()));
-        let _ = fs::remove_dir_all(&dir);
-        fs::create_dir_all(&dir).unwrap();
-        Scratch(dir)
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.0.join(name)
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+// ---- helpers: commands ----
 
 /// `sh -c script` under `timeout 20`, in the C locale, with no input.
 fn run(script: &str) -> Output {
@@ -90,62 +62,13 @@ fn new_segment(key: i32, bytes: &[u8]) -> ShmId {
     id
 }
 
-/// A segment's bytes, read through shmat.
-fn segment_bytes(id: ShmId) -> Vec<u8> {
-    let size = shm::stat_any(id).expect("shmctl(SHM_STAT_ANY)").segsz;
-    shm::Attachment::attach(id, size, false).expect("shmat").read_at(0, size as usize)
-}
-
 /// A set made with semget whose semaphores hold `values` (SETVAL).
 fn new_set(key: i32, values: &[i32]) -> SemId {
-    let id = sem::get(Key(key), values.len() as i32, libc::IPC_CREAT | libc::IPC_EXCL | 0o600).expect("semget");
+    let id = create_set(key, values.len() as i32, 0o600);
     for (num, &v) in values.iter().enumerate() {
         sem::set_value(id, num as u16, v).expect("SETVAL");
     }
     id
-}
-
-/// GETVAL.
-fn value(id: SemId, num: u16) -> i32 {
-    sem::query(id, num, Query::Value).unwrap_or_else(|e| panic!("semctl({}, {num}, GETVAL): {e}", id.0))
-}
-
-/// A queue made with msgget.
-fn new_queue(key: i32) -> MsqId {
-    msg::get(Key(key), libc::IPC_CREAT | libc::IPC_EXCL | 0o600).expect("msgget")
-}
-
-fn send(id: MsqId, mtype: i64, body: &[u8]) {
-    msg::send(id, mtype, body, false).unwrap_or_else(|e| panic!("msgsnd(type {mtype}) on {}: {e}", id.0));
-}
-
-fn kstat(id: MsqId) -> MsgStat {
-    msg::stat_any(id).unwrap_or_else(|e| panic!("msgctl({}, MSG_STAT_ANY): {e}", id.0))
-}
-
-type Queued = Vec<(i64, Vec<u8>)>;
-
-/// Every message queued, in order, copied without taking (MSG_COPY).
-fn queued(id: MsqId) -> Queued {
-    let mut out = Vec::new();
-    for index in 0.. {
-        match msg::peek(id, index, BIG) {
-            Ok(m) => out.push((m.mtype, m.body)),
-            Err(Errno::ENOMSG) => return out,
-            Err(e) => panic!("msgrcv(MSG_COPY) on {}: {e}", id.0),
-        }
-    }
-    unreachable!()
-}
-
-/// Takes every message queued.
-fn drain(id: MsqId) {
-    while msg::receive(id, 0, BIG, false).is_ok() {}
-    assert_eq!(kstat(id).qnum, 0, "drained");
-}
-
-fn messages(list: &[(i64, &[u8])]) -> Queued {
-    list.iter().map(|(t, b)| (*t, b.to_vec())).collect()
 }
 
 /// The bodies of `queue`, one after another.
@@ -172,8 +95,9 @@ struct World {
 
 fn world(seg: ShmId, set: SemId, queue: MsqId) -> World {
     let set_stat = sem::stat_any(set).expect("semctl(SEM_STAT_ANY)");
-    let semaphores =
-        (0..set_stat.nsems as u16).map(|n| (value(set, n), sem::query(set, n, Query::Pid).expect("GETPID"))).collect();
+    let semaphores = (0..set_stat.nsems as u16)
+        .map(|n| (sem_value(set, n), sem::query(set, n, Query::Pid).expect("GETPID")))
+        .collect();
     World { segment: segment_bytes(seg), set: set_stat, semaphores, queue: kstat(queue), messages: queued(queue) }
 }
 
@@ -187,8 +111,8 @@ fn browsing_tools_take_no_message_and_change_no_value_or_byte() {
     segment.extend((0..4096 - segment.len()).map(|i| (i % 251) as u8));
     let seg = new_segment(0x7001, &segment);
     let set = new_set(0x7002, &[3, 0, 42]);
-    let queue = new_queue(0x7003);
-    let sent = messages(&[(1, b"alpha\n"), (2, b"beta\nbeta2\n"), (1, b"gamma\n")]);
+    let queue = create_queue(0x7003, 0o600);
+    let sent = byte_messages(&[(1, b"alpha\n"), (2, b"beta\nbeta2\n"), (1, b"gamma\n")]);
     for (mtype, body) in &sent {
         send(queue, *mtype, body);
     }
@@ -202,7 +126,7 @@ fn browsing_tools_take_no_message_and_change_no_value_or_byte() {
     let any = q(&m.path(format!("msg/{}/any", queue.0)));
     let sem0 = q(&m.path(format!("sem/{}/0", set.0)));
     let sem2 = q(&m.path(format!("sem/{}/2", set.0)));
-    let tmp = q(&scratch.0);
+    let tmp = q(scratch.dir());
     let all_bodies = bodies(&sent);
     // Runs one browsing command, then requires the kernel's view unchanged.
     let browse = |script: &str, accepted: &[i32]| -> Output {
@@ -241,8 +165,8 @@ fn browsing_tools_take_no_message_and_change_no_value_or_byte() {
     browse(&format!("file {any} {sem0}"), &[0]);
 
     browse(&format!("cp -r {mnt}/sem {mnt}/msg {tmp}/"), &[0]);
-    assert_eq!(fs::read(scratch.path(&format!("msg/{}/any", queue.0))).unwrap(), all_bodies, "cp -r of msg/");
-    assert_eq!(fs::read_to_string(scratch.path(&format!("sem/{}/2", set.0))).unwrap(), "42\n", "cp -r of sem/");
+    assert_eq!(fs::read(scratch.path(format!("msg/{}/any", queue.0))).unwrap(), all_bodies, "cp -r of msg/");
+    assert_eq!(fs::read_to_string(scratch.path(format!("sem/{}/2", set.0))).unwrap(), "42\n", "cp -r of sem/");
 
     browse(&format!("du -a {mnt}"), &[0]);
 
@@ -281,14 +205,14 @@ fn cp_copies_semaphore_values_and_queue_contents() {
     let m = Mounted::new();
     let scratch = Scratch::new("cp");
     let set = new_set(0x7011, &[7, 0, 123]);
-    let queue = new_queue(0x7012);
-    let sent = messages(&[(1, b"one\n"), (4, b"four"), (1, b"three\n")]);
+    let queue = create_queue(0x7012, 0o600);
+    let sent = byte_messages(&[(1, b"one\n"), (4, b"four"), (1, b"three\n")]);
     for (mtype, body) in &sent {
         send(queue, *mtype, body);
     }
     let stat_before = kstat(queue);
     let set_dir = m.path(format!("sem/{}", set.0));
-    let tmp = q(&scratch.0);
+    let tmp = q(scratch.dir());
 
     let out = run_expecting(&format!("cp {} {tmp}/x", q(&set_dir.join("0"))), &[0]);
     assert_eq!(stderr_of(&out), "", "cp of a semaphore file says nothing (no 'replaced while being copied')");
@@ -298,7 +222,7 @@ fn cp_copies_semaphore_values_and_queue_contents() {
     let copied = list(&scratch.path("s"));
     assert_eq!(copied, ["0", "1", "2"], "cp -r copies every semaphore");
     for (num, want) in ["7\n", "0\n", "123\n"].iter().enumerate() {
-        assert_eq!(fs::read_to_string(scratch.path(&format!("s/{num}"))).unwrap(), *want, "semaphore {num}");
+        assert_eq!(fs::read_to_string(scratch.path(format!("s/{num}"))).unwrap(), *want, "semaphore {num}");
     }
 
     run_ok(&format!("cp {} {tmp}/q", q(&m.path(format!("msg/{}/any", queue.0)))));
@@ -308,7 +232,7 @@ fn cp_copies_semaphore_values_and_queue_contents() {
 
     assert_eq!(queued(queue), sent, "cp took nothing");
     assert_eq!(kstat(queue), stat_before, "cp left the queue's counters alone");
-    assert_eq!((0..3).map(|n| value(set, n)).collect::<Vec<_>>(), [7, 0, 123], "cp left the values alone");
+    assert_eq!((0..3).map(|n| sem_value(set, n)).collect::<Vec<_>>(), [7, 0, 123], "cp left the values alone");
 }
 
 #[test]
@@ -348,7 +272,7 @@ fn stat_of_files_is_honest() {
     }
 
     // As for browsing, /dev/null makes tar skip reading; a real archive too.
-    let tmp = q(&scratch.0);
+    let tmp = q(scratch.dir());
     for archive in ["/dev/null".to_string(), format!("{tmp}/ls.tar")] {
         let out = run(&format!("tar -cf {archive} -C {} limits sem", q(m.root())));
         assert_eq!(
@@ -359,14 +283,14 @@ fn stat_of_files_is_honest() {
     }
     run_ok(&format!("mkdir {tmp}/x && tar -xf {tmp}/ls.tar -C {tmp}/x"));
     assert_eq!(
-        fs::read_to_string(scratch.path(&format!("x/sem/{}/0", set.0))).unwrap(),
+        fs::read_to_string(scratch.path(format!("x/sem/{}/0", set.0))).unwrap(),
         "12345\n",
         "tar archived the value"
     );
     for name in &limits {
         let shown = fs::read_to_string(m.path(format!("limits/{name}"))).unwrap();
         assert_eq!(
-            fs::read_to_string(scratch.path(&format!("x/limits/{name}"))).unwrap(),
+            fs::read_to_string(scratch.path(format!("x/limits/{name}"))).unwrap(),
             shown,
             "tar archived limits/{name}"
         );
@@ -394,14 +318,14 @@ fn shell_forms_that_write_to_a_semaphore_run_each_command_once() {
     ] {
         let out = run(&script);
         assert_ok(&out, &script);
-        assert_eq!(value(set, 0), want, "after `{script}`");
+        assert_eq!(sem_value(set, 0), want, "after `{script}`");
     }
     // Longer than 4096 bytes: refused whole. The digits (9) differ from the
     // value (5), so that any part of it taken as a command shows.
     let script = format!("printf '%04097d' 9 > {f}");
     let out = run(&script);
     assert!(!out.status.success(), "`{script}` succeeded; stderr {:?}", stderr_of(&out));
-    assert_eq!(value(set, 0), 5, "after `{script}` (stderr {:?})", stderr_of(&out));
+    assert_eq!(sem_value(set, 0), 5, "after `{script}` (stderr {:?})", stderr_of(&out));
 }
 
 #[test]
@@ -411,7 +335,7 @@ fn shell_forms_that_write_to_a_queue_send_one_message_per_write() {
     // Messages up to 64 KiB in this IPC namespace (the default msgmax is 8192).
     fs::write("/proc/sys/kernel/msgmax", "65536").unwrap();
     assert_eq!(fs::read_to_string("/proc/sys/kernel/msgmax").unwrap().trim(), "65536", "precondition");
-    let queue = new_queue(0x7041);
+    let queue = create_queue(0x7041, 0o600);
     assert!(kstat(queue).qbytes >= 12000, "precondition: room for 12000 bytes");
     let file = scratch.path("file");
     let big = scratch.path("big");
@@ -424,20 +348,20 @@ fn shell_forms_that_write_to_a_queue_send_one_message_per_write() {
     let type3 = q(&m.path(format!("msg/{}/3", queue.0)));
 
     for (script, want) in [
-        (format!("echo hi > {any}"), messages(&[(1, b"hi\n")])),
-        (format!("printf x > {type3}"), messages(&[(3, b"x")])),
-        (format!("cat {file} > {any}"), messages(&[(1, &five)])),
-        (format!("dd if={file} of={any} bs=5000 count=1 status=none"), messages(&[(1, &five)])),
-        (format!("tee {any} < {file} > /dev/null"), messages(&[(1, &five)])),
+        (format!("echo hi > {any}"), byte_messages(&[(1, b"hi\n")])),
+        (format!("printf x > {type3}"), byte_messages(&[(3, b"x")])),
+        (format!("cat {file} > {any}"), byte_messages(&[(1, &five)])),
+        (format!("dd if={file} of={any} bs=5000 count=1 status=none"), byte_messages(&[(1, &five)])),
+        (format!("tee {any} < {file} > /dev/null"), byte_messages(&[(1, &five)])),
         (
             format!("/usr/bin/python3 -c \"import sys; open(sys.argv[1],'wb').write(b'x'*5000)\" {any}"),
-            messages(&[(1, &[b'x'; 5000])]),
+            byte_messages(&[(1, &[b'x'; 5000])]),
         ),
         // head writes 8 KiB pieces: each is a message (documented).
-        (format!("head -c 12000 {big} > {any}"), messages(&[(1, &twenty[..8192]), (1, &twenty[8192..12000])])),
+        (format!("head -c 12000 {big} > {any}"), byte_messages(&[(1, &twenty[..8192]), (1, &twenty[8192..12000])])),
         (
             format!("dd if={big} bs=12000 count=1 iflag=fullblock of={any} status=none"),
-            messages(&[(1, &twenty[..12000])]),
+            byte_messages(&[(1, &twenty[..12000])]),
         ),
     ] {
         let out = run(&script);
@@ -450,14 +374,15 @@ fn shell_forms_that_write_to_a_queue_send_one_message_per_write() {
         );
         assert!(got == want, "after `{script}`: the bodies differ from what was written");
         drain(queue);
+        assert_eq!(kstat(queue).qnum, 0, "drained");
     }
 }
 
 #[test]
 fn head_of_a_receiving_file_takes_one_message_and_tail_f_of_a_listed_file_takes_nothing() {
     let m = Mounted::new();
-    let queue = new_queue(0x7051);
-    let sent = messages(&[(1, b"first\n"), (2, b"second\n")]);
+    let queue = create_queue(0x7051, 0o600);
+    let sent = byte_messages(&[(1, b"first\n"), (2, b"second\n")]);
     for (mtype, body) in &sent {
         send(queue, *mtype, body);
     }
@@ -472,5 +397,5 @@ fn head_of_a_receiving_file_takes_one_message_and_tail_f_of_a_listed_file_takes_
     let script = format!("head -n 1 {}", q(&m.path(format!("msg/{}/.recv/any", queue.0))));
     let out = run_expecting(&script, &[0]);
     assert_eq!(text(&out.stdout), "first\n", "`{script}`");
-    assert_eq!(queued(queue), messages(&[(2, b"second\n")]), "head of .recv/any took exactly one message");
+    assert_eq!(queued(queue), byte_messages(&[(2, b"second\n")]), "head of .recv/any took exactly one message");
 }

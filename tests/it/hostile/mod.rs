@@ -62,7 +62,7 @@ use std::time::{Duration, Instant};
 
 use ipcfs::ipc::msg::{self, MsqId};
 use ipcfs::ipc::sem::{self, Query, SEMVMX, SemId};
-use ipcfs::ipc::{Errno, sysvipc};
+use ipcfs::ipc::sysvipc;
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
@@ -184,21 +184,9 @@ struct Kernel {
     queues: BTreeMap<i32, Queue>,
 }
 
-fn kernel_msgmax() -> usize {
-    fs::read_to_string("/proc/sys/kernel/msgmax").unwrap().trim().parse().unwrap()
-}
-
-/// The queue's messages in order, looked at without taking them (MSG_COPY).
-fn queued(id: MsqId) -> Vec<(i64, Text)> {
-    let room = kernel_msgmax();
-    let mut messages = Vec::new();
-    loop {
-        match msg::peek(id, messages.len() as u64, room) {
-            Ok(m) => messages.push((m.mtype, Text(m.body))),
-            Err(Errno::ENOMSG) => return messages,
-            Err(e) => panic!("msgrcv({}, MSG_COPY): {e}", id.0),
-        }
-    }
+/// The queue's messages in order ([`queued`]), their bodies as [`Text`].
+fn queued_texts(id: MsqId) -> Vec<(i64, Text)> {
+    queued(id).into_iter().map(|(mtype, body)| (mtype, Text(body))).collect()
 }
 
 impl Kernel {
@@ -224,7 +212,7 @@ impl Kernel {
             .iter()
             .map(|q| {
                 let qbytes = msg::stat_any(q.id).unwrap().qbytes;
-                (q.id.0, Queue { perm: Perm::of(&q.perm), qbytes, messages: queued(q.id) })
+                (q.id.0, Queue { perm: Perm::of(&q.perm), qbytes, messages: queued_texts(q.id) })
             })
             .collect();
         Kernel { segments, sets, queues }

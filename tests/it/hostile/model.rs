@@ -327,10 +327,6 @@ pub(super) fn sem_syntax(text: &[u8]) -> Option<Want> {
     if valid(&at_zero) || valid(&sem_command(text, SEMVMX)) { None } else { at_zero.err() }
 }
 
-pub(super) fn kernel_msgmnb() -> u64 {
-    fs::read_to_string("/proc/sys/kernel/msgmnb").unwrap().trim().parse().unwrap()
-}
-
 /// The bytes a read of `room` at `offset` gets: fewer at the end, none past it.
 pub(super) fn window(bytes: &[u8], offset: u64, room: usize) -> &[u8] {
     let start = offset.min(bytes.len() as u64) as usize;

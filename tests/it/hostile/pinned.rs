@@ -53,11 +53,11 @@ fn one_write_is_one_message_even_beyond_one_fuse_request() {
     let mut failures = Vec::new();
     for size in [600 << 10, 1 << 20, (1 << 20) + 1, 3 << 20] {
         let body = pseudo_random(size, size as u64);
-        let before = queued(w.queue);
+        let before = queued_texts(w.queue);
         dog.guard("a large write to a queue");
         let got = write_once(&path, libc::O_NONBLOCK, &body);
         dog.clear();
-        let after = queued(w.queue);
+        let after = queued_texts(w.queue);
         let mut want = before.clone();
         want.push((9, Text(body.clone())));
         let ok = match got {
