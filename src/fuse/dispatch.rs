@@ -17,14 +17,7 @@ impl IpcFuse {
     /// Runs `job` with the model serving `ino`, if `caller` may use it: at
     /// once on this thread for the mount's own namespace, on the member's
     /// thread for another.
-    pub(super) fn on<R: Fails>(
-        &self,
-        op: &'static str,
-        ino: INodeNo,
-        caller: Caller,
-        reply: R,
-        job: impl FnOnce(&IpcFs, &Caller, R) + Send + 'static,
-    ) {
+    pub(super) fn on<R: Fails>(&self, op: &'static str, ino: INodeNo, caller: Caller, reply: R, job: impl Job<R>) {
         let route = self.route(ino, Some(&caller));
         self.dispatch(op, route, reply, move |fs, reply| job(fs, &caller, reply));
     }
@@ -34,14 +27,7 @@ impl IpcFuse {
     /// on a thread of its own, charged as a wait to the caller, so that no
     /// caller can hold an event loop. (Another namespace's calls run on its
     /// own thread already.)
-    pub(super) fn on_walk<R: Fails>(
-        &self,
-        op: &'static str,
-        ino: INodeNo,
-        caller: Caller,
-        reply: R,
-        job: impl FnOnce(&IpcFs, &Caller, R) + Send + 'static,
-    ) {
+    pub(super) fn on_walk<R: Fails>(&self, op: &'static str, ino: INodeNo, caller: Caller, reply: R, job: impl Job<R>) {
         match self.route(ino, Some(&caller)) {
             Ok(None) if self.fs.may_walk(ino.0, &caller) => {
                 let charge = match self.fs.budgets().charge(caller.uid, Spend::Wait) {
@@ -83,6 +69,27 @@ impl IpcFuse {
             Err(e) => reply.error(errno(op, at.named(&name), e)),
         };
         if walk { self.on_walk(op, parent, caller, reply, job) } else { self.on(op, parent, caller, reply, job) }
+    }
+
+    /// readdir and readdirplus: the entries of directory `ino` from
+    /// `offset`, as many as the reply holds.
+    pub(super) fn list_dir<R: DirReply>(
+        &self,
+        op: &'static str,
+        req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: R,
+    ) {
+        let at = At::of(ino, req);
+        self.on_walk(op, ino, caller(req), reply, move |fs, caller, mut reply| {
+            let mut add = |next: u64, name: &str, e: &Entry| reply.add_entry(next, name, e);
+            match fs.readdir(ino.0, fh.0, offset, R::PLUS, caller, &mut add) {
+                Ok(()) => reply.done(),
+                Err(e) => reply.fail(errno(op, at, e)),
+            }
+        });
     }
 
     /// Refuses what ipcfs never does (mknod, symlink, rename, link) with
@@ -145,6 +152,40 @@ impl IpcFuse {
                 self.dispatch(op, route, reply, move |fs, reply| job(fs, &caller, &bytes, reply));
             }
         }
+    }
+}
+
+/// What a handler hands to [`IpcFuse::on`]: the model call and the reply.
+pub(super) trait Job<R>: FnOnce(&IpcFs, &Caller, R) + Send + 'static {}
+
+impl<R, F: FnOnce(&IpcFs, &Caller, R) + Send + 'static> Job<R> for F {}
+
+/// A listing's reply: plain entries (readdir) or entries with their
+/// attributes (readdirplus).
+pub(super) trait DirReply: Fails {
+    const PLUS: bool;
+    /// Adds an entry; true when the reply is full.
+    fn add_entry(&mut self, next: u64, name: &str, e: &Entry) -> bool;
+    fn done(self);
+}
+
+impl DirReply for ReplyDirectory {
+    const PLUS: bool = false;
+    fn add_entry(&mut self, next: u64, name: &str, e: &Entry) -> bool {
+        self.add(INodeNo(e.attr.ino), next, file_attr(&e.attr).kind, name)
+    }
+    fn done(self) {
+        self.ok()
+    }
+}
+
+impl DirReply for ReplyDirectoryPlus {
+    const PLUS: bool = true;
+    fn add_entry(&mut self, next: u64, name: &str, e: &Entry) -> bool {
+        self.add(INodeNo(e.attr.ino), next, name, &e.ttl, &file_attr(&e.attr), Generation(0))
+    }
+    fn done(self) {
+        self.ok()
     }
 }
 

@@ -377,32 +377,11 @@ impl Filesystem for IpcFuse {
     }
 
     fn readdir(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectory) {
-        let at = At::of(ino, req);
-        let caller = caller(req);
-        self.on_walk("readdir", ino, caller, reply, move |fs, caller, mut reply| {
-            let mut add = |next: u64, name: &str, e: &Entry| {
-                let kind = file_attr(&e.attr).kind;
-                reply.add(INodeNo(e.attr.ino), next, kind, name)
-            };
-            match fs.readdir(ino.0, fh.0, offset, false, caller, &mut add) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("readdir", at, e)),
-            }
-        });
+        self.list_dir("readdir", req, ino, fh, offset, reply);
     }
 
     fn readdirplus(&self, req: &Request, ino: INodeNo, fh: FileHandle, offset: u64, reply: ReplyDirectoryPlus) {
-        let at = At::of(ino, req);
-        let caller = caller(req);
-        self.on_walk("readdirplus", ino, caller, reply, move |fs, caller, mut reply| {
-            let mut add = |next: u64, name: &str, e: &Entry| {
-                reply.add(INodeNo(e.attr.ino), next, name, &e.ttl, &file_attr(&e.attr), Generation(0))
-            };
-            match fs.readdir(ino.0, fh.0, offset, true, caller, &mut add) {
-                Ok(()) => reply.ok(),
-                Err(e) => reply.error(errno("readdirplus", at, e)),
-            }
-        });
+        self.list_dir("readdirplus", req, ino, fh, offset, reply);
     }
 
     fn releasedir(&self, _req: &Request, ino: INodeNo, fh: FileHandle, _flags: OpenFlags, reply: ReplyEmpty) {
