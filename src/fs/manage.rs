@@ -169,8 +169,8 @@ impl IpcFs {
         let usage = crate::ipc::shm::usage()?;
         // kernel.shmall defaults to nearly 2^64 pages, which would overflow
         // df's arithmetic; no more than the machine's memory can be used.
-        let memory = nix::unistd::sysconf(nix::unistd::SysconfVar::_PHYS_PAGES).ok().flatten().unwrap_or(i64::MAX);
-        let shmall = Resource::Shmall.value().unwrap_or(u64::MAX).min(memory.max(0) as u64);
+        let memory = crate::ipc::limits::physical_pages().unwrap_or(i64::MAX as u64);
+        let shmall = Resource::Shmall.value().unwrap_or(u64::MAX).min(memory);
         let shmmni = Resource::Shmmni.value().unwrap_or(4096);
         Ok(StatFs {
             blocks: shmall,

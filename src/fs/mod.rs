@@ -22,9 +22,9 @@
 #![forbid(unsafe_code)]
 
 pub mod access;
+mod attr;
 pub mod budget;
 pub mod error;
-mod attr;
 mod family;
 mod files;
 pub mod inode;
@@ -51,8 +51,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use crate::ipc::Errno;
 pub use access::{Caller, Want};
-pub use budget::{Budgets, Charge, Spend, UserBudget};
 pub use attr::BLOCK_SIZE;
+pub use budget::{Budgets, Charge, Spend, UserBudget};
 pub use error::{Error, Result};
 use inode::{Dir, Node, Reading};
 use listing::Listed;
@@ -176,6 +176,7 @@ impl Default for IpcFs {
 
 impl IpcFs {
     pub fn new() -> IpcFs {
+        let (uid, gid) = crate::ipc::creds::effective_ids();
         IpcFs {
             inodes: Mutex::new(InodeTable::new()),
             base: 0,
@@ -188,8 +189,8 @@ impl IpcFs {
             next_fh: AtomicU64::new(1),
             stopping: Arc::new(AtomicBool::new(false)),
             mounted_at: SystemTime::now(),
-            uid: nix::unistd::geteuid().as_raw(),
-            gid: nix::unistd::getegid().as_raw(),
+            uid,
+            gid,
             passthrough: Arc::new(AtomicBool::new(false)),
             open_inodes: Mutex::new(HashMap::new()),
         }
@@ -319,6 +320,5 @@ fn creation_name(name: &OsStr) -> Result<&str> {
 }
 
 fn page_size() -> u32 {
-    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().unwrap_or(4096) as u32
+    crate::ipc::limits::page_size()
 }
-

@@ -359,7 +359,12 @@ impl OpenSemaphore {
         if want.includes_write() && check_access(&stat.perm, caller, Want::WRITE).is_err() {
             check_access(&stat.perm, caller, Want::READ)?;
         }
-        Ok(OpenSemaphore { ident, num, nonblocking: OpenFlags::from_raw(flags).is_nonblocking(), snapshot: Mutex::new(Vec::new()) })
+        Ok(OpenSemaphore {
+            ident,
+            num,
+            nonblocking: OpenFlags::from_raw(flags).is_nonblocking(),
+            snapshot: Mutex::new(Vec::new()),
+        })
     }
 
     /// Reads as a sysfs attribute reads: a read at offset 0 takes the value

@@ -21,8 +21,8 @@ use super::family::{self, Family};
 use super::inode::{Node, ShmIdent};
 use super::names::parse_creation_key;
 use super::types::{Attr, Data, FileKind, SetAttr};
-use crate::ipc::flags::GetFlags;
 use crate::ipc::creds::{Identity, run_as};
+use crate::ipc::flags::GetFlags;
 use crate::ipc::shm::{self, SegmentMemory, ShmId, ShmStat};
 use crate::ipc::{Errno, IpcPerm, Key, sysvipc};
 
