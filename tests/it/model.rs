@@ -133,7 +133,7 @@ fn refusals_change_nothing() {
     let chmod = SetAttr { mode: Some(0o100777), ..SetAttr::default() };
     assert_eq!(fs.setattr(ino, None, chmod, &stranger).unwrap_err(), Error::NotPermitted);
     let grow = SetAttr { size: Some(8192), ..SetAttr::default() };
-    assert_eq!(fs.setattr(ino, None, grow, &root_caller()).unwrap_err(), Error::TooBig);
+    assert_eq!(fs.setattr(ino, None, grow, &root_caller()).unwrap_err(), Error::FileTooLarge);
     let setuid = SetAttr { mode: Some(0o104644), ..SetAttr::default() };
     assert_eq!(fs.setattr(ino, None, setuid, &root_caller()).unwrap_err(), Error::Invalid);
     assert_eq!(fs.unlink(SHM_DIR, OsStr::new(&id.0.to_string()), &stranger).unwrap_err(), Error::NotPermitted);
