@@ -22,7 +22,8 @@ const CAP_SYS_ADMIN: u32 = 21;
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
-    pub pid: u32,
+    /// The calling thread (FUSE's "pid" is the thread's id).
+    pub tid: u32,
     status: OnceLock<Result<ProcStatus>>,
 }
 
@@ -36,12 +37,27 @@ pub struct ProcStatus {
 
 /// The access a caller asks for, as the `rwx` bits of one class (4, 2, 1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Want(pub u32);
+pub struct Want(u32);
 
 impl Want {
     pub const READ: Want = Want(4);
     pub const WRITE: Want = Want(2);
     pub const READ_WRITE: Want = Want(6);
+    pub const SEARCH: Want = Want(1);
+
+    /// Nothing at all (access(2) with F_OK).
+    pub fn is_nothing(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn includes_search(self) -> bool {
+        self.0 & 1 != 0
+    }
+
+    /// Whether every bit asked for is among `granted` (`rwx` bits).
+    pub fn within(self, granted: u32) -> bool {
+        self.0 & !granted == 0
+    }
 
     /// From open(2) flags.
     pub fn from_open_flags(flags: i32) -> Want {
@@ -107,8 +123,8 @@ pub fn chmod_chown_dir(
 }
 
 impl Caller {
-    pub fn new(uid: u32, gid: u32, pid: u32) -> Caller {
-        Caller { uid, gid, pid, status: OnceLock::new() }
+    pub fn new(uid: u32, gid: u32, tid: u32) -> Caller {
+        Caller { uid, gid, tid, status: OnceLock::new() }
     }
 
     /// A caller whose /proc entry is already known (tests, and the daemon itself).
@@ -124,7 +140,7 @@ impl Caller {
     /// capabilities, and every decision that needs them is refused: never
     /// guessed, not even for uid 0.
     fn status(&self) -> Result<&ProcStatus> {
-        self.status.get_or_init(|| read_status(self.pid)).as_ref().map_err(|e| *e)
+        self.status.get_or_init(|| read_status(self.tid)).as_ref().map_err(|e| *e)
     }
 
     /// Whether the caller is in group `gid`; an error when that needs its
@@ -150,7 +166,7 @@ impl Caller {
     /// of the kernel is decided as for the caller itself.
     pub fn act<T>(&self, f: impl FnOnce() -> T) -> Result<T> {
         let caps = self.status()?.cap_eff;
-        Ok(run_as_with_caps(&self.identity()?, caps, f)?)
+        run_as_with_caps(&self.identity()?, caps, f).map_err(Error::kernel("taking on the caller's ids"))
     }
 }
 
@@ -173,7 +189,6 @@ fn read_status(pid: u32) -> Result<ProcStatus> {
 /// `ipcperms`: may the caller read and/or write the object? A decision that
 /// needs what cannot be learnt of the caller is a refusal.
 pub fn check_access(perm: &IpcPerm, caller: &Caller, want: Want) -> Result<()> {
-    let requested = want.0;
     let granted = if caller.uid == perm.uid || caller.uid == perm.cuid {
         perm.mode >> 6
     } else if caller.in_group(perm.cgid)? || caller.in_group(perm.gid)? {
@@ -181,7 +196,7 @@ pub fn check_access(perm: &IpcPerm, caller: &Caller, want: Want) -> Result<()> {
     } else {
         perm.mode
     };
-    if requested & !granted & 0o7 == 0 || caller.has_cap(CAP_IPC_OWNER) { Ok(()) } else { Err(Error::AccessDenied) }
+    if want.within(granted & 0o7) || caller.has_cap(CAP_IPC_OWNER) { Ok(()) } else { Err(Error::AccessDenied) }
 }
 
 /// `ipcctl_obtain_check`: may the caller change or remove the object?

@@ -20,13 +20,13 @@ pub enum Error {
     #[error("invalid argument")]
     Invalid,
     #[error("a segment's size is fixed")]
-    TooBig,
+    FileTooLarge,
     #[error("no such extended attribute")]
     NoAttribute,
     #[error("a number or size out of range")]
     OutOfRange,
     #[error("the message is larger than the read buffer; it stays queued")]
-    TooLong,
+    MessageTooLong,
     #[error("interrupted: the caller has a signal to handle")]
     Interrupted,
     #[error("would have to wait, and the file is non-blocking")]
@@ -53,8 +53,8 @@ pub enum Error {
     Budget(Errno),
     #[error("the kernel's IPC limits leave no room for it: {0}")]
     NoRoom(Errno),
-    #[error("the kernel refused: {0}")]
-    Kernel(Errno),
+    #[error("{call} failed: {errno}")]
+    Kernel { call: &'static str, errno: Errno },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -74,10 +74,10 @@ impl Error {
             Error::NotPermitted => Errno::EPERM,
             Error::NoSpace => Errno::ENOSPC,
             Error::Invalid => Errno::EINVAL,
-            Error::TooBig => Errno::EFBIG,
+            Error::FileTooLarge => Errno::EFBIG,
             Error::NoAttribute => Errno::ENODATA,
             Error::OutOfRange => Errno::ERANGE,
-            Error::TooLong => Errno::E2BIG,
+            Error::MessageTooLong => Errno::E2BIG,
             Error::Interrupted => Errno::EINTR,
             Error::WouldBlock => Errno::EAGAIN,
             Error::NotSupported => Errno::EOPNOTSUPP,
@@ -93,8 +93,19 @@ impl Error {
             Error::Unverifiable(e @ (Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::EAGAIN)) => e,
             Error::Unverifiable(_) => Errno::EACCES,
             Error::Budget(e) | Error::NoRoom(e) => e,
-            Error::Kernel(e) => e,
+            Error::Kernel { errno, .. } => errno,
         }
+    }
+
+    /// A kernel call that failed in a way no named mapping covers: for
+    /// `map_err(Error::kernel("shmctl(IPC_STAT)"))`.
+    pub fn kernel(call: &'static str) -> impl Fn(Errno) -> Error {
+        move |errno| Error::Kernel { call, errno }
+    }
+
+    /// Reading a /proc/sysvipc table failed.
+    pub fn listing(e: std::io::Error) -> Error {
+        Error::Kernel { call: "reading /proc/sysvipc", errno: io_errno(e) }
     }
 
     /// For a call on an object by id: the kernel says EINVAL or EIDRM when the
@@ -104,7 +115,7 @@ impl Error {
             Errno::EINVAL | Errno::EIDRM | Errno::ENOENT => Error::NotFound,
             Errno::EACCES => Error::AccessDenied,
             Errno::EPERM => Error::NotPermitted,
-            other => Error::Kernel(other),
+            errno => Error::Kernel { call: "a call on an IPC object by id", errno },
         }
     }
 
@@ -117,27 +128,14 @@ impl Error {
             // shmmni, shmall, semmni, semmns, msgmni, or the memory for it:
             // the kernel's limits at work, not trouble in the daemon.
             Errno::ENOSPC | Errno::ENOMEM => Error::NoRoom(e),
-            other => Error::Kernel(other),
+            errno => Error::Kernel { call: "creating an IPC object", errno },
         }
     }
 
     /// Whether a failure is part of normal use (logged at debug) rather than a
     /// sign of trouble in the daemon (logged at warn).
     pub fn is_expected(self) -> bool {
-        !matches!(self, Error::Kernel(_) | Error::Unverifiable(Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM))
-    }
-}
-
-/// Reading a /proc table failed.
-impl From<std::io::Error> for Error {
-    fn from(e: std::io::Error) -> Error {
-        Error::Kernel(io_errno(e))
-    }
-}
-
-impl From<Errno> for Error {
-    fn from(e: Errno) -> Error {
-        Error::Kernel(e)
+        !matches!(self, Error::Kernel { .. } | Error::Unverifiable(Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM))
     }
 }
 
@@ -152,7 +150,7 @@ mod tests {
         assert_eq!(Error::NotPermitted.errno(), Errno::EPERM as i32);
         assert_eq!(Error::NoSpace.errno(), Errno::ENOSPC as i32);
         assert_eq!(Error::Exists.errno(), Errno::EEXIST as i32);
-        assert_eq!(Error::Kernel(Errno::ENOMEM).errno(), Errno::ENOMEM as i32);
+        assert_eq!(Error::kernel("msgrcv")(Errno::ENOMEM).errno(), Errno::ENOMEM as i32);
     }
 
     #[test]
@@ -160,6 +158,6 @@ mod tests {
         assert_eq!(Error::from_id_call(Errno::EINVAL), Error::NotFound);
         assert_eq!(Error::from_id_call(Errno::EIDRM), Error::NotFound);
         assert_eq!(Error::from_id_call(Errno::EPERM), Error::NotPermitted);
-        assert_eq!(Error::from_id_call(Errno::ENOSPC), Error::Kernel(Errno::ENOSPC));
+        assert_eq!(Error::from_id_call(Errno::ENOSPC).errno(), Errno::ENOSPC as i32);
     }
 }

@@ -110,7 +110,7 @@ impl IpcFs {
         };
         let writing = matches!(handle, Handle::Semaphore(_) | Handle::QueueFile(_)) && want.includes_write();
         if writing {
-            self.inodes().begin_write(ino, caller.pid)?;
+            self.inodes().begin_write(ino, caller.tid)?;
         }
         // An existing segment (not one still being created) may be served
         // from its own shmem file.
@@ -207,7 +207,7 @@ impl IpcFs {
             return Err(Error::NotSupported);
         }
         match &*self.handle(fh)? {
-            Handle::Segment(open) => open.allocate(offset.checked_add(length).ok_or(Error::TooBig)?, caller),
+            Handle::Segment(open) => open.allocate(offset.checked_add(length).ok_or(Error::FileTooLarge)?, caller),
             Handle::Semaphore(_) | Handle::QueueFile(_) | Handle::Limit(_) => Err(Error::NotSupported),
             Handle::Dir(_) => Err(Error::IsDirectory),
         }

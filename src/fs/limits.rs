@@ -136,18 +136,18 @@ impl Resource {
     pub fn used(self) -> Result<Option<u64>> {
         let count = |n: usize| Ok(Some(n as u64));
         match self {
-            Resource::Msgmni => count(sysvipc::list_msg()?.len()),
-            Resource::Shmmni => count(sysvipc::list_shm()?.len()),
-            Resource::Shmall => Ok(Some(shm::usage()?.total_pages)),
-            Resource::Semmni => count(sysvipc::list_sem()?.len()),
-            Resource::Semmns => Ok(Some(sysvipc::list_sem()?.iter().map(|s| s.nsems).sum())),
+            Resource::Msgmni => count(sysvipc::list_msg().map_err(Error::listing)?.len()),
+            Resource::Shmmni => count(sysvipc::list_shm().map_err(Error::listing)?.len()),
+            Resource::Shmall => Ok(Some(shm::usage().map_err(Error::kernel("shmctl(SHM_INFO)"))?.total_pages)),
+            Resource::Semmni => count(sysvipc::list_sem().map_err(Error::listing)?.len()),
+            Resource::Semmns => Ok(Some(sysvipc::list_sem().map_err(Error::listing)?.iter().map(|s| s.nsems).sum())),
             _ => Ok(None),
         }
     }
 }
 
 fn read_sysctl(name: &'static str) -> Result<String> {
-    Sysctl::Kernel(name).read().map_err(Error::Kernel)
+    Sysctl::Kernel(name).read().map_err(Error::kernel("reading /proc/sys/kernel"))
 }
 
 fn parse_number(text: &str) -> Result<u64> {
@@ -202,7 +202,7 @@ pub fn attr(limit: Limit) -> Result<Attr> {
 /// for writing as the caller asks it (root of the user namespace that owns
 /// the IPC namespace, as /proc/sys decides). Nothing here is executable.
 pub fn access(limit: Limit, want: Want, caller: &Caller) -> Result<()> {
-    if want.0 & 0o1 != 0 {
+    if want.includes_search() {
         return Err(Error::AccessDenied);
     }
     if !want.includes_write() {
@@ -301,7 +301,7 @@ fn refusal(e: Errno) -> Error {
         Errno::EACCES => Error::AccessDenied,
         Errno::EPERM => Error::NotPermitted,
         Errno::EINVAL => Error::Invalid,
-        other => Error::Kernel(other),
+        other => Error::kernel("writing /proc/sys/kernel")(other),
     }
 }
 
@@ -326,6 +326,6 @@ mod tests {
         assert_eq!(access(Limit::Resource(Resource::Semvmx), Want::WRITE, &root), Err(Error::AccessDenied));
         assert_eq!(access(Limit::Usage, Want::WRITE, &root), Err(Error::AccessDenied));
         assert_eq!(access(Limit::Resource(Resource::Shmmni), Want::READ, &Caller::new(1000, 1000, 0)), Ok(()));
-        assert_eq!(access(Limit::Resource(Resource::Shmmni), Want(1), &root), Err(Error::AccessDenied));
+        assert_eq!(access(Limit::Resource(Resource::Shmmni), Want::SEARCH, &root), Err(Error::AccessDenied));
     }
 }

@@ -137,7 +137,7 @@ impl IpcFs {
             Some(_) => {
                 let just_created = self.just_created.lock().unwrap_or_else(|p| p.into_inner());
                 let found = just_created.iter().rev().find(|c| {
-                    c.pid == caller.pid && c.dir == dir && c.name == name && c.at.elapsed() < JUST_CREATED_FOR
+                    c.pid == caller.tid && c.dir == dir && c.name == name && c.at.elapsed() < JUST_CREATED_FOR
                 });
                 let node = found.map(|c| c.node.clone()).ok_or(otherwise)?;
                 drop(just_created);

@@ -32,7 +32,7 @@ impl IpcFs {
             let mut just_created = self.just_created.lock().unwrap_or_else(|p| p.into_inner());
             just_created.retain(|c| c.at.elapsed() < JUST_CREATED_FOR);
             just_created.push(JustCreated {
-                pid: caller.pid,
+                pid: caller.tid,
                 dir,
                 name: name.into(),
                 node: node.clone(),
@@ -93,7 +93,7 @@ impl IpcFs {
                     uid if uid == attr.uid => attr.perm >> 6 & 0o7,
                     _ => attr.perm & 0o7,
                 });
-                if want.0 & !granted == 0 { Ok(()) } else { Err(Error::AccessDenied) }
+                if want.within(granted) { Ok(()) } else { Err(Error::AccessDenied) }
             }
             Target::Node(node) => nodes::access(&node, want, caller),
             Target::Pending(pending) => pending.access(want, caller),
@@ -166,7 +166,7 @@ impl IpcFs {
     /// df(1): shared memory in pages against kernel.shmall, segments against
     /// kernel.shmmni.
     pub fn statfs(&self) -> Result<StatFs> {
-        let usage = crate::ipc::shm::usage()?;
+        let usage = crate::ipc::shm::usage().map_err(Error::kernel("shmctl(SHM_INFO)"))?;
         // kernel.shmall defaults to nearly 2^64 pages, which would overflow
         // df's arithmetic; no more than the machine's memory can be used.
         let memory = crate::ipc::limits::physical_pages().unwrap_or(i64::MAX as u64);

@@ -149,7 +149,7 @@ impl Member {
 impl Namespaces {
     /// The calling thread must be in the namespace the mount's root shows.
     pub fn new(read_only: bool, attr_timeout: Duration, budgets: Arc<Budgets>) -> Result<Arc<Namespaces>> {
-        let own = current_inode(Kind::Ipc).map_err(Error::Kernel)?;
+        let own = current_inode(Kind::Ipc).map_err(Error::kernel("setns"))?;
         Ok(Arc::new_cyclic(|me| Namespaces {
             own,
             own_uts: current_inode(Kind::Uts).ok(),
@@ -345,8 +345,8 @@ impl Namespaces {
                     }
                 }
             })
-            .map_err(|e| Error::Kernel(errno_or(&e, Errno::EAGAIN)))?;
-        entered.recv().unwrap_or(Err(Errno::EAGAIN)).map_err(Error::Kernel)?;
+            .map_err(|e| Error::kernel("starting a namespace's thread")(errno_or(&e, Errno::EAGAIN)))?;
+        entered.recv().unwrap_or(Err(Errno::EAGAIN)).map_err(Error::kernel("setns"))?;
         Ok(Arc::new(Member {
             ns,
             slot,

@@ -43,7 +43,7 @@ impl Family for Sets {
         sem::remove(SemId(id))
     }
     fn list() -> Result<Vec<SemStat>> {
-        Ok(sysvipc::list_sem()?)
+        sysvipc::list_sem().map_err(Error::listing)
     }
     fn id(stat: &SemStat) -> i32 {
         stat.id.0
@@ -199,7 +199,7 @@ pub fn access(ident: SemIdent, node: &Node, want: Want, caller: &Caller) -> Resu
         Node::SemSet(_) => want.search_as_read(),
         _ => want,
     };
-    if want.0 == 0 { Ok(()) } else { check_access(&stat.perm, caller, want) }
+    if want.is_nothing() { Ok(()) } else { check_access(&stat.perm, caller, want) }
 }
 
 // ---- management ----
@@ -419,14 +419,14 @@ impl OpenSemaphore {
             }
             // A caller killed while its P was on the way would never know it
             // took the units: give them back.
-            Ok(()) if delta < 0 && caller_dying(caller.pid) => {
+            Ok(()) if delta < 0 && caller_dying(caller.tid) => {
                 undo(id, num, delta);
                 Err(Error::Interrupted)
             }
             Ok(()) => Ok(Outcome::Ready(len)),
             Err(Errno::EAGAIN) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
             Err(Errno::EAGAIN) => {
-                let (ident, caller) = (self.ident, Caller::new(caller.uid, caller.gid, caller.pid));
+                let (ident, caller) = (self.ident, Caller::new(caller.uid, caller.gid, caller.tid));
                 Ok(Written::Wait(Wait::new(move |stop| wait(ident, num, delta, &caller, want, stop).map(|()| len))))
             }
             Err(e) => Err(map_op_error(e)),
@@ -458,7 +458,7 @@ fn map_op_error(e: Errno) -> Error {
 fn wait(ident: SemIdent, num: u16, delta: i16, caller: &Caller, want: Want, stop: &Stop) -> Result<()> {
     loop {
         check_access(&current(ident)?.perm, caller, want)?;
-        let (done, signals) = watched(caller.pid, stop, || sem::operate_waiting(ident.id, num, delta));
+        let (done, signals) = watched(caller.tid, stop, || sem::operate_waiting(ident.id, num, delta));
         match done {
             Ok(()) => {
                 if operated_on_replacement(ident) {

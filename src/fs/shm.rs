@@ -44,7 +44,7 @@ impl Family for Segments {
         shm::remove(ShmId(id))
     }
     fn list() -> Result<Vec<ShmStat>> {
-        Ok(sysvipc::list_shm()?)
+        sysvipc::list_shm().map_err(Error::listing)
     }
     fn id(stat: &ShmStat) -> i32 {
         stat.id.0
@@ -117,7 +117,7 @@ pub fn setattr(
     let stat = current(ident)?;
     let mode = change.permission_bits()?;
     if change.size.is_some_and(|size| size > stat.segsz) {
-        return Err(Error::TooBig);
+        return Err(Error::FileTooLarge);
     }
     let changes_perm = change.changes_owner_or_mode();
     if changes_perm {
@@ -127,10 +127,11 @@ pub fn setattr(
         // ftruncate on a file opened for writing needs no further check;
         // truncate by path needs write permission, as for open.
         match open.map(OpenSegment::writable_memory).transpose()?.flatten() {
-            Some(memory) => memory.zero_from(size)?,
+            Some(memory) => memory.zero_from(size).map_err(Error::kernel("writing a segment"))?,
             None => {
                 check_access(&stat.perm, caller, Want::READ_WRITE)?;
-                Held::new(ident, true, budgets, caller.uid)?.memory.zero_from(size)?;
+                let held = Held::new(ident, true, budgets, caller.uid)?;
+                held.memory.zero_from(size).map_err(Error::kernel("writing a segment"))?;
             }
         }
     } else if change.size.is_some() && open.is_none() {
@@ -228,7 +229,7 @@ impl PendingSegment {
             match shm::get(key, 0, 0) {
                 Ok(_) => return Err(Error::Exists),
                 Err(Errno::ENOENT) => {}
-                Err(e) => return Err(Error::Kernel(e)),
+                Err(e) => return Err(Error::kernel("reading a segment")(e)),
             }
         }
         Ok(PendingSegment {
@@ -315,7 +316,8 @@ impl PendingSegment {
             return Ok(file_attr(&current(ident)?));
         }
         let flags = GetFlags::create_exclusive(self.mode());
-        let id = run_as(&self.creator, || shm::get(self.key, size, flags))?.map_err(Error::from_creation)?;
+        let made = run_as(&self.creator, || shm::get(self.key, size, flags));
+        let id = made.map_err(Error::kernel("taking on the creator's ids"))?.map_err(Error::from_creation)?;
         let stat = shm::stat_any(id).map_err(Error::from_id_call)?;
         *created = Some(ShmIdent::of(&stat));
         log::debug!("created segment {} with key {} and size {size}", id.0, self.key);
@@ -406,7 +408,7 @@ impl OpenSegment {
     }
 
     pub fn read(&self, offset: u64, size: usize) -> Result<Data> {
-        if self.want.0 & Want::READ.0 == 0 {
+        if !self.want.includes_read() {
             return Err(Error::BadHandle);
         }
         Ok(match self.memory()? {
@@ -426,7 +428,7 @@ impl OpenSegment {
         if offset >= memory.len() {
             return Err(Error::NoSpace);
         }
-        Ok(memory.write_at(offset, data)?)
+        memory.write_at(offset, data).map_err(Error::kernel("writing a segment"))
     }
 
     /// fallocate: creates a pending segment with size `end`; on an existing
@@ -441,7 +443,7 @@ impl OpenSegment {
         }
         match self.memory()? {
             Some(m) if end <= m.len() => Ok(()),
-            _ => Err(Error::TooBig),
+            _ => Err(Error::FileTooLarge),
         }
     }
 }

@@ -205,7 +205,7 @@ impl Data {
     pub fn lend<R>(&self, send: impl FnOnce(Result<&[u8]>) -> R) -> R {
         match self {
             Data::Bytes(bytes) => send(Ok(bytes)),
-            Data::Segment(window) => window.lend(|bytes| send(bytes.map_err(Error::from))),
+            Data::Segment(window) => window.lend(|bytes| send(bytes.map_err(Error::kernel("reading a segment")))),
         }
     }
 

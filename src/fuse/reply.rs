@@ -20,7 +20,7 @@ impl At {
     }
 
     pub(super) fn by(ino: INodeNo, caller: &Caller) -> At {
-        At { ino: ino.0, pid: caller.pid, uid: caller.uid }
+        At { ino: ino.0, pid: caller.tid, uid: caller.uid }
     }
 
     /// The same, for a name in the directory `ino` (formatted only if logged).

@@ -76,7 +76,7 @@ impl Family for Queues {
         msg::remove(MsqId(id))
     }
     fn list() -> Result<Vec<MsgStat>> {
-        Ok(sysvipc::list_msg()?)
+        sysvipc::list_msg().map_err(Error::listing)
     }
     fn id(stat: &MsgStat) -> i32 {
         stat.id.0
@@ -178,7 +178,7 @@ fn bytes_by_type(ident: MsgIdent, stat: &MsgStat) -> Result<BTreeMap<i64, u64>> 
                 peeker = msg::Peeker::new(room(current(ident)?.cbytes));
                 continue;
             }
-            Err(Errno::E2BIG) => return Err(Error::TooLong),
+            Err(Errno::E2BIG) => return Err(Error::MessageTooLong),
             Err(e) => return Err(map_error(e, ident)),
         }
         index += 1;
@@ -277,7 +277,7 @@ pub fn access(ident: MsgIdent, node: &Node, want: Want, caller: &Caller) -> Resu
         Node::Queue(_) | Node::QueueSubDir(..) => want.search_as_read(),
         _ => want,
     };
-    if want.0 == 0 { Ok(()) } else { check_access(&stat.perm, caller, want) }
+    if want.is_nothing() { Ok(()) } else { check_access(&stat.perm, caller, want) }
 }
 
 // ---- management ----
@@ -383,7 +383,7 @@ pub fn set_xattr(node: &Node, name: &str, value: &[u8], caller: &Caller) -> Resu
     check_owner(&stat.perm, caller)?;
     // Unknown limit, unknown capability: refused, never assumed.
     let msgmnb = Resource::Msgmnb.value().map_err(|e| match e {
-        Error::Kernel(e) => Error::Unverifiable(e),
+        Error::Kernel { errno, .. } => Error::Unverifiable(errno),
         _ => Error::Unverifiable(Errno::EINVAL),
     })?;
     if qbytes > msgmnb && !caller.has_cap(CAP_SYS_RESOURCE) {
@@ -402,7 +402,7 @@ const CAP_SYS_RESOURCE: u32 = 24;
 fn map_error(e: Errno, ident: MsgIdent) -> Error {
     match e {
         Errno::EINTR => Error::Interrupted,
-        Errno::E2BIG => Error::TooLong,
+        Errno::E2BIG => Error::MessageTooLong,
         Errno::EIDRM => Error::Removed,
         Errno::EINVAL if current(ident).is_err() => Error::NotFound,
         Errno::EINVAL => Error::Invalid,

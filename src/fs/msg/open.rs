@@ -122,7 +122,7 @@ impl OpenQueueFile {
         match msg::receive(id, mtype, room, false) {
             // A caller killed while its read was on the way would never see
             // the message: it goes back.
-            Ok(message) => match hand_over(ident, message, || caller_dying(caller.pid)) {
+            Ok(message) => match hand_over(ident, message, || caller_dying(caller.tid)) {
                 Given::Body(body) => Ok(Outcome::Ready(body)),
                 Given::Back(refusal) => Err(refusal),
                 // Off the event loop: waiting for room may take long.
@@ -134,7 +134,7 @@ impl OpenQueueFile {
             Err(Errno::ENOMSG) if self.reading != Reading::Wait => Ok(Outcome::Ready(Vec::new())),
             Err(Errno::ENOMSG) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
             Err(Errno::ENOMSG) => {
-                let tid = caller.pid;
+                let tid = caller.tid;
                 Ok(Outcome::Wait(Wait::new(move |stop| {
                     let (got, signals) = watched(tid, stop, || msg::receive(id, mtype, room, true));
                     match got.map(|message| hand_over(ident, message, || signals == Signals::Fatal)) {
@@ -167,7 +167,7 @@ impl OpenQueueFile {
             Ok(()) => Ok(Outcome::Ready(len)),
             Err(Errno::EAGAIN) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
             Err(Errno::EAGAIN) => {
-                let (tid, body) = (caller.pid, data.to_vec());
+                let (tid, body) = (caller.tid, data.to_vec());
                 let ident = self.ident;
                 Ok(Outcome::Wait(Wait::new(move |stop| {
                     let (sent, _) = watched(tid, stop, || msg::send(id, mtype, &body, true));
