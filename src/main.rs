@@ -13,13 +13,14 @@ use std::sync::Arc;
 
 use clap::Parser;
 
-use ipcfs::fs::{Budgets, IpcFs, Namespaces};
+use ipcfs::fs::{Budgets, IpcFs};
 use ipcfs::fuse::IpcFuse;
 use ipcfs::ipc::Errno;
 use ipcfs::ipc::daemon::{self, StopSignals};
 use ipcfs::ipc::mount::{self, FuseMount};
 use ipcfs::ipc::ns::{self, Kind, Namespace};
 use ipcfs::options::{self, MountOptions};
+use ipcfs::router::Namespaces;
 
 /// Event loops serving the kernel (the machine this was tuned on has 2 cores).
 const THREADS: usize = 2;
@@ -177,9 +178,13 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
     let budgets = Budgets::new(options.user_budget);
     let mut fs =
         IpcFs::new().read_only(options.read_only).attr_timeout(options.attr_timeout).with_budgets(budgets.clone());
+    let mut router = None;
     if options.all_namespaces {
         match Namespaces::new(options.read_only, options.attr_timeout, budgets) {
-            Ok(namespaces) => fs = fs.with_namespaces(namespaces),
+            Ok(namespaces) => {
+                fs = fs.with_namespaces(namespaces.clone());
+                router = Some(namespaces);
+            }
             Err(e) => return fail(&format!("cannot tell which IPC namespace I am in: {e}")),
         }
     }
@@ -199,7 +204,7 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let mounted = Arc::new(mounted);
-    let adapter = IpcFuse::new(fs, options.passthrough);
+    let adapter = IpcFuse::new(fs, router, options.passthrough);
     let forgetter = adapter.forgetter();
     let session = match fuser::Session::from_fd(adapter, device, options.acl, options.config(THREADS)) {
         Ok(session) => session,

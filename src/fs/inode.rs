@@ -9,7 +9,6 @@ use std::collections::HashMap;
 
 use super::budget::Charge;
 use super::error::{Error, Result};
-use super::limits::Limit;
 use crate::ipc::Key;
 use crate::ipc::msg::{MsgStat, MsqId};
 use crate::ipc::sem::{SemId, SemStat};
@@ -154,6 +153,31 @@ impl MsgIdent {
     pub fn of(stat: &MsgStat) -> MsgIdent {
         MsgIdent { id: stat.id, key: stat.perm.key, cuid: stat.perm.cuid, cgid: stat.perm.cgid }
     }
+}
+
+/// One file of `limits/` (what each is and reads: `limits.rs`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limit {
+    Resource(Resource),
+    /// The whole table, as `lsipc --global` prints it.
+    Usage,
+}
+
+/// The resources `lsipc --global` lists, in its order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Msgmni,
+    Msgmax,
+    Msgmnb,
+    Shmmni,
+    Shmall,
+    Shmmax,
+    Shmmin,
+    Semmni,
+    Semmns,
+    Semmsl,
+    Semopm,
+    Semvmx,
 }
 
 /// What reading a queue file does.

@@ -7,36 +7,13 @@
 use std::time::SystemTime;
 
 use super::access::{Caller, Want};
+use super::attr::BLOCK_SIZE;
 use super::error::{Error, Result};
 use super::inode::Node;
-use super::{Attr, BLOCK_SIZE, FileKind, SetAttr};
+pub use super::inode::{Limit, Resource};
+use super::types::{Attr, FileKind, SetAttr};
 use crate::ipc::sysctl::{self, Sysctl};
 use crate::ipc::{Errno, shm, sysvipc};
-
-/// One file of `limits/`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Limit {
-    Resource(Resource),
-    /// The whole table, as `lsipc --global` prints it.
-    Usage,
-}
-
-/// The resources `lsipc --global` lists, in its order.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Resource {
-    Msgmni,
-    Msgmax,
-    Msgmnb,
-    Shmmni,
-    Shmall,
-    Shmmax,
-    Shmmin,
-    Semmni,
-    Semmns,
-    Semmsl,
-    Semopm,
-    Semvmx,
-}
 
 /// Where a limit's value lives.
 enum Source {

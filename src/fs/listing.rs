@@ -12,17 +12,12 @@ use super::error::{Error, Result};
 use super::family;
 use super::inode::{Dir, Node, Reading};
 use super::msg::Queues;
+use super::ns_tree::NsEntry;
 use super::sem::Sets;
 use super::shm::Segments;
-use super::{Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, limits, msg, namespaces, nodes, sem};
-
-/// One directory entry of a listing, before it gets an inode number.
-#[derive(Clone, Debug)]
-pub(super) struct Listed {
-    name: String,
-    target: Target,
-    attr: Attr,
-}
+use super::{
+    Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, Listed, limits, msg, nodes, ns_tree, sem,
+};
 
 impl IpcFs {
     pub fn opendir(&self, ino: u64, caller: &Caller) -> Result<u64> {
@@ -103,11 +98,17 @@ impl IpcFs {
                         .into_iter()
                         .map(|(name, node)| Ok((name, node.clone(), nodes::attr(&node)?)))
                         .collect::<Result<_>>()?,
-                    Dir::ByPid => namespaces::list_processes(caller),
-                    Dir::ByName => self.all_namespaces()?.list_names(caller),
+                    Dir::ByPid => ns_tree::list_processes(caller),
+                    Dir::ByName => ns_tree::list_names(self.all_namespaces()?, caller),
                     Dir::Namespaces => {
-                        let members = self.all_namespaces()?.list();
-                        items.extend(members.into_iter().map(|(name, target, attr)| Listed { name, target, attr }));
+                        let members = ns_tree::list(self.all_namespaces()?);
+                        items.extend(members.into_iter().map(|(name, entry, attr)| {
+                            let target = match entry {
+                                NsEntry::Own(node) => Target::Node(node),
+                                NsEntry::Root => Target::NamespaceRoot,
+                            };
+                            Listed { name, target, attr }
+                        }));
                         Vec::new()
                     }
                     Dir::Root | Dir::ByKey => Vec::new(),
@@ -148,6 +149,11 @@ impl IpcFs {
 
     pub(super) fn dir_entry(&self, dir: Dir) -> Entry {
         Entry { attr: self.dir_attr(dir), ttl: FIXED_TTL, entry_ttl: FIXED_TTL, forget: None }
+    }
+
+    /// The attributes of the tree's root (another namespace's, under `ns/`).
+    pub fn root_attr(&self) -> Attr {
+        self.dir_attr(Dir::Root)
     }
 
     pub(super) fn dir_attr(&self, dir: Dir) -> Attr {

@@ -6,6 +6,7 @@
 //! reach an inode by a kept name check that it still stands for its object
 //! ([`IpcFs::by_path`]).
 
+use super::ns_tree::NsEntry;
 use super::*;
 
 impl IpcFs {
@@ -32,13 +33,13 @@ impl IpcFs {
                         let attr = nodes::attr(&node)?;
                         (node, attr)
                     }
-                    Dir::Namespaces => match self.all_namespaces()?.lookup(name)? {
-                        (Target::Node(node), attr) => (node, attr),
+                    Dir::Namespaces => match ns_tree::lookup(self.all_namespaces()?, name)? {
+                        (NsEntry::Own(node), attr) => (node, attr),
                         // Not kept: the namespace may go, and its number come back.
                         (_, attr) => return Ok(self.entry(attr)),
                     },
-                    Dir::ByPid => namespaces::lookup_process(name, caller)?,
-                    Dir::ByName => self.all_namespaces()?.lookup_name(name, caller)?,
+                    Dir::ByPid => ns_tree::lookup_process(name, caller)?,
+                    Dir::ByName => ns_tree::lookup_name(self.all_namespaces()?, name, caller)?,
                     _ => return Err(Error::NotFound),
                 }
             }

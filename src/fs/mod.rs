@@ -35,8 +35,8 @@ mod lookup;
 mod manage;
 mod msg;
 pub mod names;
-pub mod namespaces;
 mod nodes;
+pub mod ns_tree;
 mod sem;
 mod shm;
 pub mod signals;
@@ -55,10 +55,9 @@ pub use attr::BLOCK_SIZE;
 pub use budget::{Budgets, Charge, Spend, UserBudget};
 pub use error::{Error, Result};
 use inode::{Dir, Node, Reading};
-use listing::Listed;
 use msg::OpenQueueFile;
 use msg::Queues;
-pub use namespaces::Namespaces;
+use ns_tree::NamespaceMembers;
 use sem::OpenSemaphore;
 use sem::Sets;
 use shm::{OpenSegment, PendingSegment, Segments};
@@ -93,6 +92,13 @@ const NAME_TTL: Duration = Duration::from_secs(3600);
 /// The longest `-o attr_timeout` allowed.
 pub const LONGEST_ATTR_TIMEOUT: Duration = Duration::from_secs(3600);
 const NAME_MAX: usize = 255;
+/// One directory entry of a listing, before it gets an inode number.
+#[derive(Clone, Debug)]
+struct Listed {
+    name: String,
+    target: Target,
+    attr: Attr,
+}
 
 enum Handle {
     Segment(OpenSegment),
@@ -161,7 +167,7 @@ pub struct IpcFs {
     /// namespace, above for the others (see `namespaces`).
     base: u64,
     /// `ns/`, with `-o all_namespaces`.
-    namespaces: Option<Arc<Namespaces>>,
+    namespaces: Option<Arc<dyn NamespaceMembers>>,
     /// See [`IpcFs::passthrough`].
     passthrough: Arc<AtomicBool>,
     /// How many files and directories are open on each inode.
@@ -226,13 +232,9 @@ impl IpcFs {
     }
 
     /// The same filesystem with `ns/`, which shows `namespaces`.
-    pub fn with_namespaces(mut self, namespaces: Arc<Namespaces>) -> IpcFs {
+    pub fn with_namespaces(mut self, namespaces: Arc<dyn NamespaceMembers>) -> IpcFs {
         self.namespaces = Some(namespaces);
         self
-    }
-
-    pub fn namespaces(&self) -> Option<Arc<Namespaces>> {
-        self.namespaces.clone()
     }
 
     /// The same filesystem as the tree of another namespace under `ns/`: its
@@ -263,7 +265,7 @@ impl IpcFs {
         }
     }
 
-    fn all_namespaces(&self) -> Result<&Namespaces> {
+    fn all_namespaces(&self) -> Result<&dyn NamespaceMembers> {
         self.namespaces.as_deref().ok_or(Error::NotFound)
     }
 

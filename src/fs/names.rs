@@ -33,6 +33,14 @@ pub fn parse_creation_key(name: &str) -> Option<Key> {
     u32::from_str_radix(hex, 16).ok().map(|k| Key(k as i32))
 }
 
+/// A decimal number as ipcfs writes it: no sign, no leading zeros.
+pub fn parse_number(name: &str) -> Option<u64> {
+    if name.is_empty() || (name.len() > 1 && name.starts_with('0')) || !name.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    name.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +73,16 @@ mod tests {
         assert_eq!(parse_creation_key("0x0"), Some(Key::PRIVATE));
         for bad in ["0x", "0x123456789", "0xg", "1234", "0x-1", "0x 1", "Private"] {
             assert_eq!(parse_creation_key(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_are_canonical_numbers() {
+        let good = [("42", 42), ("0", 0), ("4026531839", 4026531839)];
+        let bad = ["", "042", "+1", "-1", "1x", "by-pid", "99999999999999999999999"];
+        let cases = good.map(|(name, n)| (name, Some(n))).into_iter().chain(bad.map(|name| (name, None)));
+        for (name, number) in cases {
+            assert_eq!(parse_number(name), number, "{name:?}");
         }
     }
 }

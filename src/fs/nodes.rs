@@ -7,7 +7,8 @@ use super::inode::Node;
 use super::msg::Queues;
 use super::sem::Sets;
 use super::shm::Segments;
-use super::{Attr, SetAttr, limits, msg, namespaces, sem, shm};
+use super::types::{Attr, SetAttr};
+use super::{limits, msg, ns_tree, sem, shm};
 
 pub fn attr(node: &Node) -> Result<Attr> {
     match node {
@@ -16,7 +17,7 @@ pub fn attr(node: &Node) -> Result<Attr> {
         Node::SemSet(_) | Node::Semaphore(..) | Node::SemKeyLink(_) => sem::attr(node),
         Node::Queue(_) | Node::QueueSubDir(..) | Node::QueueFile { .. } | Node::MsgKeyLink(_) => msg::attr(node),
         Node::Limit(limit) => limits::attr(*limit),
-        Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => namespaces::link_attr(node),
+        Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => ns_tree::link_attr(node),
     }
 }
 
@@ -25,7 +26,7 @@ pub fn readlink(node: &Node, caller: &Caller) -> Result<Vec<u8>> {
         Node::ShmKeyLink(ident) => family::link_target::<Segments>(ident),
         Node::SemKeyLink(ident) => family::link_target::<Sets>(ident),
         Node::MsgKeyLink(ident) => family::link_target::<Queues>(ident),
-        Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => namespaces::link_target(node, caller),
+        Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => ns_tree::link_target(node, caller),
         _ => Err(Error::Invalid),
     }
 }

@@ -92,6 +92,16 @@ impl IpcFuse {
         });
     }
 
+    /// getattr: as [`IpcFuse::on_walk`], except that the router lets anyone
+    /// stat another namespace's root.
+    pub(super) fn on_stat<R: Fails>(&self, op: &'static str, ino: INodeNo, caller: Caller, reply: R, job: impl Job<R>) {
+        if self.namespaces.is_some() && Namespaces::anyone_may_stat(ino.0) {
+            let route = self.route(ino, None);
+            return self.dispatch(op, route, reply, move |fs, reply| job(fs, &caller, reply));
+        }
+        self.on_walk(op, ino, caller, reply, job)
+    }
+
     /// Refuses what ipcfs never does (mknod, symlink, rename, link) with
     /// EPERM, or with what a kept name of an object that has gone answers
     /// ([`IpcFs::by_path`]).

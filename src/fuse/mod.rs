@@ -2,7 +2,7 @@
 //! the model, replies on `Ok` and maps the error on `Err`.
 //!
 //! With `-o all_namespaces` the model of another IPC namespace runs on a
-//! thread of that namespace (see `fs::namespaces`): each handler hands its
+//! thread of that namespace (see `crate::router`): each handler hands its
 //! call, with the reply, to [`IpcFuse::on`], which runs it here for the
 //! mount's own namespace and sends it to that thread for another.
 
@@ -23,8 +23,8 @@ use fuser::{
     ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
-use crate::fs::namespaces::Member;
-use crate::fs::{Attr, Caller, Entry, Error, FileKind, IpcFs, Namespaces, Opened, Outcome, SetAttr, Spend, Wait};
+use crate::fs::{Attr, Caller, Entry, Error, FileKind, IpcFs, Opened, Outcome, SetAttr, Spend, Wait};
+use crate::router::{Member, Namespaces};
 
 mod backings;
 mod dispatch;
@@ -49,8 +49,8 @@ pub struct IpcFuse {
 impl IpcFuse {
     /// `passthrough`: serve segment files by FUSE passthrough where the
     /// kernel allows it (`-o nopassthrough` says false).
-    pub fn new(fs: Arc<IpcFs>, passthrough: bool) -> IpcFuse {
-        let namespaces = fs.namespaces();
+    /// `namespaces`: the router, with `-o all_namespaces`.
+    pub fn new(fs: Arc<IpcFs>, namespaces: Option<Arc<Namespaces>>, passthrough: bool) -> IpcFuse {
         let on = fs.passthrough();
         on.store(passthrough, Ordering::Relaxed);
         let backings = Arc::new(Backings { on, by_inode: Mutex::default() });
@@ -132,28 +132,18 @@ impl Filesystem for IpcFuse {
 
     fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         let at = At::of(ino, req);
-        let caller = caller(req);
-        // Anyone may stat another namespace's root (`ls -l ns/`); what is
-        // inside is for those who may enter it, even through kept entries.
-        if Namespaces::is_member_root(ino.0) {
-            self.on_any("getattr", ino, reply, move |fs, reply| match fs.getattr(ino.0, &caller) {
-                Ok(e) => reply.attr(&e.ttl, &file_attr(&e.attr)),
-                Err(e) => reply.error(errno("getattr", at, e)),
-            });
-        } else {
-            let forgetter = self.forgetter.clone();
-            self.on_walk("getattr", ino, caller, reply, move |fs, caller, reply| {
-                match stat_by(fs, ino, fh, fs.getattr(ino.0, caller)) {
-                    Ok(e) => {
-                        reply.attr(&e.ttl, &file_attr(&e.attr));
-                        if let Some(name) = e.forget {
-                            forgetter.forget(name);
-                        }
+        let forgetter = self.forgetter.clone();
+        self.on_stat("getattr", ino, caller(req), reply, move |fs, caller, reply| {
+            match stat_by(fs, ino, fh, fs.getattr(ino.0, caller)) {
+                Ok(e) => {
+                    reply.attr(&e.ttl, &file_attr(&e.attr));
+                    if let Some(name) = e.forget {
+                        forgetter.forget(name);
                     }
-                    Err(e) => reply.error(errno("getattr", at, e)),
                 }
-            });
-        }
+                Err(e) => reply.error(errno("getattr", at, e)),
+            }
+        });
     }
 
     fn setattr(

@@ -1,11 +1,7 @@
-//! Every IPC namespace on the host from one mount (`-o all_namespaces`).
+//! The router: which IPC namespace's model serves a request, on which
+//! thread, and whether the caller may enter it (`-o all_namespaces`). The
+//! model renders `ns/` from what the router says (`fs::ns_tree`).
 //!
-//! ```text
-//! ns/<inode>/            shm/ sem/ msg/ by-key/ limits/ of that namespace
-//! ns/<own inode> -> ..   the namespace the mount's root shows
-//! ns/by-pid/<pid> -> ../<inode>
-//! ns/by-name/<host name> -> ../<inode>   for namespaces whose processes have a host name of their own
-//! ```
 //! Namespaces are found the way `lsns` finds them: through the processes in
 //! /proc that are in them.
 //!
@@ -26,15 +22,12 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsFd;
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
-use super::Target;
-use super::access::Caller;
-use super::error::{Error, Result};
-use super::inode::{Dir, Node};
-use super::{Attr, Budgets, FileKind, IpcFs};
+use crate::fs::inode::Dir;
+use crate::fs::ns_tree::NamespaceMembers;
+use crate::fs::{Attr, Budgets, Caller, Error, IpcFs, Result};
 use crate::ipc::ns::{self, Kind, Namespace, ProcessWatch, Stopper, current_inode};
-use crate::ipc::proc::{Process, ProcessDir};
 use crate::ipc::{Errno, errno_or, sysctl};
 
 /// Inode numbers of a member start at `slot << SLOT_SHIFT` (slot 0 is the
@@ -123,7 +116,7 @@ impl Member {
     }
 
     fn root_attr(&self) -> Attr {
-        self.fs.dir_attr(Dir::Root)
+        self.fs.root_attr()
     }
 
     /// Whether the member's host name may name it in `by-name/`: it has
@@ -178,15 +171,11 @@ impl Namespaces {
         Ok(Some(member))
     }
 
-    /// Whether `ino` is the root of another namespace's tree (`ns/<inode>`),
-    /// whose attributes anyone may see, as `ls -l ns/` shows them.
-    pub fn is_member_root(ino: u64) -> bool {
+    /// Whether anyone may stat `ino` without being let into its namespace:
+    /// the root of another namespace's tree (`ns/<inode>`), as `ls -l ns/`
+    /// shows it. What is inside is for those who may enter.
+    pub fn anyone_may_stat(ino: u64) -> bool {
         ino >> SLOT_SHIFT != 0 && ino & ((1 << SLOT_SHIFT) - 1) == Dir::Root.ino()
-    }
-
-    /// How many other namespaces are being served (for tests and diagnostics).
-    pub fn member_count(&self) -> usize {
-        self.members().by_ns.len()
     }
 
     /// Every other namespace a process is in now, as a member (joined if
@@ -208,73 +197,11 @@ impl Namespaces {
         for slot in gone {
             self.retire(slot);
         }
-        found.iter().filter(|(ns, _)| **ns != self.own).filter_map(|(ns, pids)| self.member(*ns, pids)).collect()
-    }
-
-    /// `ns/`: the mount's own namespace as a link, every other one as the
-    /// root of its member (which only those who may enter it can use).
-    pub(super) fn list(&self) -> Vec<(String, Target, Attr)> {
-        let own =
-            link_attr(&Node::OwnNamespace).map(|attr| (self.own.to_string(), Target::Node(Node::OwnNamespace), attr));
-        let members = self.refresh().into_iter().map(|m| (m.ns.to_string(), Target::NamespaceRoot, m.root_attr()));
-        own.into_iter().chain(members).collect()
-    }
-
-    /// `ns/by-name/`: the namespaces whose processes have a host name of
-    /// their own, by that name; a name two namespaces share names neither.
-    /// Only those `caller` may see are shown to it.
-    pub(super) fn list_names(&self, caller: &Caller) -> Vec<(String, Node, Attr)> {
-        let members: Vec<Arc<Member>> = self.refresh().into_iter().filter(|m| m.may_be_named()).collect();
-        let seen = seen_by(caller);
-        // Asked all at once; a member busy for longer than NAME_WAIT answers
-        // with the name it had last time, so that it cannot hold this up.
-        let asked: Vec<_> = members.iter().map(|m| m.ask_host_name()).collect();
-        let deadline = Instant::now() + NAME_WAIT;
-        let mut named: BTreeMap<String, Option<u64>> = BTreeMap::new();
-        for (member, answer) in members.iter().zip(asked) {
-            let mut last = member.last_name.lock().unwrap_or_else(|p| p.into_inner());
-            if let Ok(name) = answer.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                *last = name;
-            }
-            let usable = |n: &&String| !n.is_empty() && *n != "." && *n != ".." && !n.contains('/');
-            if let Some(name) = last.as_ref().filter(usable) {
-                named.entry(name.clone()).and_modify(|ns| *ns = None).or_insert(Some(member.ns));
-            }
-        }
-        named
-            .into_iter()
-            .filter_map(|(name, ns)| {
-                let node = Node::NameLink { name: name.clone(), ns: ns.filter(|ns| seen.contains_key(ns))? };
-                let attr = link_attr(&node).ok()?;
-                Some((name, node, attr))
-            })
-            .collect()
-    }
-
-    /// `ns/by-name/<host name>`.
-    pub(super) fn lookup_name(&self, name: &str, caller: &Caller) -> Result<(Node, Attr)> {
-        let (_, node, attr) = self.list_names(caller).into_iter().find(|(n, _, _)| n == name).ok_or(Error::NotFound)?;
-        Ok((node, attr))
-    }
-
-    /// `ns/<inode>`.
-    pub(super) fn lookup(&self, name: &str) -> Result<(Target, Attr)> {
-        let ns = parse_number(name).ok_or(Error::NotFound)?;
-        if ns == self.own {
-            return Ok((Target::Node(Node::OwnNamespace), link_attr(&Node::OwnNamespace)?));
-        }
-        let known = self.members().by_ns.get(&ns).cloned();
-        let member = match known {
-            Some(member) => member,
-            None => {
-                scan().unwrap_or_default().get(&ns).and_then(|pids| self.member(ns, pids)).ok_or(Error::NotFound)?
-            }
-        };
-        Ok((Target::NamespaceRoot, member.root_attr()))
+        found.iter().filter(|(ns, _)| **ns != self.own).filter_map(|(ns, pids)| self.member_joined(*ns, pids)).collect()
     }
 
     /// The member for namespace `ns`, joined through one of `pids` if new.
-    fn member(&self, ns: u64, pids: &[u32]) -> Option<Arc<Member>> {
+    fn member_joined(&self, ns: u64, pids: &[u32]) -> Option<Arc<Member>> {
         let mut members = self.members();
         if let Some(member) = members.by_ns.get(&ns) {
             return Some(member.clone());
@@ -431,6 +358,55 @@ impl Namespaces {
     }
 }
 
+impl NamespaceMembers for Namespaces {
+    fn own(&self) -> u64 {
+        self.own
+    }
+
+    fn members(&self) -> Vec<(u64, Attr)> {
+        self.refresh().into_iter().map(|m| (m.ns, m.root_attr())).collect()
+    }
+
+    fn member(&self, ns: u64) -> Option<Attr> {
+        let known = self.members().by_ns.get(&ns).cloned();
+        let member = match known {
+            Some(member) => member,
+            None => scan().unwrap_or_default().get(&ns).and_then(|pids| self.member_joined(ns, pids))?,
+        };
+        Some(member.root_attr())
+    }
+
+    /// The namespaces whose processes have a host name of their own, by
+    /// that name; a name two namespaces share names neither.
+    fn host_names(&self) -> Vec<(String, u64)> {
+        let members: Vec<Arc<Member>> = self.refresh().into_iter().filter(|m| m.may_be_named()).collect();
+        // Asked all at once; a member busy for longer than NAME_WAIT answers
+        // with the name it had last time, so that it cannot hold this up.
+        let asked: Vec<_> = members.iter().map(|m| m.ask_host_name()).collect();
+        let deadline = Instant::now() + NAME_WAIT;
+        let mut named: BTreeMap<String, Option<u64>> = BTreeMap::new();
+        for (member, answer) in members.iter().zip(asked) {
+            let mut last = member.last_name.lock().unwrap_or_else(|p| p.into_inner());
+            if let Ok(name) = answer.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                *last = name;
+            }
+            let usable = |n: &&String| !n.is_empty() && *n != "." && *n != ".." && !n.contains('/');
+            if let Some(name) = last.as_ref().filter(usable) {
+                named.entry(name.clone()).and_modify(|ns| *ns = None).or_insert(Some(member.ns));
+            }
+        }
+        named.into_iter().filter_map(|(name, ns)| Some((name, ns?))).collect()
+    }
+
+    fn retire_all(&self) {
+        Namespaces::retire_all(self)
+    }
+
+    fn stop_waits(&self) {
+        Namespaces::stop_waits(self)
+    }
+}
+
 /// How long a member's thread keeps looking for the next job (yielding the
 /// CPU to anyone else who wants it) before it sleeps. Waking a sleeping
 /// thread on another CPU cost 25-50 µs per request on the 2-vCPU VM this was
@@ -452,76 +428,13 @@ fn next_job(queue: &mpsc::Receiver<Job>) -> Option<Job> {
     }
 }
 
-/// `ns/by-pid/`: every process whose namespace `caller` may see, linked to it.
-pub(super) fn list_processes(caller: &Caller) -> Vec<(String, Node, Attr)> {
-    let mut pids: Vec<u32> = seen_by(caller).into_values().flatten().collect();
-    pids.sort_unstable();
-    pids.into_iter().filter_map(|pid| Some((pid.to_string(), Node::PidLink(pid), pid_link_attr(pid).ok()?))).collect()
-}
-
-/// `ns/by-pid/<pid>`, for a caller who may see the process's namespace
-/// (EACCES for a process it may not, as /proc/PID/ns/ipc would answer).
-pub(super) fn lookup_process(name: &str, caller: &Caller) -> Result<(Node, Attr)> {
-    let pid = parse_number(name).and_then(|n| u32::try_from(n).ok()).ok_or(Error::NotFound)?;
-    if caller.act(|| namespace_of(pid))?.is_none() {
-        return Err(if namespace_of(pid).is_some() { Error::AccessDenied } else { Error::NotFound });
-    }
-    Ok((Node::PidLink(pid), pid_link_attr(pid)?))
-}
-
-pub(super) fn link_target(node: &Node, caller: &Caller) -> Result<Vec<u8>> {
-    match node {
-        Node::OwnNamespace => Ok(b"..".to_vec()),
-        Node::PidLink(pid) => Ok(caller.act(|| pid_link_target(*pid))??.into_bytes()),
-        Node::NameLink { ns, .. } => Ok(format!("../{ns}").into_bytes()),
-        _ => Err(Error::Invalid),
-    }
-}
-
-pub(super) fn link_attr(node: &Node) -> Result<Attr> {
-    match node {
-        Node::OwnNamespace => process_link_attr(Process::Daemon, 2),
-        Node::PidLink(pid) => pid_link_attr(*pid),
-        Node::NameLink { ns, .. } => process_link_attr(Process::Daemon, format!("../{ns}").len()),
-        _ => Err(Error::Invalid),
-    }
-}
-
-fn pid_link_target(pid: u32) -> Result<String> {
-    namespace_of(pid).map(|ns| format!("../{ns}")).ok_or(Error::NotFound)
-}
-
-/// A process's link: owned by the process's user, dated when it started.
-fn pid_link_attr(pid: u32) -> Result<Attr> {
-    process_link_attr(Process::Pid(pid), pid_link_target(pid)?.len())
-}
-
-/// A link `len` bytes long owned by `process`'s user and dated when it
-/// started (the daemon's for the links it makes up).
-fn process_link_attr(process: Process, len: usize) -> Result<Attr> {
-    let process = ProcessDir::read(process).map_err(|_| Error::NotFound)?;
-    let time = process.modified.unwrap_or(SystemTime::UNIX_EPOCH);
-    Ok(Attr {
-        ino: 0,
-        kind: FileKind::Symlink,
-        size: len as u64,
-        perm: 0o777,
-        nlink: 1,
-        uid: process.uid,
-        gid: process.gid,
-        atime: time,
-        mtime: time,
-        ctime: time,
-        blksize: super::BLOCK_SIZE,
-        stored: true,
+/// A process still in namespace `ns`, watched.
+fn next_process(ns: u64) -> Option<ProcessWatch> {
+    let pids = scan()?.remove(&ns)?;
+    pids.into_iter().find_map(|pid| {
+        let watch = ProcessWatch::new(pid).ok()?;
+        (namespace_of(pid) == Some(ns)).then_some(watch)
     })
-}
-
-/// The namespaces and processes `caller` may see: those whose
-/// /proc/PID/ns/ipc it may read (the kernel's ptrace read rule, decided by
-/// reading as the caller). Nothing when that cannot be done.
-fn seen_by(caller: &Caller) -> BTreeMap<u64, Vec<u32>> {
-    caller.act(scan).ok().flatten().unwrap_or_default()
 }
 
 /// Every IPC namespace a process is in, with its processes (ascending);
@@ -533,36 +446,4 @@ fn scan() -> Option<BTreeMap<u64, Vec<u32>>> {
 /// The IPC namespace process `pid` is in now.
 fn namespace_of(pid: u32) -> Option<u64> {
     ns::namespace_of(pid, Kind::Ipc)
-}
-
-/// A process still in namespace `ns`, watched.
-fn next_process(ns: u64) -> Option<ProcessWatch> {
-    let pids = scan()?.remove(&ns)?;
-    pids.into_iter().find_map(|pid| {
-        let watch = ProcessWatch::new(pid).ok()?;
-        (namespace_of(pid) == Some(ns)).then_some(watch)
-    })
-}
-
-/// A decimal number as ipcfs writes it: no sign, no leading zeros.
-fn parse_number(name: &str) -> Option<u64> {
-    if name.is_empty() || (name.len() > 1 && name.starts_with('0')) || !name.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    name.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn names_are_canonical_numbers() {
-        let good = [("42", 42), ("0", 0), ("4026531839", 4026531839)];
-        let bad = ["", "042", "+1", "-1", "1x", "by-pid", "99999999999999999999999"];
-        let cases = good.map(|(name, n)| (name, Some(n))).into_iter().chain(bad.map(|name| (name, None)));
-        for (name, number) in cases {
-            assert_eq!(parse_number(name), number, "{name:?}");
-        }
-    }
 }
