@@ -11,13 +11,15 @@
 //! /            shm/ sem/ msg/ by-key/
 //! shm/<id>     one file per segment            (shm.rs)
 //! sem/<id>/<n> one directory per set, a file per semaphore (sem.rs)
-//! msg/<id>/any, msg/<id>/<type>, msg/<id>/.wait/…   one directory per queue (msg.rs)
-//! by-key/{shm,sem,msg}/0x%08x -> ../../{shm,sem,msg}/<id>  for objects with a key
+//! msg/<id>/any, msg/<id>/<type>, msg/<id>/.recv/…, .wait/…   one directory per queue (msg/)
+//! by-key/{shm,sem,msg}/0x%08x -> ../../{shm,sem,msg}/<id>  for objects with a key (family.rs)
 //! limits/      the namespace's IPC limits      (limits.rs)
-//! ns/          every IPC namespace, with -o all_namespaces (namespaces.rs)
+//! ns/          every IPC namespace, with -o all_namespaces (ns_tree.rs; served by crate::router)
 //! ```
 //!
 //! One `IpcFs` serves one IPC namespace: the one of the thread calling it.
+//! Its methods are split by operation: `lookup.rs`, `files.rs`, `manage.rs`,
+//! `listing.rs`.
 
 #![forbid(unsafe_code)]
 
