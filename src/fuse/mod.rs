@@ -265,9 +265,7 @@ impl Filesystem for IpcFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        let at = At::of(ino, req);
-        let nonblocking = crate::ipc::flags::OpenFlags::from_raw(flags.0).is_nonblocking();
-        let caller = caller(req);
+        let (at, caller, nonblocking) = (At::of(ino, req), caller(req), is_nonblocking(flags));
         self.on("read", ino, caller, reply, move |fs, caller, reply| {
             let reply_with = move |reply: ReplyData, result: Result<Vec<u8>, Error>| match result {
                 Ok(data) => reply.data(&data),
@@ -296,9 +294,7 @@ impl Filesystem for IpcFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
-        let at = At::of(ino, req);
-        let nonblocking = crate::ipc::flags::OpenFlags::from_raw(flags.0).is_nonblocking();
-        let caller = caller(req);
+        let (at, caller, nonblocking) = (At::of(ino, req), caller(req), is_nonblocking(flags));
         self.on_bytes("write", ino, caller, data, reply, move |fs, caller, data, reply| {
             let reply_with = move |reply: ReplyWrite, result: Result<usize, Error>| match result {
                 Ok(n) => reply.written(n as u32),

@@ -2,6 +2,11 @@
 
 use super::*;
 
+/// Whether a read or write may not wait (the file's O_NONBLOCK now).
+pub(super) fn is_nonblocking(flags: OpenFlags) -> bool {
+    crate::ipc::flags::OpenFlags::from_raw(flags.0).is_nonblocking()
+}
+
 pub(super) fn caller(req: &Request) -> Caller {
     Caller::new(req.uid(), req.gid(), req.pid())
 }
