@@ -1,22 +1,27 @@
 //! The integration tests of ipcfs, built as one test binary: one link step,
-//! one process, and a failing area does not hide the others (cargo runs the
-//! whole binary). Run them with `tests/run.sh` (root, /dev/fuse); one area
-//! with `cargo test --test it -- msg::`.
+//! one process, and a failing area does not hide the others (every test of
+//! the binary runs). Run them all with `tests/run.sh` (as root, with
+//! /dev/fuse); one area with `cargo test --test it -- msg::`, one subject of
+//! it with `cargo test --test it -- msg::waits::`.
 //!
-//! - [`common`]: the harness every area shares: [`common::Mounted`] starts
+//! - [`common`]: the harness every area shares. [`common::Mounted`] starts
 //!   the real binary on a temporary directory in IPC and mount namespaces of
-//!   the test thread's own and unmounts on drop, plus the helpers the areas
-//!   share (shell commands, the kernel's own view of the objects, /proc).
+//!   the test thread's own and unmounts on drop; beside it, the helpers the
+//!   areas share (shell commands, the objects as the kernel's own calls see
+//!   them, /proc).
 //! - [`model`]: the filesystem model without a mount.
 //! - One module per area of the mounted filesystem, each starting with what
-//!   it covers.
+//!   it covers; the largest are folders, a module per subject under the
+//!   helpers their tests share (`mod.rs`).
 //! - [`hostile`]: hostile input, in tables and against a reference model of
-//!   the kernel (property tests).
+//!   the kernel (a property test).
 //!
 //! Every test runs on a thread of its own (libtest's), in IPC and mount
-//! namespaces of that thread's own (`common::isolate`), so tests of every
-//! area run side by side in this one process; what is process-wide (the
-//! umask, rlimits, signal dispositions, the environment) no test changes.
+//! namespaces of that thread's own (`common::isolate`), so the tests of
+//! every area run side by side in this one process: no test changes what is
+//! process-wide (the umask, rlimits, signal dispositions, the environment),
+//! and names that must be unique take `common::unique_tag`, not the process
+//! id alone.
 
 mod common;
 

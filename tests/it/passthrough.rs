@@ -7,7 +7,7 @@
 //! mmap fails with ENODEV), as do hugetlb segments and a daemon in a user
 //! namespace, and a mapping outlives both `ipcrm` and a killed daemon.
 //!
-//! As in shm_io.rs, every check of a segment's bytes goes through the
+//! As in `shm_io`, every check of a segment's bytes goes through the
 //! kernel's own calls (an attachment of the test's own, or a fresh one), so
 //! that a file which merely looks right is not enough to pass.
 use crate::common::*;
@@ -276,8 +276,8 @@ fn try_to_grow(path: &Path, id: ShmId, size: usize, expected: &mut [u8], falloca
 
     // fallocate(2) beyond the end reaches the daemon (FALLOCATE), not the
     // shmem file, which would take it. The daemon answers a plain one with
-    // EFBIG, as without passthrough (shm_io.rs,
-    // fallocate_on_an_existing_segment_cannot_grow_it), and any mode but 0
+    // EFBIG, as without passthrough
+    // (shm_io::fallocate_on_an_existing_segment_cannot_grow_it), and any mode but 0
     // (here FALLOC_FL_KEEP_SIZE, which would allocate pages past the end of
     // the shmem file) with EOPNOTSUPP.
     for (mode, offset, len, expected_errno) in [

@@ -30,7 +30,7 @@
 //! for example, by hand:
 //!
 //! ```text
-//! IPCFS_SOAK=10 cargo test --release --test reliability -- --nocapture
+//! IPCFS_SOAK=10 cargo test --release --test it -- reliability:: --nocapture
 //! ```
 //!
 //! Tests with random moments print their seed; `IPCFS_SEED=<seed>` replays it.
