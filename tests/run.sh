@@ -16,6 +16,10 @@ command -v getfattr >/dev/null || missing+=(attr)
 command -v strace >/dev/null || missing+=(strace)
 # The access tests run Python as other users: it must be the system's.
 [[ -x /usr/bin/python3 ]] || missing+=(python3)
+# The metrics tests read metrics/ipc.prom with the real Prometheus parser and
+# serve it with the real node_exporter.
+/usr/bin/python3 -c 'import prometheus_client' 2>/dev/null || missing+=(python3-prometheus-client)
+command -v prometheus-node-exporter >/dev/null || missing+=(prometheus-node-exporter)
 for tool in ipcs ipcmk ipcrm lsipc unshare setpriv fallocate prlimit; do
     command -v "$tool" >/dev/null || { missing+=(util-linux); break; }
 done

@@ -34,6 +34,7 @@ mod hostile;
 mod install;
 mod limits;
 mod lsipc;
+mod metrics;
 mod model;
 mod mount;
 mod msg;
