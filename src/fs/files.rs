@@ -9,6 +9,7 @@ impl IpcFs {
             Target::Dir(dir) => return Ok(self.dir_entry(dir)),
             Target::Node(node @ Node::QueueFile { .. }) => msg::attr_for(&node, caller)?,
             Target::Node(node @ Node::Semaphore(..)) => sem::attr_for(&node, caller)?,
+            Target::Node(Node::Metrics) => metrics::attr(caller, self.metrics_namespace(), self.mounted_at)?,
             Target::Node(node @ Node::Segment(ident)) => match nodes::attr(&node) {
                 // Removed while a file of it is open: that file's fstat.
                 // The name the kernel may keep goes (a stat by it would
@@ -98,6 +99,12 @@ impl IpcFs {
                 limits::access(limit, want, caller)?;
                 Handle::Limit(limit)
             }
+            Target::Node(Node::Metrics) => {
+                metrics::access(want)?;
+                let text = metrics::text(caller, self.metrics_namespace())?.into_bytes();
+                let charge = self.budgets.charge_bytes(caller.uid, text.len())?;
+                Handle::Metrics { text, _memory: charge }
+            }
             Target::Node(_) => return Err(Error::Invalid),
             Target::Pending(pending) => {
                 Handle::Segment(OpenSegment::reopen_pending(pending, want, caller, &self.budgets)?)
@@ -158,6 +165,11 @@ impl IpcFs {
                 let end = start.saturating_add(size as usize).min(text.len());
                 Ok(Outcome::Ready(Data::Bytes(text[start..end].to_vec())))
             }
+            Handle::Metrics { text, .. } => {
+                let start = usize::try_from(offset).unwrap_or(usize::MAX).min(text.len());
+                let end = start.saturating_add(size as usize).min(text.len());
+                Ok(Outcome::Ready(Data::Bytes(text[start..end].to_vec())))
+            }
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
@@ -172,6 +184,8 @@ impl IpcFs {
             Handle::Semaphore(open) => self.waiting_write(open.write(data, nonblocking, caller)?, caller),
             Handle::QueueFile(open) => self.waiting_write(open.write(data, nonblocking, caller)?, caller),
             Handle::Limit(limit) => limits::write(*limit, data, caller).map(Outcome::Ready),
+            // Opened for reading only (see metrics::access).
+            Handle::Metrics { .. } => Err(Error::BadHandle),
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }
@@ -208,7 +222,9 @@ impl IpcFs {
         }
         match &*self.handle(fh)? {
             Handle::Segment(open) => open.allocate(offset.checked_add(length).ok_or(Error::FileTooLarge)?, caller),
-            Handle::Semaphore(_) | Handle::QueueFile(_) | Handle::Limit(_) => Err(Error::NotSupported),
+            Handle::Semaphore(_) | Handle::QueueFile(_) | Handle::Limit(_) | Handle::Metrics { .. } => {
+                Err(Error::NotSupported)
+            }
             Handle::Dir(_) => Err(Error::IsDirectory),
         }
     }

@@ -36,10 +36,12 @@ pub enum Dir {
     ByPid,
     /// `ns/by-name/`
     ByName,
+    /// `metrics/`
+    Metrics,
 }
 
 impl Dir {
-    pub const ALL: [Dir; 12] = [
+    pub const ALL: [Dir; 13] = [
         Dir::Root,
         Dir::Shm,
         Dir::Sem,
@@ -52,6 +54,7 @@ impl Dir {
         Dir::Namespaces,
         Dir::ByPid,
         Dir::ByName,
+        Dir::Metrics,
     ];
 
     /// The directory's inode number, counted from the first of its tree.
@@ -66,7 +69,9 @@ impl Dir {
 
     pub fn parent(self) -> Dir {
         match self {
-            Dir::Root | Dir::Shm | Dir::Sem | Dir::Msg | Dir::ByKey | Dir::Limits | Dir::Namespaces => Dir::Root,
+            Dir::Root | Dir::Shm | Dir::Sem | Dir::Msg | Dir::ByKey | Dir::Limits | Dir::Metrics | Dir::Namespaces => {
+                Dir::Root
+            }
             Dir::ByKeyShm | Dir::ByKeySem | Dir::ByKeyMsg => Dir::ByKey,
             Dir::ByPid | Dir::ByName => Dir::Namespaces,
         }
@@ -81,6 +86,7 @@ impl Dir {
                 ("msg", Dir::Msg),
                 ("by-key", Dir::ByKey),
                 ("limits", Dir::Limits),
+                ("metrics", Dir::Metrics),
             ],
             Dir::ByKey => &[("shm", Dir::ByKeyShm), ("sem", Dir::ByKeySem), ("msg", Dir::ByKeyMsg)],
             Dir::Namespaces => &[("by-pid", Dir::ByPid), ("by-name", Dir::ByName)],
@@ -213,6 +219,8 @@ pub enum Node {
     QueueFile { ident: MsgIdent, mtype: i64, reading: Reading },
     /// `by-key/msg/0x%08x`
     MsgKeyLink(MsgIdent),
+    /// `metrics/ipc.prom`
+    Metrics,
     /// `limits/<resource>` and `limits/usage`
     Limit(Limit),
     /// `ns/<inode> -> ..`: the namespace the mount's root shows.

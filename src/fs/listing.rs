@@ -16,7 +16,8 @@ use super::ns_tree::NsEntry;
 use super::sem::Sets;
 use super::shm::Segments;
 use super::{
-    Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, Listed, limits, msg, nodes, ns_tree, sem,
+    Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, Listed, limits, metrics, msg, nodes, ns_tree,
+    sem,
 };
 
 impl IpcFs {
@@ -98,6 +99,13 @@ impl IpcFs {
                         .into_iter()
                         .map(|(name, node)| Ok((name, node.clone(), nodes::attr(&node)?)))
                         .collect::<Result<_>>()?,
+                    Dir::Metrics => {
+                        vec![(
+                            metrics::FILE.into(),
+                            Node::Metrics,
+                            metrics::attr(caller, self.metrics_namespace(), self.mounted_at)?,
+                        )]
+                    }
                     Dir::ByPid => ns_tree::list_processes(caller),
                     Dir::ByName => ns_tree::list_names(self.all_namespaces()?, caller),
                     Dir::Namespaces => {

@@ -38,6 +38,9 @@ impl IpcFs {
                         // Not kept: the namespace may go, and its number come back.
                         (_, attr) => return Ok(self.entry(attr)),
                     },
+                    Dir::Metrics if name == metrics::FILE => {
+                        (Node::Metrics, metrics::attr(caller, self.metrics_namespace(), self.mounted_at)?)
+                    }
                     Dir::ByPid => ns_tree::lookup_process(name, caller)?,
                     Dir::ByName => ns_tree::lookup_name(self.all_namespaces()?, name, caller)?,
                     _ => return Err(Error::NotFound),

@@ -35,6 +35,7 @@ use limits::Resource;
 mod listing;
 mod lookup;
 mod manage;
+mod metrics;
 mod msg;
 pub mod names;
 mod nodes;
@@ -108,6 +109,12 @@ enum Handle {
     QueueFile(OpenQueueFile),
     /// `limits/<resource>` or `limits/usage`: read fresh at every read.
     Limit(limits::Limit),
+    /// `metrics/ipc.prom`: the text made at the open, with the opener's
+    /// memory it holds.
+    Metrics {
+        text: Vec<u8>,
+        _memory: Charge,
+    },
     /// A directory listing, taken whole when read from offset 0, so that
     /// objects coming and going never make readdir skip or repeat an entry.
     Dir(Mutex<Vec<Listed>>),
@@ -302,6 +309,12 @@ impl IpcFs {
             Handle::Segment(open) => open.removed_attr(),
             _ => None,
         })
+    }
+
+    /// The namespace to label metrics with, when the mount shows several.
+    fn metrics_namespace(&self) -> Option<u64> {
+        let several = self.namespaces.is_some() || self.base != 0;
+        several.then(|| crate::ipc::ns::current_inode(crate::ipc::ns::Kind::Ipc).ok()).flatten()
     }
 
     /// Whether some file or directory is open on `ino`.

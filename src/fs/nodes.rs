@@ -8,7 +8,7 @@ use super::msg::Queues;
 use super::sem::Sets;
 use super::shm::Segments;
 use super::types::{Attr, SetAttr};
-use super::{limits, msg, ns_tree, sem, shm};
+use super::{limits, metrics, msg, ns_tree, sem, shm};
 
 pub fn attr(node: &Node) -> Result<Attr> {
     match node {
@@ -17,6 +17,7 @@ pub fn attr(node: &Node) -> Result<Attr> {
         Node::SemSet(_) | Node::Semaphore(..) | Node::SemKeyLink(_) => sem::attr(node),
         Node::Queue(_) | Node::QueueSubDir(..) | Node::QueueFile { .. } | Node::MsgKeyLink(_) => msg::attr(node),
         Node::Limit(limit) => limits::attr(*limit),
+        Node::Metrics => Err(Error::NotSupported),
         Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => ns_tree::link_attr(node),
     }
 }
@@ -54,6 +55,7 @@ pub fn access(node: &Node, want: Want, caller: &Caller) -> Result<()> {
         Node::ShmKeyLink(_) | Node::SemKeyLink(_) | Node::MsgKeyLink(_) => Ok(()),
         Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => Ok(()),
         Node::Limit(limit) => limits::access(limit, want, caller),
+        Node::Metrics => metrics::access(want),
     }
 }
 
