@@ -146,3 +146,28 @@ fn operations_through_ns_happen_in_that_namespace_only() {
     assert_eq!(fs::read_to_string("/proc/sys/kernel/msgmni").unwrap(), our_msgmni, "ours is unchanged");
     assert_eq!(fs::read_to_string(m.path("limits/msgmni")).unwrap(), our_msgmni);
 }
+
+/// With `-A`, each tree's `metrics/ipc.prom` shows that namespace's objects,
+/// every object's sample labelled with the namespace first; the limits are
+/// unlabelled.
+#[test]
+fn each_namespaces_metrics_show_its_own_objects_labelled_with_it() {
+    let a = Holder::new("ipcmk -M 1111");
+    let ours = create_segment(0x0000_0333, 333, 0o600);
+    let m = mount_all();
+    let own = own_ns();
+    let sizes = |path: &std::path::Path| -> Vec<String> {
+        let text = fs::read_to_string(path).unwrap();
+        text.lines().filter(|l| l.starts_with("ipc_shm_size_bytes{")).map(str::to_string).collect()
+    };
+    assert_eq!(
+        sizes(&m.path("metrics/ipc.prom")),
+        [format!("ipc_shm_size_bytes{{namespace=\"{own}\",id=\"{}\",key=\"0x00000333\",owner=\"0\"}} 333", ours.0)]
+    );
+    let theirs = sizes(&ns_dir(&m, a.ns).join("metrics/ipc.prom"));
+    assert_eq!(theirs.len(), 1, "{theirs:?}");
+    assert!(theirs[0].starts_with(&format!("ipc_shm_size_bytes{{namespace=\"{}\",id=\"0\",", a.ns)), "{theirs:?}");
+    assert!(theirs[0].ends_with("} 1111"), "{theirs:?}");
+    let text = fs::read_to_string(m.path("metrics/ipc.prom")).unwrap();
+    assert!(text.lines().any(|l| l.starts_with("ipc_limit{resource=\"shmmni\"} ")), "limits carry no namespace label");
+}
