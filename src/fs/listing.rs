@@ -142,8 +142,8 @@ impl IpcFs {
     }
 
     /// Whether an operation on `ino` (a queue directory, or a file of one
-    /// type) may walk a long queue for `caller`: the adapter then runs it off
-    /// the event loops.
+    /// type) may walk a long queue for `caller`, or (metrics/) every object
+    /// of the namespace: the adapter then runs it off the event loops.
     pub fn may_walk(&self, ino: u64, caller: &Caller) -> bool {
         match self.target(ino) {
             Ok(Target::Node(Node::Queue(ident) | Node::QueueSubDir(ident, _))) => msg::is_long(ident, caller),
@@ -151,6 +151,9 @@ impl IpcFs {
             Ok(Target::Node(Node::QueueFile { ident, mtype, reading })) if mtype != 0 || reading == Reading::Browse => {
                 msg::is_long(ident, caller)
             }
+            // Made from every object (and every readable semaphore's
+            // waiters): as long as the namespace is big.
+            Ok(Target::Node(Node::Metrics) | Target::Dir(Dir::Metrics)) => true,
             _ => false,
         }
     }
