@@ -202,7 +202,14 @@ impl IpcFs {
     /// (the caller's /proc status, kept open while it waits): EAGAIN when
     /// either is used up, and nothing has been done yet.
     pub(super) fn parked<T>(&self, wait: Wait<T>, caller: &Caller) -> Result<Wait<T>> {
-        let wait = wait.stopping_with(&self.stopping);
+        let mut wait = wait.stopping_with(&self.stopping);
+        if let Some((family, id, role)) = wait.used() {
+            let number = self.next_fh.fetch_add(1, Ordering::Relaxed);
+            let waiting = self.waiting.clone();
+            let entry = inode::Use { family, id, tid: caller.tid, role };
+            waiting.lock().unwrap_or_else(|p| p.into_inner()).insert(number, entry);
+            wait = wait.registered(Unregister { waiting, number });
+        }
         let charges = self.budgets.charge(caller.uid, Spend::Wait).and_then(|thread| {
             let descriptor = self.budgets.charge(caller.uid, Spend::Descriptor);
             Ok([thread, descriptor.map_err(|_| Error::Budget(Errno::EAGAIN))?])
@@ -262,5 +269,17 @@ impl IpcFs {
         if let Some(namespaces) = &self.namespaces {
             namespaces.stop_waits();
         }
+    }
+}
+
+/// Takes a wait out of the daemon's list of waits when it ends.
+struct Unregister {
+    waiting: Arc<Mutex<HashMap<u64, inode::Use>>>,
+    number: u64,
+}
+
+impl Drop for Unregister {
+    fn drop(&mut self) {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner()).remove(&self.number);
     }
 }

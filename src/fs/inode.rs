@@ -38,10 +38,14 @@ pub enum Dir {
     ByName,
     /// `metrics/`
     Metrics,
+    /// `users/`
+    Users,
+    /// `users/shm/`, `users/sem/`, `users/msg/`
+    UsersOf(ObjectKind),
 }
 
 impl Dir {
-    pub const ALL: [Dir; 13] = [
+    pub const ALL: [Dir; 17] = [
         Dir::Root,
         Dir::Shm,
         Dir::Sem,
@@ -55,6 +59,10 @@ impl Dir {
         Dir::ByPid,
         Dir::ByName,
         Dir::Metrics,
+        Dir::Users,
+        Dir::UsersOf(ObjectKind::Shm),
+        Dir::UsersOf(ObjectKind::Sem),
+        Dir::UsersOf(ObjectKind::Msg),
     ];
 
     /// The directory's inode number, counted from the first of its tree.
@@ -69,11 +77,18 @@ impl Dir {
 
     pub fn parent(self) -> Dir {
         match self {
-            Dir::Root | Dir::Shm | Dir::Sem | Dir::Msg | Dir::ByKey | Dir::Limits | Dir::Metrics | Dir::Namespaces => {
-                Dir::Root
-            }
+            Dir::Root
+            | Dir::Shm
+            | Dir::Sem
+            | Dir::Msg
+            | Dir::ByKey
+            | Dir::Limits
+            | Dir::Metrics
+            | Dir::Users
+            | Dir::Namespaces => Dir::Root,
             Dir::ByKeyShm | Dir::ByKeySem | Dir::ByKeyMsg => Dir::ByKey,
             Dir::ByPid | Dir::ByName => Dir::Namespaces,
+            Dir::UsersOf(_) => Dir::Users,
         }
     }
 
@@ -87,9 +102,15 @@ impl Dir {
                 ("by-key", Dir::ByKey),
                 ("limits", Dir::Limits),
                 ("metrics", Dir::Metrics),
+                ("users", Dir::Users),
             ],
             Dir::ByKey => &[("shm", Dir::ByKeyShm), ("sem", Dir::ByKeySem), ("msg", Dir::ByKeyMsg)],
             Dir::Namespaces => &[("by-pid", Dir::ByPid), ("by-name", Dir::ByName)],
+            Dir::Users => &[
+                ("shm", Dir::UsersOf(ObjectKind::Shm)),
+                ("sem", Dir::UsersOf(ObjectKind::Sem)),
+                ("msg", Dir::UsersOf(ObjectKind::Msg)),
+            ],
             _ => &[],
         }
     }
@@ -186,6 +207,54 @@ pub enum Resource {
     Semvmx,
 }
 
+/// One of the three families, where the tree names it (`users/shm/`, ...).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjectKind {
+    Shm,
+    Sem,
+    Msg,
+}
+
+/// How a process uses an object (`user.ipc.role` of its link in `users/`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// A segment attached (shmat).
+    Attached,
+    /// A segment's file open through the mount.
+    Open,
+    /// Blocked in semop on the set, through the mount or its own call.
+    WaitingTake,
+    WaitingZero,
+    /// Blocked in semop by its own call (which operation, /proc does not say).
+    Waiting,
+    WaitingReceive,
+    WaitingSend,
+}
+
+impl Role {
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Attached => "attached",
+            Role::Open => "open",
+            Role::WaitingTake => "waiting-take",
+            Role::WaitingZero => "waiting-zero",
+            Role::Waiting => "waiting",
+            Role::WaitingReceive => "waiting-receive",
+            Role::WaitingSend => "waiting-send",
+        }
+    }
+}
+
+/// A use of an object by a caller through the mount, which the daemon
+/// knows of (an open segment file, a wait it runs): the caller's thread.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Use {
+    pub family: ObjectKind,
+    pub id: i32,
+    pub tid: u32,
+    pub role: Role,
+}
+
 /// What reading a queue file does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reading {
@@ -221,6 +290,10 @@ pub enum Node {
     MsgKeyLink(MsgIdent),
     /// `metrics/ipc.prom`
     Metrics,
+    /// `users/<family>/<id>/`: the processes using object `id` now.
+    UsedObject(ObjectKind, i32),
+    /// `users/<family>/<id>/<pid> -> /proc/<pid>`
+    User { family: ObjectKind, id: i32, pid: u32 },
     /// `limits/<resource>` and `limits/usage`
     Limit(Limit),
     /// `ns/<inode> -> ..`: the namespace the mount's root shows.
@@ -234,7 +307,7 @@ pub enum Node {
 impl Node {
     /// Whether the node is shown as a directory.
     pub fn is_dir(&self) -> bool {
-        matches!(self, Node::SemSet(_) | Node::Queue(_) | Node::QueueSubDir(..))
+        matches!(self, Node::SemSet(_) | Node::Queue(_) | Node::QueueSubDir(..) | Node::UsedObject(..))
     }
 
     /// Whether a write to the node's file may wait (a P, a send to a full

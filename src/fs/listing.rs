@@ -17,7 +17,7 @@ use super::sem::Sets;
 use super::shm::Segments;
 use super::{
     Attr, BLOCK_SIZE, Caller, Entry, FIXED_TTL, FileKind, Handle, IpcFs, Listed, limits, metrics, msg, nodes, ns_tree,
-    sem,
+    sem, users,
 };
 
 impl IpcFs {
@@ -26,6 +26,7 @@ impl IpcFs {
             Target::Dir(_) => {}
             Target::Node(Node::SemSet(ident)) => sem::check_list(ident, caller)?,
             Target::Node(Node::Queue(ident) | Node::QueueSubDir(ident, _)) => msg::check_list(ident, caller)?,
+            Target::Node(Node::UsedObject(..)) => {}
             _ => return Err(Error::NotDirectory),
         }
         let charge = self.charge_file(caller)?;
@@ -119,7 +120,11 @@ impl IpcFs {
                         }));
                         Vec::new()
                     }
-                    Dir::Root | Dir::ByKey => Vec::new(),
+                    Dir::UsersOf(family) => {
+                        let found = users::scan(*family, &self.known_uses(), caller);
+                        users::list(*family, &found)?
+                    }
+                    Dir::Root | Dir::ByKey | Dir::Users => Vec::new(),
                 };
                 (items, children)
             }
@@ -134,6 +139,15 @@ impl IpcFs {
                 let queue = Node::Queue(*ident);
                 let parent = node_dir("..", &queue, self.inodes().peek(&queue))?;
                 (vec![node_dir(".", node, ino)?, parent], msg::list_files(*ident, *reading, caller)?)
+            }
+            Target::Node(node @ Node::UsedObject(family, id)) => {
+                let found = users::scan(*family, &self.known_uses(), caller);
+                let this = Listed {
+                    name: ".".into(),
+                    target: Target::Node(node.clone()),
+                    attr: Attr { ino, ..users::dir_attr() },
+                };
+                (vec![this, fixed("..", Dir::UsersOf(*family))], users::list_object(*family, *id, &found)?)
             }
             _ => return Err(Error::NotDirectory),
         };
@@ -154,6 +168,8 @@ impl IpcFs {
             // Made from every object (and every readable semaphore's
             // waiters): as long as the namespace is big.
             Ok(Target::Node(Node::Metrics) | Target::Dir(Dir::Metrics)) => true,
+            // Every process of the namespace.
+            Ok(Target::Node(Node::UsedObject(..) | Node::User { .. }) | Target::Dir(Dir::UsersOf(_))) => true,
             _ => false,
         }
     }

@@ -145,6 +145,10 @@ impl IpcFs {
             return Ok(path.into());
         }
         let node = node.ok_or(Error::NoAttribute)?;
+        if let Node::UsedObject(family, id) = node {
+            let found = users::scan(family, &self.known_uses(), caller);
+            return users::xattr(id, name, &found).map(String::into_bytes);
+        }
         nodes::xattr(&node, name, caller).map(String::into_bytes)
     }
 

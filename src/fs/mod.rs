@@ -44,6 +44,7 @@ mod sem;
 mod shm;
 pub mod signals;
 mod types;
+mod users;
 pub mod waiting;
 
 use std::collections::HashMap;
@@ -181,6 +182,9 @@ pub struct IpcFs {
     passthrough: Arc<AtomicBool>,
     /// How many files and directories are open on each inode.
     open_inodes: Mutex<HashMap<u64, usize>>,
+    /// The waits callers have parked here, by a number of their own (for
+    /// `users/`).
+    waiting: Arc<Mutex<HashMap<u64, inode::Use>>>,
 }
 
 impl Default for IpcFs {
@@ -208,6 +212,7 @@ impl IpcFs {
             gid,
             passthrough: Arc::new(AtomicBool::new(false)),
             open_inodes: Mutex::new(HashMap::new()),
+            waiting: Arc::default(),
         }
     }
 
@@ -315,6 +320,25 @@ impl IpcFs {
     fn metrics_namespace(&self) -> Option<u64> {
         let several = self.namespaces.is_some() || self.base != 0;
         several.then(|| crate::ipc::ns::current_inode(crate::ipc::ns::Kind::Ipc).ok()).flatten()
+    }
+
+    /// The uses of objects by callers through the mount that the daemon
+    /// knows of: open segment files and parked waits.
+    fn known_uses(&self) -> Vec<inode::Use> {
+        let handles = self.handles.lock().unwrap_or_else(|p| p.into_inner());
+        let open = handles.values().filter_map(|held| match &*held.handle {
+            Handle::Segment(open) => open.user().map(|(id, tid)| inode::Use {
+                family: inode::ObjectKind::Shm,
+                id,
+                tid,
+                role: inode::Role::Open,
+            }),
+            _ => None,
+        });
+        let mut uses: Vec<inode::Use> = open.collect();
+        drop(handles);
+        uses.extend(self.waiting.lock().unwrap_or_else(|p| p.into_inner()).values().copied());
+        uses
     }
 
     /// Whether some file or directory is open on `ino`.

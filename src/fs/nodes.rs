@@ -8,7 +8,7 @@ use super::msg::Queues;
 use super::sem::Sets;
 use super::shm::Segments;
 use super::types::{Attr, SetAttr};
-use super::{limits, metrics, msg, ns_tree, sem, shm};
+use super::{limits, metrics, msg, ns_tree, sem, shm, users};
 
 pub fn attr(node: &Node) -> Result<Attr> {
     match node {
@@ -18,6 +18,8 @@ pub fn attr(node: &Node) -> Result<Attr> {
         Node::Queue(_) | Node::QueueSubDir(..) | Node::QueueFile { .. } | Node::MsgKeyLink(_) => msg::attr(node),
         Node::Limit(limit) => limits::attr(*limit),
         Node::Metrics => Err(Error::NotSupported),
+        Node::UsedObject(..) => Ok(users::dir_attr()),
+        Node::User { pid, .. } => users::link_attr(*pid),
         Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => ns_tree::link_attr(node),
     }
 }
@@ -28,6 +30,7 @@ pub fn readlink(node: &Node, caller: &Caller) -> Result<Vec<u8>> {
         Node::SemKeyLink(ident) => family::link_target::<Sets>(ident),
         Node::MsgKeyLink(ident) => family::link_target::<Queues>(ident),
         Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => ns_tree::link_target(node, caller),
+        Node::User { pid, .. } => Ok(users::link_target(pid)),
         _ => Err(Error::Invalid),
     }
 }
@@ -56,6 +59,13 @@ pub fn access(node: &Node, want: Want, caller: &Caller) -> Result<()> {
         Node::OwnNamespace | Node::PidLink(_) | Node::NameLink { .. } => Ok(()),
         Node::Limit(limit) => limits::access(limit, want, caller),
         Node::Metrics => metrics::access(want),
+        Node::UsedObject(..) | Node::User { .. } => {
+            if want.includes_write() {
+                Err(Error::AccessDenied)
+            } else {
+                Ok(())
+            }
+        }
     }
 }
 
@@ -71,6 +81,7 @@ pub fn xattr_names(node: &Node) -> Result<Vec<&'static str>> {
     match *node {
         Node::Segment(ident) => shm::xattr_names(ident),
         Node::Limit(limit) => limits::xattr_names(limit),
+        Node::UsedObject(..) => Ok(users::XATTRS.to_vec()),
         _ => {
             attr(node)?;
             Ok(family_xattr_names(node).to_vec())

@@ -16,7 +16,7 @@ use super::access::{Caller, Want, check_access, check_owner, chmod_chown_dir, di
 use super::attr::{BLOCK_SIZE, kernel_time};
 use super::error::{Error, Result};
 use super::family::{self, Family};
-use super::inode::{Node, SemIdent};
+use super::inode::{Node, ObjectKind, Role, SemIdent};
 use super::names::{parse_creation_key, parse_id};
 use super::signals::{Signals, caller_dying};
 use super::types::{Attr, FileKind, Outcome, SetAttr, Stop, Wait, Written};
@@ -427,7 +427,9 @@ impl OpenSemaphore {
             Err(Errno::EAGAIN) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
             Err(Errno::EAGAIN) => {
                 let (ident, caller) = (self.ident, Caller::new(caller.uid, caller.gid, caller.tid));
-                Ok(Written::Wait(Wait::new(move |stop| wait(ident, num, delta, &caller, want, stop).map(|()| len))))
+                let role = if delta == 0 { Role::WaitingZero } else { Role::WaitingTake };
+                let wait = Wait::new(move |stop| wait(ident, num, delta, &caller, want, stop).map(|()| len));
+                Ok(Written::Wait(wait.using(ObjectKind::Sem, ident.id.0, role)))
             }
             Err(e) => Err(map_op_error(e)),
         }

@@ -336,6 +336,8 @@ pub struct OpenSegment {
     /// Whose budgets a segment held later is charged to.
     budgets: Arc<Budgets>,
     uid: u32,
+    /// The opener's thread (for `users/`).
+    tid: u32,
 }
 
 enum OpenTarget {
@@ -354,6 +356,7 @@ impl OpenSegment {
             held: Mutex::new(Some(held)),
             budgets: budgets.clone(),
             uid: caller.uid,
+            tid: caller.tid,
         })
     }
 
@@ -369,6 +372,7 @@ impl OpenSegment {
             held: Mutex::new(None),
             budgets: budgets.clone(),
             uid: caller.uid,
+            tid: caller.tid,
         }
     }
 
@@ -394,6 +398,13 @@ impl OpenSegment {
             }
         }
         Ok(slot.as_ref().map(|held| held.memory.clone()))
+    }
+
+    /// The segment this file holds and the opener's thread: a use for
+    /// `users/shm/`.
+    pub fn user(&self) -> Option<(i32, u32)> {
+        let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+        held.as_ref().map(|held| (held.stat.id.0, self.tid))
     }
 
     /// The segment's attributes as the file saw them when it was opened,

@@ -1,5 +1,6 @@
 //! The plain values the model hands to the FUSE adapter.
 
+use super::inode::{ObjectKind, Role};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -147,11 +148,15 @@ pub struct Wait<T> {
     stop: Stop,
     charges: Option<[Charge; 2]>,
     keeps: bool,
+    /// The object it waits on and how, for `users/`.
+    using: Option<(ObjectKind, i32, Role)>,
+    /// Its entry among the daemon's waits while it lives.
+    registered: Option<Box<dyn Send>>,
 }
 
 impl<T> Wait<T> {
     pub fn new(op: impl FnOnce(&Stop) -> Result<T> + Send + 'static) -> Wait<T> {
-        Wait { op: Box::new(op), stop: Stop::default(), charges: None, keeps: false }
+        Wait { op: Box::new(op), stop: Stop::default(), charges: None, keeps: false, using: None, registered: None }
     }
 
     /// A wait that holds something that must not be lost (a message to put
@@ -159,6 +164,22 @@ impl<T> Wait<T> {
     /// thread can be started for it.
     pub fn keeping(op: impl FnOnce(&Stop) -> Result<T> + Send + 'static) -> Wait<T> {
         Wait { keeps: true, ..Wait::new(op) }
+    }
+
+    /// The wait is on object `id` of `family`, as `role` (see `users/`).
+    pub fn using(mut self, family: ObjectKind, id: i32, role: Role) -> Wait<T> {
+        self.using = Some((family, id, role));
+        self
+    }
+
+    pub(super) fn used(&self) -> Option<(ObjectKind, i32, Role)> {
+        self.using
+    }
+
+    /// Holds `entry` (dropped when the wait ends).
+    pub(super) fn registered(mut self, entry: impl Send + 'static) -> Wait<T> {
+        self.registered = Some(Box::new(entry));
+        self
     }
 
     pub fn keeps(&self) -> bool {
@@ -180,6 +201,7 @@ impl<T> Wait<T> {
     pub fn run(self) -> Result<T> {
         let result = (self.op)(&self.stop);
         drop(self.charges);
+        drop(self.registered);
         result
     }
 }

@@ -34,6 +34,7 @@ pub mod sem;
 pub mod shm;
 pub mod sysctl;
 pub mod sysvipc;
+pub mod users;
 pub mod wake;
 
 use std::fmt;

@@ -25,7 +25,7 @@ use super::attr::{BLOCK_SIZE, kernel_time};
 use super::budget::{Budgets, Charge};
 use super::error::{Error, Result};
 use super::family::{self, Family};
-use super::inode::{MsgIdent, Node, Reading};
+use super::inode::{MsgIdent, Node, ObjectKind, Reading, Role};
 use super::limits::Resource;
 use super::names::parse_creation_key;
 use super::signals::{Signals, caller_dying};

@@ -135,19 +135,22 @@ impl OpenQueueFile {
             Err(Errno::ENOMSG) if nonblocking || self.nonblocking => Err(Error::WouldBlock),
             Err(Errno::ENOMSG) => {
                 let tid = caller.tid;
-                Ok(Outcome::Wait(Wait::new(move |stop| {
-                    let (got, signals) = watched(tid, stop, || msg::receive(id, mtype, room, true));
-                    match got.map(|message| hand_over(ident, message, || signals == Signals::Fatal)) {
-                        Ok(Given::Body(body)) => Ok(body),
-                        Ok(Given::Back(refusal)) => Err(refusal),
-                        // The caller is dying: its reply can wait for the room.
-                        Ok(Given::Held(message, refusal)) => {
-                            keep(ident, message, stop);
-                            Err(refusal)
+                Ok(Outcome::Wait(
+                    Wait::new(move |stop| {
+                        let (got, signals) = watched(tid, stop, || msg::receive(id, mtype, room, true));
+                        match got.map(|message| hand_over(ident, message, || signals == Signals::Fatal)) {
+                            Ok(Given::Body(body)) => Ok(body),
+                            Ok(Given::Back(refusal)) => Err(refusal),
+                            // The caller is dying: its reply can wait for the room.
+                            Ok(Given::Held(message, refusal)) => {
+                                keep(ident, message, stop);
+                                Err(refusal)
+                            }
+                            Err(e) => Err(map_error(e, ident)),
                         }
-                        Err(e) => Err(map_error(e, ident)),
-                    }
-                })))
+                    })
+                    .using(ObjectKind::Msg, ident.id.0, Role::WaitingReceive),
+                ))
             }
             Err(e) => Err(map_error(e, ident)),
         }
@@ -169,10 +172,13 @@ impl OpenQueueFile {
             Err(Errno::EAGAIN) => {
                 let (tid, body) = (caller.tid, data.to_vec());
                 let ident = self.ident;
-                Ok(Outcome::Wait(Wait::new(move |stop| {
-                    let (sent, _) = watched(tid, stop, || msg::send(id, mtype, &body, true));
-                    sent.map(|()| len).map_err(|e| map_error(e, ident))
-                })))
+                Ok(Outcome::Wait(
+                    Wait::new(move |stop| {
+                        let (sent, _) = watched(tid, stop, || msg::send(id, mtype, &body, true));
+                        sent.map(|()| len).map_err(|e| map_error(e, ident))
+                    })
+                    .using(ObjectKind::Msg, ident.id.0, Role::WaitingSend),
+                ))
             }
             Err(e) => Err(map_error(e, self.ident)),
         }
