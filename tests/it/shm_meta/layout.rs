@@ -12,7 +12,7 @@ use std::path::Path;
 #[test]
 fn tree_has_family_dirs_and_key_links_only_for_keyed_segments() {
     let m = Mounted::new();
-    assert_eq!(list(m.root()), ["by-key", "limits", "metrics", "msg", "sem", "shm"]);
+    assert_eq!(list(m.root()), ["by-key", "limits", "metrics", "msg", "sem", "shm", "users"]);
     assert_eq!(list(&m.path("by-key")), ["msg", "sem", "shm"]);
 
     let keyed = create_segment(0x1234abcd, 4096, 0o600);
