@@ -48,3 +48,4 @@ mod shm_io;
 mod shm_meta;
 mod smoke;
 mod tools;
+mod users;
