@@ -7,7 +7,6 @@
 use std::time::SystemTime;
 
 use super::access::{Caller, Want};
-use super::attr::BLOCK_SIZE;
 use super::error::{Error, Result};
 use super::inode::Node;
 pub use super::inode::{Limit, Resource};
@@ -159,20 +158,7 @@ pub fn attr(limit: Limit) -> Result<Attr> {
     // Not "now": tar would see every limit change while it reads it. The
     // kernel keeps no time for a sysctl; the daemon's start stands for it.
     let now = *STARTED;
-    Ok(Attr {
-        ino: 0,
-        kind: FileKind::RegularFile,
-        size: text(limit)?.len() as u64,
-        perm,
-        nlink: 1,
-        uid: 0,
-        gid: 0,
-        atime: now,
-        mtime: now,
-        ctime: now,
-        blksize: BLOCK_SIZE,
-        stored: false,
-    })
+    Ok(Attr::made(FileKind::RegularFile, text(limit)?.len() as u64, perm, now))
 }
 
 /// Anyone reads; who may write is the kernel's to say: opening the sysctl

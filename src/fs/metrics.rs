@@ -12,7 +12,7 @@ use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use super::access::{Caller, Want, check_access};
-use super::attr::{BLOCK_SIZE, kernel_time};
+use super::attr::kernel_time;
 use super::error::{Error, Result};
 use super::inode::Resource;
 use super::types::{Attr, FileKind};
@@ -134,20 +134,7 @@ impl Out {
 pub fn attr(caller: &Caller, namespace: Option<u64>, since: SystemTime) -> Result<Attr> {
     let (text, latest) = snapshot(caller, namespace)?;
     let time = if latest > 0 { kernel_time(latest, latest) } else { since };
-    Ok(Attr {
-        ino: 0,
-        kind: FileKind::RegularFile,
-        size: text.len() as u64,
-        perm: 0o444,
-        nlink: 1,
-        uid: 0,
-        gid: 0,
-        atime: time,
-        mtime: time,
-        ctime: time,
-        blksize: BLOCK_SIZE,
-        stored: false,
-    })
+    Ok(Attr::made(FileKind::RegularFile, text.len() as u64, 0o444, time))
 }
 
 /// Nobody writes it.

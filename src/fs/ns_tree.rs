@@ -135,7 +135,7 @@ fn pid_link_attr(pid: u32) -> Result<Attr> {
 
 /// A link `len` bytes long owned by `process`'s user and dated when it
 /// started (the daemon's for the links it makes up).
-fn process_link_attr(process: Process, len: usize) -> Result<Attr> {
+pub fn process_link_attr(process: Process, len: usize) -> Result<Attr> {
     let process = ProcessDir::read(process).map_err(|_| Error::NotFound)?;
     let time = process.modified.unwrap_or(SystemTime::UNIX_EPOCH);
     Ok(Attr {

@@ -38,6 +38,27 @@ pub struct Attr {
     pub stored: bool,
 }
 
+impl Attr {
+    /// Text the daemon makes at each read (a limit, metrics, a directory of
+    /// users): root's, dated `time`, holding no blocks.
+    pub fn made(kind: FileKind, size: u64, perm: u16, time: SystemTime) -> Attr {
+        Attr {
+            ino: 0,
+            kind,
+            size,
+            perm,
+            nlink: if kind == FileKind::Directory { 2 } else { 1 },
+            uid: 0,
+            gid: 0,
+            atime: time,
+            mtime: time,
+            ctime: time,
+            blksize: super::attr::BLOCK_SIZE,
+            stored: false,
+        }
+    }
+}
+
 /// An attribute with how long the kernel may cache it (and the name, for
 /// lookups).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -16,10 +16,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::SystemTime;
 
 use super::access::Caller;
-use super::attr::BLOCK_SIZE;
 use super::error::{Error, Result};
 use super::inode::{Node, ObjectKind, Role, Use};
 use super::names::parse_number;
+use super::ns_tree::process_link_attr;
 use super::types::{Attr, FileKind};
 use crate::ipc::ns::{self, Kind};
 use crate::ipc::proc::{Process, ProcessDir};
@@ -125,21 +125,7 @@ pub fn lookup_user(family: ObjectKind, id: i32, name: &str, users: &Users) -> Re
 /// An object's directory: anyone may list it; dated now (who uses an
 /// object is a fact of this moment).
 pub fn dir_attr() -> Attr {
-    let now = SystemTime::now();
-    Attr {
-        ino: 0,
-        kind: FileKind::Directory,
-        size: 0,
-        perm: 0o555,
-        nlink: 2,
-        uid: 0,
-        gid: 0,
-        atime: now,
-        mtime: now,
-        ctime: now,
-        blksize: BLOCK_SIZE,
-        stored: false,
-    }
+    Attr::made(FileKind::Directory, 0, 0o555, SystemTime::now())
 }
 
 fn link_text(pid: u32) -> String {
@@ -148,22 +134,7 @@ fn link_text(pid: u32) -> String {
 
 /// A process's link: owned by the process's user, dated when it started.
 pub fn link_attr(pid: u32) -> Result<Attr> {
-    let process = ProcessDir::read(Process::Pid(pid)).map_err(|_| Error::NotFound)?;
-    let time = process.modified.unwrap_or(SystemTime::UNIX_EPOCH);
-    Ok(Attr {
-        ino: 0,
-        kind: FileKind::Symlink,
-        size: link_text(pid).len() as u64,
-        perm: 0o777,
-        nlink: 1,
-        uid: process.uid,
-        gid: process.gid,
-        atime: time,
-        mtime: time,
-        ctime: time,
-        blksize: BLOCK_SIZE,
-        stored: false,
-    })
+    process_link_attr(Process::Pid(pid), link_text(pid).len())
 }
 
 pub fn link_target(pid: u32) -> Vec<u8> {
