@@ -171,3 +171,21 @@ fn each_namespaces_metrics_show_its_own_objects_labelled_with_it() {
     let text = fs::read_to_string(m.path("metrics/ipc.prom")).unwrap();
     assert!(text.lines().any(|l| l.starts_with("ipc_limit{resource=\"shmmni\"} ")), "limits carry no namespace label");
 }
+
+/// With `-A`, each tree's `users/` shows the processes of that namespace
+/// only.
+#[test]
+fn each_namespaces_users_show_its_own_processes() {
+    let attach = "ipcmk -M 4096 >/dev/null\n/usr/bin/python3 -c 'import ctypes,time; l=ctypes.CDLL(None); \
+                  l.shmat.restype=ctypes.c_void_p; l.shmat(0,None,0); time.sleep(60)' &";
+    let a = Holder::new(attach);
+    let m = mount_all();
+    let segment = ns_dir(&m, a.ns).join("shm/0");
+    wait_for("A's process attaches its segment", || xattr(&segment, "user.ipc.nattch").is_ok_and(|n| n == "1"));
+    let users = list(&ns_dir(&m, a.ns).join("users/shm/0"));
+    assert_eq!(users.len(), 1, "{users:?}");
+    let pid: u32 = users[0].parse().unwrap();
+    assert_eq!((comm(pid).as_str(), process_ns(pid)), ("python3", Some(a.ns)), "A's attacher");
+    assert!(list(&m.path("users/shm")).is_empty(), "nobody uses a segment of the mount's own namespace");
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
+}
