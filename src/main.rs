@@ -176,11 +176,15 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
         return fail(&format!("cannot start the thread that watches waiting callers: {e}"));
     }
     let budgets = Budgets::new(options.user_budget);
-    let mut fs =
-        IpcFs::new().read_only(options.read_only).attr_timeout(options.attr_timeout).with_budgets(budgets.clone());
+    let mount_device = Arc::new(std::sync::OnceLock::new());
+    let mut fs = IpcFs::new()
+        .read_only(options.read_only)
+        .attr_timeout(options.attr_timeout)
+        .with_budgets(budgets.clone())
+        .with_device(mount_device.clone());
     let mut router = None;
     if options.all_namespaces {
-        match Namespaces::new(options.read_only, options.attr_timeout, budgets) {
+        match Namespaces::new(options.read_only, options.attr_timeout, budgets, mount_device.clone()) {
             Ok(namespaces) => {
                 fs = fs.with_namespaces(namespaces.clone());
                 router = Some(namespaces);
@@ -204,6 +208,10 @@ fn serve(mountpoint: &Path, options: &MountOptions, daemon: bool) -> ExitCode {
         Err(e) => return fail(&e.to_string()),
     };
     let mounted = Arc::new(mounted);
+    // For users/: which processes have files of this mount mapped.
+    if let Ok(dev) = mount::device_number(mountpoint) {
+        let _ = mount_device.set(dev);
+    }
     let adapter = IpcFuse::new(fs, router, options.passthrough);
     let forgetter = adapter.forgetter();
     let session = match fuser::Session::from_fd(adapter, device, options.acl, options.config(THREADS)) {

@@ -21,7 +21,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::os::fd::AsFd;
 use std::sync::mpsc::{self, Sender};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::fs::inode::Dir;
@@ -53,6 +53,8 @@ struct MemberSettings {
     attr_timeout: Duration,
     /// The mount's budgets: a user's share is one, across namespaces.
     budgets: Arc<Budgets>,
+    /// The mount's device, once mounted.
+    device: Arc<OnceLock<u64>>,
 }
 
 pub struct Namespaces {
@@ -141,12 +143,17 @@ impl Member {
 
 impl Namespaces {
     /// The calling thread must be in the namespace the mount's root shows.
-    pub fn new(read_only: bool, attr_timeout: Duration, budgets: Arc<Budgets>) -> Result<Arc<Namespaces>> {
+    pub fn new(
+        read_only: bool,
+        attr_timeout: Duration,
+        budgets: Arc<Budgets>,
+        device: Arc<OnceLock<u64>>,
+    ) -> Result<Arc<Namespaces>> {
         let own = current_inode(Kind::Ipc).map_err(Error::kernel("setns"))?;
         Ok(Arc::new_cyclic(|me| Namespaces {
             own,
             own_uts: current_inode(Kind::Uts).ok(),
-            settings: MemberSettings { read_only, attr_timeout, budgets },
+            settings: MemberSettings { read_only, attr_timeout, budgets, device },
             members: Mutex::new(Members { next_slot: 1, ..Members::default() }),
             me: me.clone(),
         }))
@@ -247,6 +254,7 @@ impl Namespaces {
             .read_only(self.settings.read_only)
             .attr_timeout(self.settings.attr_timeout)
             .with_budgets(self.settings.budgets.clone())
+            .with_device(self.settings.device.clone())
             .in_slot(slot << SLOT_SHIFT, owner);
         let fs = Arc::new(fs);
         let (jobs, queue) = mpsc::channel::<Job>();

@@ -222,6 +222,8 @@ pub enum Role {
     Attached,
     /// A segment's file open through the mount.
     Open,
+    /// A segment's file mapped through the mount (and perhaps closed).
+    Mapped,
     /// Blocked in semop on the set, through the mount or its own call.
     WaitingTake,
     WaitingZero,
@@ -236,6 +238,7 @@ impl Role {
         match self {
             Role::Attached => "attached",
             Role::Open => "open",
+            Role::Mapped => "mapped",
             Role::WaitingTake => "waiting-take",
             Role::WaitingZero => "waiting-zero",
             Role::Waiting => "waiting",

@@ -121,7 +121,7 @@ impl IpcFs {
                         Vec::new()
                     }
                     Dir::UsersOf(family) => {
-                        let found = users::scan(*family, &self.known_uses(), caller);
+                        let found = self.users_of(*family, caller);
                         users::list(*family, &found)?
                     }
                     Dir::Root | Dir::ByKey | Dir::Users => Vec::new(),
@@ -141,7 +141,7 @@ impl IpcFs {
                 (vec![node_dir(".", node, ino)?, parent], msg::list_files(*ident, *reading, caller)?)
             }
             Target::Node(node @ Node::UsedObject(family, id)) => {
-                let found = users::scan(*family, &self.known_uses(), caller);
+                let found = self.users_of(*family, caller);
                 let this = Listed {
                     name: ".".into(),
                     target: Target::Node(node.clone()),

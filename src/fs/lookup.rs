@@ -41,9 +41,7 @@ impl IpcFs {
                     Dir::Metrics if name == metrics::FILE => {
                         (Node::Metrics, metrics::attr(caller, self.metrics_namespace(), self.mounted_at)?)
                     }
-                    Dir::UsersOf(family) => {
-                        users::lookup(family, name, &users::scan(family, &self.known_uses(), caller))?
-                    }
+                    Dir::UsersOf(family) => users::lookup(family, name, &self.users_of(family, caller))?,
                     Dir::ByPid => ns_tree::lookup_process(name, caller)?,
                     Dir::ByName => ns_tree::lookup_name(self.all_namespaces()?, name, caller)?,
                     _ => return Err(Error::NotFound),
@@ -51,7 +49,7 @@ impl IpcFs {
             }
             Target::Node(Node::SemSet(ident)) => sem::lookup_semaphore(ident, name, caller)?,
             Target::Node(Node::UsedObject(family, id)) => {
-                users::lookup_user(family, id, name, &users::scan(family, &self.known_uses(), caller))?
+                users::lookup_user(family, id, name, &self.users_of(family, caller))?
             }
             Target::Node(Node::Queue(ident)) => msg::lookup_in_queue(ident, Reading::Browse, name, caller)?,
             Target::Node(Node::QueueSubDir(ident, reading)) => msg::lookup_in_queue(ident, reading, name, caller)?,

@@ -146,7 +146,7 @@ impl IpcFs {
         }
         let node = node.ok_or(Error::NoAttribute)?;
         if let Node::UsedObject(family, id) = node {
-            let found = users::scan(family, &self.known_uses(), caller);
+            let found = self.users_of(family, caller);
             return users::xattr(id, name, &found).map(String::into_bytes);
         }
         nodes::xattr(&node, name, caller).map(String::into_bytes)

@@ -185,6 +185,8 @@ pub struct IpcFs {
     /// The waits callers have parked here, by a number of their own (for
     /// `users/`).
     waiting: Arc<Mutex<HashMap<u64, inode::Use>>>,
+    /// The mount's device, once mounted (for `users/`: mappings of its files).
+    device: Arc<std::sync::OnceLock<u64>>,
 }
 
 impl Default for IpcFs {
@@ -213,6 +215,7 @@ impl IpcFs {
             passthrough: Arc::new(AtomicBool::new(false)),
             open_inodes: Mutex::new(HashMap::new()),
             waiting: Arc::default(),
+            device: Arc::default(),
         }
     }
 
@@ -339,6 +342,24 @@ impl IpcFs {
         drop(handles);
         uses.extend(self.waiting.lock().unwrap_or_else(|p| p.into_inner()).values().copied());
         uses
+    }
+
+    /// The mount's device, set once it is mounted (shared with the trees
+    /// of other namespaces).
+    pub fn with_device(mut self, device: Arc<std::sync::OnceLock<u64>>) -> IpcFs {
+        self.device = device;
+        self
+    }
+
+    /// The users of every object of `family`, as `caller` may see them.
+    fn users_of(&self, family: inode::ObjectKind, caller: &Caller) -> users::Users {
+        let known = self.known_uses();
+        let segment = |ino: u64| match self.inodes().get(ino) {
+            Some(Target::Node(Node::Segment(ident))) => Some(ident.id.0),
+            _ => None,
+        };
+        let mapped = self.device.get().map(|&device| users::Mapped { device, segment: &segment });
+        users::scan(family, &known, mapped.as_ref(), caller)
     }
 
     /// Whether some file or directory is open on `ino`.

@@ -25,12 +25,19 @@ use crate::ipc::ns::{self, Kind};
 use crate::ipc::proc::{Process, ProcessDir};
 use crate::ipc::users::{self, Blocked};
 
+/// The mount's own files a process may have mapped: the mount's device, and
+/// the segment an inode number of it stands for.
+pub struct Mapped<'a> {
+    pub device: u64,
+    pub segment: &'a dyn Fn(u64) -> Option<i32>,
+}
+
 /// Who uses what: object id → process → how.
 pub type Users = BTreeMap<i32, BTreeMap<u32, BTreeSet<Role>>>;
 
 /// The users of every object of `family`, as `caller` may see them;
 /// `known`: the uses of callers through the mount.
-pub fn scan(family: ObjectKind, known: &[Use], caller: &Caller) -> Users {
+pub fn scan(family: ObjectKind, known: &[Use], mapped: Option<&Mapped>, caller: &Caller) -> Users {
     let daemon = std::process::id();
     let mut found = Users::new();
     let mut add = |id: i32, pid: u32, role: Role| {
@@ -41,7 +48,15 @@ pub fn scan(family: ObjectKind, known: &[Use], caller: &Caller) -> Users {
     for pid in served_processes() {
         match family {
             ObjectKind::Shm => {
-                users::attachments(pid).unwrap_or_default().into_iter().for_each(|id| add(id, pid, Role::Attached))
+                let Ok(maps) = users::maps(pid) else { continue };
+                users::parse_maps(&maps).into_iter().for_each(|id| add(id, pid, Role::Attached));
+                if let Some(mapped) = mapped {
+                    for ino in users::parse_mapped_inodes(&maps, mapped.device) {
+                        if let Some(id) = (mapped.segment)(ino) {
+                            add(id, pid, Role::Mapped);
+                        }
+                    }
+                }
             }
             ObjectKind::Sem | ObjectKind::Msg => {
                 for blocked in users::blocked_calls(pid) {

@@ -166,9 +166,21 @@ pub fn visible(path: &Path) -> Option<Mounted> {
     }
 }
 
+/// The device number (st_dev) of the filesystem `path` is on, without
+/// asking it: the daemon may call it on its own mount before it serves.
+pub fn device_number(path: &Path) -> Result<u64, Errno> {
+    let (major, minor) = statx_device(path)?;
+    Ok(libc::makedev(major, minor))
+}
+
 /// `major:minor` of the filesystem `path` is on, without asking it
 /// (AT_STATX_DONT_SYNC: a FUSE daemon is not asked, so this never waits on one).
 fn device_of(path: &Path) -> Result<String, Errno> {
+    let (major, minor) = statx_device(path)?;
+    Ok(format!("{major}:{minor}"))
+}
+
+fn statx_device(path: &Path) -> Result<(u32, u32), Errno> {
     let path = std::ffi::CString::new(path.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)?;
     let mut stx = std::mem::MaybeUninit::<libc::statx>::uninit();
     let flags = libc::AT_STATX_DONT_SYNC | libc::AT_SYMLINK_NOFOLLOW;
@@ -176,7 +188,7 @@ fn device_of(path: &Path) -> Result<String, Errno> {
     Errno::result(unsafe { libc::statx(libc::AT_FDCWD, path.as_ptr(), flags, 0, stx.as_mut_ptr()) })?;
     // SAFETY: statx succeeded, so the kernel filled in stx.
     let stx = unsafe { stx.assume_init_ref() };
-    Ok(format!("{}:{}", stx.stx_dev_major, stx.stx_dev_minor))
+    Ok((stx.stx_dev_major, stx.stx_dev_minor))
 }
 
 /// Of the mounts at `path`, the one no other mount at `path` sits on.

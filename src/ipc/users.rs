@@ -32,6 +32,19 @@ pub fn parse_maps(text: &str) -> BTreeSet<i32> {
         .collect()
 }
 
+/// The inode numbers of the files of device `dev` that a /proc/PID/maps
+/// text shows mapped (its `major:minor` column, in hex).
+pub fn parse_mapped_inodes(text: &str, dev: u64) -> BTreeSet<u64> {
+    let device = format!("{:02x}:{:02x}", libc::major(dev), libc::minor(dev));
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            (fields.nth(3)? == device).then_some(())?;
+            fields.next()?.parse().ok()
+        })
+        .collect()
+}
+
 /// The IPC call a /proc/PID/task/TID/syscall text says the thread is in:
 /// the call's number, then its arguments in hex (`running`, or `-1` and a
 /// stack pointer, when it is in none).
@@ -48,10 +61,9 @@ pub fn parse_syscall(text: &str) -> Option<Blocked> {
     }
 }
 
-/// The segments process `pid` has attached.
-pub fn attachments(pid: u32) -> Result<BTreeSet<i32>, Errno> {
-    let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(io_errno)?;
-    Ok(parse_maps(&text))
+/// Process `pid`'s /proc/PID/maps.
+pub fn maps(pid: u32) -> Result<String, Errno> {
+    std::fs::read_to_string(format!("/proc/{pid}/maps")).map_err(io_errno)
 }
 
 /// The IPC calls the threads of process `pid` are blocked in now.
@@ -89,6 +101,9 @@ mod tests {
 55e000000000-55e000001000 r-xp 00000000 08:01 123                        /usr/bin/cat";
         assert_eq!(parse_maps(maps), BTreeSet::from([5, 32769]));
         assert_eq!(parse_maps(""), BTreeSet::new());
+        let fuse = "7f0000008000-7f0000009000 rw-s 00000000 00:3d 70                         /mnt/ipc/shm/0";
+        assert_eq!(parse_mapped_inodes(&format!("{maps}\n{fuse}"), libc::makedev(0, 0x3d)), BTreeSet::from([70]));
+        assert_eq!(parse_mapped_inodes(fuse, libc::makedev(0, 0x3e)), BTreeSet::new());
     }
 
     #[test]

@@ -264,6 +264,31 @@ fn a_process_with_the_segment_file_open_is_listed_until_it_closes_it() {
     wait_unused(&m, "shm", id.0);
 }
 
+/// A mapping made through the mount and kept after the descriptor is
+/// closed: the process is listed as mapping it (its /proc/PID/maps shows the
+/// mount's file), and goes when it unmaps.
+#[test]
+fn a_process_that_mapped_the_segment_file_is_listed_until_it_unmaps_it() {
+    let m = Mounted::new();
+    let id = create_segment(0x7202, 8192, 0o600);
+    let path = m.shm(id);
+    let script = format!(
+        "import mmap, os, sys\nfd = os.open({:?}, os.O_RDWR)\nm = mmap.mmap(fd, 8192)\nos.close(fd)\n\
+         print('ready', flush=True)\nsys.stdin.readline()\nm.close()\nsys.stdin.readline()",
+        path.to_str().unwrap()
+    );
+    let mut mapper = User::python(&script, &[]);
+    let maps_it = |pid: u32| {
+        std::fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|maps| maps.contains(path.to_str().unwrap()))
+    };
+    wait_for("the child maps the file", || maps_it(mapper.pid()));
+    assert_eq!(listed(&m, "shm", id.0), [mapper.pid()]);
+    let roles = users_attr(&m, "shm", id.0);
+    assert!(roles.starts_with(&format!("{} ", mapper.pid())) && roles.contains("mapped"), "{roles:?}");
+    mapper.finish("the mapper");
+    wait_unused(&m, "shm", id.0);
+}
+
 #[test]
 fn semop_waiters_of_their_own_and_through_the_mount_are_listed_until_released() {
     let m = Mounted::new();
