@@ -45,6 +45,7 @@ mod shm;
 pub mod signals;
 mod types;
 mod users;
+mod uses;
 pub mod waiting;
 
 use std::collections::HashMap;

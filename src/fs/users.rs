@@ -144,7 +144,7 @@ pub fn dir_attr() -> Attr {
 }
 
 fn link_text(pid: u32) -> String {
-    format!("/proc/{pid}")
+    users::process_path(pid)
 }
 
 /// A process's link: owned by the process's user, dated when it started.

@@ -82,6 +82,11 @@ pub fn process_of(tid: u32) -> Option<u32> {
     text.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
 }
 
+/// Where process `pid` is: `/proc/PID` (what a link of `users/` points to).
+pub fn process_path(pid: u32) -> String {
+    format!("/proc/{pid}")
+}
+
 /// The command name of process `pid` (/proc/PID/comm).
 pub fn command(pid: u32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|c| c.trim_end_matches('\n').to_string())
