@@ -116,25 +116,28 @@ pub fn list(family: ObjectKind, users: &Users) -> Result<Vec<(String, Node, Attr
 /// `users/<family>/<id>/`: a link per process.
 pub fn list_object(family: ObjectKind, id: i32, users: &Users) -> Result<Vec<(String, Node, Attr)>> {
     let processes = users.get(&id).ok_or(Error::NotFound)?;
-    processes
-        .keys()
-        .filter_map(|&pid| link_attr(pid).ok().map(|attr| (pid.to_string(), Node::User { family, id, pid }, attr)))
-        .map(Ok)
-        .collect()
+    // A process gone since the scan is left out.
+    let link = |pid: u32| link_attr(pid).ok().map(|attr| (pid.to_string(), Node::User { family, id, pid }, attr));
+    Ok(processes.keys().filter_map(|&pid| link(pid)).collect())
 }
 
 /// `users/<family>/<id>`.
 pub fn lookup(family: ObjectKind, name: &str, users: &Users) -> Result<(Node, Attr)> {
-    let id = i32::try_from(parse_number(name).ok_or(Error::NotFound)?).map_err(|_| Error::NotFound)?;
+    let id: i32 = number(name)?;
     users.get(&id).ok_or(Error::NotFound)?;
     Ok((Node::UsedObject(family, id), dir_attr()))
 }
 
 /// `users/<family>/<id>/<pid>`.
 pub fn lookup_user(family: ObjectKind, id: i32, name: &str, users: &Users) -> Result<(Node, Attr)> {
-    let pid = u32::try_from(parse_number(name).ok_or(Error::NotFound)?).map_err(|_| Error::NotFound)?;
+    let pid: u32 = number(name)?;
     users.get(&id).and_then(|p| p.get(&pid)).ok_or(Error::NotFound)?;
     Ok((Node::User { family, id, pid }, link_attr(pid)?))
+}
+
+/// A name of `users/` as a number of type `T` (an id, a pid).
+fn number<T: TryFrom<u64>>(name: &str) -> Result<T> {
+    parse_number(name).and_then(|n| T::try_from(n).ok()).ok_or(Error::NotFound)
 }
 
 /// An object's directory: anyone may list it; dated now (who uses an

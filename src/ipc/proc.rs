@@ -54,6 +54,8 @@ pub struct Status {
     /// Effective capabilities, in the process's own user namespace.
     pub cap_eff: u64,
     pub signals: SignalMasks,
+    /// The process a thread belongs to (`Tgid`).
+    pub tgid: Option<u32>,
 }
 
 impl Status {
@@ -69,6 +71,7 @@ impl Status {
                 b"Gid" => status.gid = Ids::parse(value),
                 b"Groups" => status.groups = numbers(value).filter_map(|n| n.parse().ok()).collect(),
                 b"CapEff" => status.cap_eff = hex(value),
+                b"Tgid" => status.tgid = std::str::from_utf8(value).ok().and_then(|v| v.parse().ok()),
                 _ => {}
             }
         }

@@ -78,8 +78,7 @@ pub fn blocked_calls(pid: u32) -> Vec<Blocked> {
 
 /// The process thread `tid` belongs to (its `Tgid:`).
 pub fn process_of(tid: u32) -> Option<u32> {
-    let text = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
-    text.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse().ok())
+    super::proc::Status::read(tid).ok()?.tgid
 }
 
 /// Where process `pid` is: `/proc/PID` (what a link of `users/` points to).
